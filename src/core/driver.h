@@ -1,0 +1,277 @@
+/*
+ * The driver interface: what a transport implements and what the core
+ * promises it.  One driver per mechanism, one file in src/backends/, which
+ * exports exactly one `const struct ipc_driver ipc_driver_<name>` and keeps
+ * everything else static.  src/core/registry.c lists the drivers.
+ *
+ * Rules every driver keeps:
+ *  - Drivers never block.  A call that cannot complete now returns -EAGAIN;
+ *    the core waits (poll(2) on the descriptors pollfds() names, or the
+ *    driver's own wait()) and calls again, and it owns timeouts, deadlines,
+ *    IPC_NONBLOCK and EINTR.
+ *  - Errors are negative errno values, and every failure path records a
+ *    sentence with ipc__err() before returning.  -EAGAIN is not a failure
+ *    and must not be recorded.
+ *  - One thread may send while another receives: send-side and recv-side
+ *    state must not share unsynchronised fields.
+ *  - Everything the driver reads from a peer (frame headers, shared memory)
+ *    is hostile: check every length and index.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef IPC_CORE_DRIVER_H
+#define IPC_CORE_DRIVER_H
+
+#include <poll.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "ipc/ipc.h"
+
+/* ---------------------------------------------------------------- URIs -- */
+
+/* The address form a driver takes.  The URI parser never names a scheme:
+ * it splits scheme://authority/path?query and the driver's form decides
+ * what is valid. */
+enum ipc_addr_form {
+	IPC_ADDR_NONE,     /* "pipe:" - nothing after the scheme */
+	IPC_ADDR_NAME,     /* "shm://NAME", NAME = [A-Za-z0-9._-]{1,200} */
+	IPC_ADDR_PATH,     /* "fifo:///abs/path" */
+	IPC_ADDR_UNIXPATH, /* "unix:///abs/path" or "unix://@abstract" */
+	IPC_ADDR_HOSTPORT, /* "tcp://host:port", "tcp://[::1]:port" */
+	IPC_ADDR_CUSTOM,   /* the driver reads u->authority and u->path */
+};
+
+enum ipc_opt_type {
+	IPC_OPT_UINT, /* decimal or 0x hex, min..max */
+	IPC_OPT_SIZE, /* like UINT, with an optional k, M or G suffix (x1024) */
+	IPC_OPT_BOOL, /* 0/1, true/false, yes/no, on/off */
+	IPC_OPT_ENUM, /* one of choices[]; the value is the index */
+	IPC_OPT_MODE, /* octal permission bits, 0..0777 */
+	IPC_OPT_STR,  /* any percent-decoded string */
+};
+
+/* One accepted ?key=value option.  A driver lists them in a table ended by
+ * an entry with key == NULL.  The core rejects unknown keys and bad values
+ * with -EINVAL and a precise message before the driver sees the URI. */
+struct ipc_optspec {
+	const char *key;
+	enum ipc_opt_type type;
+	unsigned long long min, max; /* UINT, SIZE */
+	const char *const *choices;  /* ENUM: NULL-terminated */
+	const char *help;            /* a few words, for docs and errors */
+};
+
+#define IPC_URI_MAXOPTS 16
+
+struct ipc_optval {
+	int set;                /* given in the URI */
+	unsigned long long num; /* UINT, SIZE, BOOL, ENUM (index), MODE */
+	const char *str;        /* decoded text of the value */
+};
+
+/* A parsed URI.  All strings are percent-decoded and owned by the struct
+ * (ipc__uri_free).  Fields that do not apply are NULL. */
+struct ipc_uri {
+	const char *text;      /* the URI as given, for messages */
+	char *scheme;          /* "unix+dgram" */
+	char *authority;       /* between "//" and the next '/' or '?' */
+	char *path;            /* from the first '/' after the authority */
+	char *name;            /* IPC_ADDR_NAME: the name */
+	char *host;            /* IPC_ADDR_HOSTPORT: without brackets */
+	unsigned port;         /* IPC_ADDR_HOSTPORT */
+	char *fspath;          /* IPC_ADDR_PATH / UNIXPATH: the path */
+	int abstract;          /* IPC_ADDR_UNIXPATH: "@name" (fspath = name) */
+	int has_addr;          /* something followed the scheme */
+	const struct ipc_optspec *specs;   /* the driver's table */
+	struct ipc_optval opt[IPC_URI_MAXOPTS]; /* parallel to specs */
+};
+
+/* Option accessors by key.  The key must be in the driver's table (a
+ * programming error otherwise: abort()).  Return the default when the URI
+ * did not give the option. */
+unsigned long long ipc__opt_num(const struct ipc_uri *u, const char *key,
+                                unsigned long long def);
+const char *ipc__opt_str(const struct ipc_uri *u, const char *key,
+                         const char *def);
+int ipc__opt_isset(const struct ipc_uri *u, const char *key);
+
+/* Shared option tables for stream drivers ("framing", "maxmsg"); a driver
+ * may point its opts at one of these or copy the entries into its own. */
+extern const char *const ipc__framing_choices[]; /* "length","line","raw" */
+
+/* -------------------------------------------------------------- errors -- */
+
+/* Record this thread's last error: "<uri>: <printf text>" and return err
+ * (a negative errno) so that `return ipc__err(-ENOENT, u->text, "...")`
+ * reads naturally.  uri may be NULL. */
+int ipc__err(int err, const char *uri, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+/* Same, appending ": strerror(-err)". */
+int ipc__errno(int err, const char *uri, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* -------------------------------------------------------- the channel -- */
+
+/* The core allocates sizeof(struct ipc_channel) + drv->priv_size bytes,
+ * zeroed, and hands the driver its state with ipc__priv(ch). */
+struct ipc_channel {
+	const struct ipc_driver *drv;
+	int flags;        /* IPC_NONBLOCK given at open */
+	int timeout_ms;   /* -1 forever */
+	size_t max_msg;   /* set by the driver in open/pair/accept */
+	unsigned caps;    /* drv->caps unless the driver changed it at open */
+	char *uri;        /* copy of the URI, for messages; may be "pipe:" */
+	/* copy fallbacks of reserve/acquire (drivers without those slots) */
+	unsigned char *txcopy;
+	size_t txcopy_cap, reserved;
+	int reserving;
+	unsigned char *rxcopy;
+	size_t rxcopy_cap;
+	int acquired;
+	int opened;       /* the driver's open succeeded: close is owed */
+	max_align_t priv[];
+};
+
+struct ipc_listener {
+	const struct ipc_driver *drv;
+	int flags;
+	char *uri;
+	struct ipc_uri *parsed; /* kept for accept: drivers read options */
+	int opened;
+	max_align_t priv[];
+};
+
+static inline void *
+ipc__priv(ipc_channel *ch)
+{
+	return ch->priv;
+}
+
+static inline const void *
+ipc__cpriv(const ipc_channel *ch)
+{
+	return ch->priv;
+}
+
+static inline void *
+ipc__lpriv(ipc_listener *l)
+{
+	return l->priv;
+}
+
+static inline const void *
+ipc__clpriv(const ipc_listener *l)
+{
+	return l->priv;
+}
+
+/* Most descriptors a driver names for one wait. */
+#define IPC_MAXPFD 4
+
+/* ----------------------------------------------------------- the table -- */
+
+struct ipc_driver {
+	const char *scheme;   /* "unix+dgram"; lower case */
+	unsigned caps;        /* IPC_CAP_* */
+	enum ipc_addr_form addr;
+	const struct ipc_optspec *opts; /* NULL: no options accepted */
+	size_t priv_size;     /* per-channel state, zeroed by the core */
+	size_t lpriv_size;    /* per-listener state (0 without listen) */
+
+	/* Required.  Open one end, without blocking and without waiting for
+	 * a peer (DESIGN.md 3).  flags: IPC_CREATE, IPC_NONBLOCK.  Set
+	 * ch->max_msg.  On failure: release everything, record the error,
+	 * return it; close() will not be called. */
+	int (*open)(ipc_channel *ch, const struct ipc_uri *u, int flags);
+
+	/* Optional (NULL: ipc_pair returns -EOPNOTSUPP).  Make a connected
+	 * pair in this process; both must survive fork() with each process
+	 * closing one end.  Same failure rule as open. */
+	int (*pair)(ipc_channel *a, ipc_channel *b, const struct ipc_uri *u);
+
+	/* Required.  Send one whole message, never blocking.  Returns len;
+	 * -EAGAIN (no room or no peer yet: the core waits for POLLOUT);
+	 * -EPIPE (peer gone); -EMSGSIZE (len > max_msg: nothing sent; the
+	 * core checks this before calling).  Never half a message: a driver
+	 * that wrote part of it keeps the rest and finishes it later. */
+	ssize_t (*send)(ipc_channel *ch, const void *buf, size_t len);
+
+	/* Required.  Receive one whole message into buf[cap], never
+	 * blocking.  Returns its length; -EMSGSIZE if cap is too small (the
+	 * message stays queued); -EAGAIN; -EPIPE after the peer's close once
+	 * everything it sent was delivered; -EPROTO on a malformed frame. */
+	ssize_t (*recv)(ipc_channel *ch, void *buf, size_t cap);
+
+	/* Required.  Release everything; remove created OS objects unless
+	 * persistent.  Must tolerate a peer that is gone.  Returns 0 or a
+	 * negative errno (the channel is freed regardless). */
+	int (*close)(ipc_channel *ch);
+
+	/* Required.  Name up to IPC_MAXPFD descriptors (with their poll
+	 * events set) whose readiness may make `events` (IPC_POLLIN and/or
+	 * IPC_POLLOUT) possible; return how many.  Set *retry_ms >= 0 when
+	 * readiness cannot be fully seen through descriptors (no peer yet,
+	 * an unpollable object): the core then calls send/recv/ready again
+	 * after at most that long.  It starts as -1. */
+	int (*pollfds)(ipc_channel *ch, short events, struct pollfd *pfd,
+	               int *retry_ms);
+
+	/* Optional.  Report IPC_POLL* bits that hold now.  Called before
+	 * waiting (data already buffered inside the driver) with pfd NULL,
+	 * and after poll(2) with the descriptors pollfds() filled.  NULL:
+	 * the core maps POLLIN/POLLOUT/POLLERR/POLLHUP of the descriptors. */
+	short (*ready)(ipc_channel *ch, short events, const struct pollfd *pfd,
+	               int npfd);
+
+	/* Optional.  Wait for `events` on this one channel better than
+	 * poll(2) can (a futex).  Returns 0 when something may be ready (the
+	 * core retries), -ETIMEDOUT at the deadline (NULL: none).  Used by
+	 * blocking send/recv; ipc_poll always uses pollfds(). */
+	int (*wait)(ipc_channel *ch, short events,
+	            const struct timespec *deadline);
+
+	/* Optional zero-copy, all four or none (NULL: the core copies
+	 * through send/recv).  Non-blocking like send/recv.  reserve: room
+	 * for len bytes, -EAGAIN when full.  commit: publish len bytes.
+	 * acquire: the next message in place, -EAGAIN when none.  release:
+	 * free it. */
+	int (*reserve)(ipc_channel *ch, size_t len, void **buf);
+	int (*commit)(ipc_channel *ch, size_t len);
+	int (*acquire)(ipc_channel *ch, const void **buf, size_t *len);
+	int (*release)(ipc_channel *ch);
+
+	/* Optional (NULL: -EOPNOTSUPP).  A descriptor readable when recv
+	 * would not block. */
+	int (*fd)(const ipc_channel *ch);
+
+	/* Listeners: all four or none (IPC_CAP_LISTEN).  listen: bind, never
+	 * blocking.  accept: one peer into ch (zeroed, priv_size bytes),
+	 * -EAGAIN when none waits; set ch->max_msg.  listener_fd: readable
+	 * when accept would not block. */
+	int (*listen)(ipc_listener *l, const struct ipc_uri *u, int flags);
+	int (*accept)(ipc_listener *l, ipc_channel *ch);
+	int (*listener_fd)(const ipc_listener *l);
+	int (*listener_close)(ipc_listener *l);
+};
+
+/* --------------------------------------------------------- core helpers -- */
+
+/* Monotonic deadline arithmetic.  A NULL deadline means forever. */
+void ipc__deadline(struct timespec *dl, int timeout_ms);
+/* Milliseconds left until dl, rounded up; -1 for NULL; 0 if passed. */
+int ipc__remaining_ms(const struct timespec *dl);
+
+/* Write without ever raising SIGPIPE, for pipes and FIFOs (sockets use
+ * MSG_NOSIGNAL).  Returns bytes written or -errno (-EAGAIN, -EPIPE). */
+ssize_t ipc__writev_nosigpipe(int fd, const struct iovec *iov, int iovcnt);
+
+/* Set O_NONBLOCK and FD_CLOEXEC.  Returns 0 or -errno. */
+int ipc__fd_setup(int fd);
+
+/* Validate NAME = [A-Za-z0-9._-]{1,200}. */
+int ipc__valid_name(const char *name);
+
+#endif /* IPC_CORE_DRIVER_H */

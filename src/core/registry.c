@@ -1,0 +1,35 @@
+/*
+ * The driver registry: one const table, one line per driver.  A driver is
+ * compiled in when its file is in src/meson.build; optional drivers are
+ * guarded by the IPC_HAVE_* macro meson defines for them.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <string.h>
+
+#include "registry.h"
+
+extern const struct ipc_driver ipc_driver_pipe;
+
+static const struct ipc_driver *const drivers[] = {
+	&ipc_driver_pipe,
+	NULL,
+};
+
+const struct ipc_driver *
+ipc__driver_find(const char *scheme, size_t len)
+{
+	for (size_t i = 0; drivers[i] != NULL; i++) {
+		const char *s = drivers[i]->scheme;
+		if (strlen(s) == len && strncmp(s, scheme, len) == 0) {
+			return drivers[i];
+		}
+	}
+	return NULL;
+}
+
+const struct ipc_driver *const *
+ipc__drivers(void)
+{
+	return drivers;
+}

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef IPC_CORE_REGISTRY_H
+#define IPC_CORE_REGISTRY_H
+
+#include <stddef.h>
+
+#include "driver.h"
+
+/* The driver whose scheme is scheme[0..len), or NULL. */
+const struct ipc_driver *ipc__driver_find(const char *scheme, size_t len);
+/* The NULL-terminated table of every compiled-in driver. */
+const struct ipc_driver *const *ipc__drivers(void);
+
+#endif
