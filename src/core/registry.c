@@ -9,11 +9,13 @@
 
 #include "registry.h"
 
+extern const struct ipc_driver ipc_driver_fd;
 extern const struct ipc_driver ipc_driver_pipe;
 
 static const struct ipc_driver *const drivers[] = {
-	&ipc_driver_pipe,
-	NULL,
+        &ipc_driver_fd,
+        &ipc_driver_pipe,
+        NULL,
 };
 
 const struct ipc_driver *
