@@ -26,7 +26,6 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -46,10 +45,11 @@
 #define FIFO_OUT      ".out"
 
 struct fifo_priv {
-	struct ipc_stream st;
+	struct ipc_stream st; /* first: the stream slots rely on it */
 	int creator;
 	int rfd;        /* creator: PATH.in; opener: PATH.out */
-	int wfd;        /* creator: -1 until the peer reads PATH.out */
+	int wfd;        /* opener: PATH.in; creator: -1 (st.wfd once the
+	                   peer reads PATH.out) */
 	int opath;      /* creator: O_PATH descriptor of PATH.out, or -1 */
 	int peer_seen;  /* recv side: a writer has been seen on rfd */
 	char *in_path;  /* creator: removed at close if still ours */
@@ -334,7 +334,7 @@ try_connect(ipc_channel *ch)
 	char proc[64];
 	int fd;
 
-	if (p->wfd >= 0) {
+	if (p->st.wfd >= 0) {
 		return 0;
 	}
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->opath);
@@ -350,8 +350,9 @@ try_connect(ipc_channel *ch)
 	if (fd < 0) {
 		return -EAGAIN;
 	}
-	p->wfd = fd;
+	pthread_mutex_lock(&p->st.txlock);
 	p->st.wfd = fd;
+	pthread_mutex_unlock(&p->st.txlock);
 	close(p->opath);
 	p->opath = -1;
 	return 0;
@@ -617,6 +618,9 @@ fifo_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 	if (lo.gate_r >= 0 &&
 	    (my[lo.gate_r].revents & (POLLIN | POLLHUP | POLLERR))) {
 		r |= IPC_POLLIN;
+		if (my[lo.gate_r].revents & POLLHUP) {
+			r |= IPC_POLLHUP;
+		}
 	}
 	if (lo.gate_w >= 0 && (my[lo.gate_w].revents & (POLLERR | POLLHUP))) {
 		r |= IPC_POLLIN | IPC_POLLHUP;
@@ -631,7 +635,6 @@ fifo_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 		r |= ipc__stream_ready(&p->st, lo.s_events, my + lo.s_off,
 		                       lo.s_n);
 	}
-	(void)p;
 	return r;
 }
 
@@ -657,23 +660,11 @@ static int
 fifo_close(ipc_channel *ch)
 {
 	struct fifo_priv *p = ipc__priv(ch);
-	int err = 0;
+	int err = ipc__stream_close(ch); /* flushes, closes rfd and wfd */
 
-	if (p->wfd >= 0 && ipc__stream_flush(&p->st, ch->timeout_ms) < 0) {
-		err = ipc__err(-EIO, ch->uri,
-		               "the end of the last message could not be "
-		               "written before close");
-	}
 	if (p->creator) {
 		unlink_if_ours(p->in_path, p->in_dev, p->in_ino);
 		unlink_if_ours(p->out_path, p->out_dev, p->out_ino);
-	}
-	ipc__stream_fini(&p->st);
-	if (p->rfd >= 0) {
-		close(p->rfd);
-	}
-	if (p->wfd >= 0) {
-		close(p->wfd);
 	}
 	if (p->opath >= 0) {
 		close(p->opath);
@@ -692,6 +683,7 @@ const struct ipc_driver ipc_driver_fifo = {
 	.open = fifo_open,
 	.send = fifo_send,
 	.recv = fifo_recv,
+	.detach = ipc__sdrv_detach,
 	.close = fifo_close,
 	.pollfds = fifo_pollfds,
 	.ready = fifo_ready,

@@ -165,10 +165,11 @@ q_fini(struct inp_queue *q)
 	pthread_mutex_destroy(&q->mu);
 }
 
-/* Pop the head message; -EAGAIN or -EPIPE when there is none. */
+/* Pop the head message; -EAGAIN or -EPIPE when there is none, -EMSGSIZE
+ * (with its length in *out's place: *need) when it is larger than cap. */
 static int
 q_pop(struct inp_queue *q, const struct inp_pair *p, size_t cap,
-      struct inp_msg **out)
+      struct inp_msg **out, size_t *need)
 {
 	struct inp_msg *m;
 	int err = 0;
@@ -178,6 +179,7 @@ q_pop(struct inp_queue *q, const struct inp_pair *p, size_t cap,
 	if (m == NULL) {
 		err = q->wclosed ? -EPIPE : -EAGAIN;
 	} else if (m->len > cap) {
+		*need = m->len;
 		err = -EMSGSIZE;
 	} else {
 		q->head = m->next;
@@ -457,16 +459,17 @@ inp_recv(ipc_channel *ch, void *buf, size_t cap)
 {
 	struct inp_end *e = ipc__priv(ch);
 	struct inp_msg *m = NULL;
-	size_t len;
-	int err = q_pop(q_in(ch), e->pair, cap, &m);
+	size_t len = 0;
+	int err = q_pop(q_in(ch), e->pair, cap, &m, &len);
 
 	if (err == -EPIPE) {
 		return ipc__err(err, ch->uri, "the peer closed");
 	}
 	if (err == -EMSGSIZE) {
 		return ipc__err(err, ch->uri,
-		                "the next message does not fit in %zu bytes",
-		                cap);
+		                "message of %zu bytes does not fit in a "
+		                "%zu-byte buffer (it stays queued)",
+		                len, cap);
 	}
 	if (err < 0) {
 		return err;
@@ -549,7 +552,9 @@ inp_acquire(ipc_channel *ch, const void **buf, size_t *len)
 	if (e->acq != NULL) {
 		return ipc__err(-EBUSY, ch->uri, "a message is acquired");
 	}
-	err = q_pop(q_in(ch), e->pair, SIZE_MAX, &e->acq);
+	size_t need;
+
+	err = q_pop(q_in(ch), e->pair, SIZE_MAX, &e->acq, &need);
 	if (err == -EPIPE) {
 		return ipc__err(err, ch->uri, "the peer closed");
 	}
