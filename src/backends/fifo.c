@@ -485,6 +485,12 @@ fifo_send(ipc_channel *ch, const void *buf, size_t len)
 {
 	struct fifo_priv *p = ipc__priv(ch);
 
+	if (p->st.framing == IPC_FRAMING_LINE && len > 0 &&
+	    memchr(buf, '\n', len) != NULL) {
+		/* a bad message is refused before any question of peers */
+		return ipc__err(-EINVAL, ch->uri,
+		                "framing=line: the message contains a newline");
+	}
 	if (p->creator && try_connect(ch) < 0) {
 		if (creator_peer_gone(p)) {
 			return ipc__err(-EPIPE, ch->uri,
