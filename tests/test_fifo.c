@@ -33,22 +33,22 @@
 /* ------------------------------------------------------------- helpers */
 
 /* Checks inside forked children: print and exit non-zero. */
-#define CHILD_CHECK(cond)                                                    \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			fprintf(stderr, "child %d: %s:%d: %s (%s)\n",        \
-			        (int)getpid(), __FILE__, __LINE__, #cond,    \
-			        ipc_last_error());                           \
-			_exit(1);                                            \
-		}                                                            \
+#define CHILD_CHECK(cond)                                                     \
+	do {                                                                  \
+		if (!(cond)) {                                                \
+			fprintf(stderr, "child %d: %s:%d: %s (%s)\n",         \
+			        (int)getpid(), __FILE__, __LINE__, #cond,     \
+			        ipc_last_error());                            \
+			_exit(1);                                             \
+		}                                                             \
 	} while (0)
 
 struct fx {
 	char dir[64];
-	char path[128];   /* dir/f */
-	char uri[192];    /* fifo://dir/f */
-	char in[160];     /* dir/f.in */
-	char out[160];    /* dir/f.out */
+	char path[128]; /* dir/f */
+	char uri[192];  /* fifo://dir/f */
+	char in[160];   /* dir/f.in */
+	char out[160];  /* dir/f.out */
 	int fds;
 };
 
@@ -276,7 +276,7 @@ echo_child(struct fx *f, int nt)
 static void
 test_echo_sizes(void **state)
 {
-	static const size_t sizes[] = {0,     1,     100,     4095,   65535,
+	static const size_t sizes[] = {0,     1,     100,     4095, 65535,
 	                               65536, 65537, 1000000, BIG};
 	struct fx *f = *state;
 	unsigned char *out = malloc(BIG), *in = malloc(BIG);
@@ -446,8 +446,7 @@ test_live_creator_is_eexist(void **state)
 	assert_int_equal(ipc_open(&c2, f->uri, IPC_CREATE), -EEXIST);
 	assert_true(strstr(ipc_last_error(), "live") != NULL);
 	/* the attempt did not disturb the first creator */
-	assert_int_equal(ipc_recv(c, buf, sizeof(buf), IPC_NONBLOCK),
-	                 -EAGAIN);
+	assert_int_equal(ipc_recv(c, buf, sizeof(buf), IPC_NONBLOCK), -EAGAIN);
 	assert_int_equal(ipc_open(&o, f->uri, 0), 0);
 	assert_int_equal(ipc_send(c, "abc", 3, 0), 3);
 	assert_int_equal(ipc_recv(o, buf, sizeof(buf), 0), 3);
@@ -814,16 +813,15 @@ test_send_waits_for_peer(void **state)
 {
 	struct fx *f = *state;
 	ipc_channel *c;
-	ipc_pollitem it = {.channel = NULL, .fd = -1,
-	                   .events = IPC_POLLOUT | IPC_POLLIN};
+	ipc_pollitem it = {
+	        .channel = NULL, .fd = -1, .events = IPC_POLLOUT | IPC_POLLIN};
 	char buf[8];
 	pid_t pid;
 
 	assert_int_equal(ipc_open(&c, f->uri, IPC_CREATE), 0);
 	it.channel = c;
 	assert_int_equal(ipc_send(c, "ping", 4, IPC_NONBLOCK), -EAGAIN);
-	assert_int_equal(ipc_recv(c, buf, sizeof(buf), IPC_NONBLOCK),
-	                 -EAGAIN);
+	assert_int_equal(ipc_recv(c, buf, sizeof(buf), IPC_NONBLOCK), -EAGAIN);
 	assert_int_equal(ipc_poll(&it, 1, 30), 0);
 	assert_int_equal(ipc_set_timeout(c, 30), 0);
 	assert_int_equal(ipc_send(c, "ping", 4, 0), -ETIMEDOUT);
@@ -857,8 +855,7 @@ test_fd_readable(void **state)
 	assert_int_equal(ipc_send(o, "hi", 2, 0), 2);
 	assert_int_equal(poll(&p, 1, 1000), 1);
 	assert_int_equal(ipc_recv(c, buf, sizeof(buf), IPC_NONBLOCK), 2);
-	assert_int_equal(ipc_recv(c, buf, sizeof(buf), IPC_NONBLOCK),
-	                 -EAGAIN);
+	assert_int_equal(ipc_recv(c, buf, sizeof(buf), IPC_NONBLOCK), -EAGAIN);
 	assert_int_equal(ipc_close(o), 0);
 	assert_int_equal(poll(&p, 1, 1000), 1);
 	assert_int_equal(ipc_recv(c, buf, sizeof(buf), IPC_NONBLOCK), -EPIPE);

@@ -562,11 +562,11 @@ test_duplex_threads(void **state)
 	for (int i = 0; i < 4; i++) {
 		d[i].ch = i < 2 ? a : b;
 		d[i].fail = 0;
-		assert_int_equal(pthread_create(&th[i], NULL,
-		                                i % 2 ? duplex_receiver
-		                                      : duplex_sender,
-		                                &d[i]),
-		                 0);
+		assert_int_equal(
+		        pthread_create(&th[i], NULL,
+		                       i % 2 ? duplex_receiver : duplex_sender,
+		                       &d[i]),
+		        0);
 	}
 	for (int i = 0; i < 4; i++) {
 		assert_int_equal(pthread_join(th[i], NULL), 0);
@@ -587,8 +587,8 @@ test_poll_many(void **state)
 	(void)state;
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(ipc_pair(&a[i], &b[i], "inproc:"), 0);
-		it[i] = (ipc_pollitem){.channel = b[i], .fd = -1,
-		                       .events = IPC_POLLIN};
+		it[i] = (ipc_pollitem){
+		        .channel = b[i], .fd = -1, .events = IPC_POLLIN};
 	}
 	assert_int_equal(ipc_poll(it, 3, 0), 0);
 	assert_int_equal(ipc_send(a[1], "m", 1, 0), 1);

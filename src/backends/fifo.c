@@ -47,22 +47,22 @@
 struct fifo_priv {
 	struct ipc_stream st; /* first: the stream slots rely on it */
 	int creator;
-	int rfd;        /* creator: PATH.in; opener: PATH.out */
-	int wfd;        /* opener: PATH.in; creator: -1 (st.wfd once the
-	                   peer reads PATH.out) */
-	int opath;      /* creator: O_PATH descriptor of PATH.out, or -1 */
-	int peer_seen;  /* recv side: a writer has been seen on rfd */
-	char *in_path;  /* creator: removed at close if still ours */
+	int rfd;       /* creator: PATH.in; opener: PATH.out */
+	int wfd;       /* opener: PATH.in; creator: -1 (st.wfd once the
+	                  peer reads PATH.out) */
+	int opath;     /* creator: O_PATH descriptor of PATH.out, or -1 */
+	int peer_seen; /* recv side: a writer has been seen on rfd */
+	char *in_path; /* creator: removed at close if still ours */
 	char *out_path;
 	dev_t in_dev, out_dev;
 	ino_t in_ino, out_ino;
 };
 
 static const struct ipc_optspec fifo_opts[] = {
-	IPC_STREAM_OPTS,
-	{"mode", IPC_OPT_MODE, 0, 0777, NULL,
-	 "permissions of the FIFOs, default 0600"},
-	{NULL, 0, 0, 0, NULL, NULL},
+        IPC_STREAM_OPTS,
+        {"mode", IPC_OPT_MODE, 0, 0777, NULL,
+         "permissions of the FIFOs, default 0600"},
+        {NULL, 0, 0, 0, NULL, NULL},
 };
 
 /* ------------------------------------------------------------ helpers -- */
@@ -74,8 +74,8 @@ make_paths(const struct ipc_uri *u, char **in, char **out)
 
 	if (n + sizeof(FIFO_OUT) > PATH_MAX) {
 		return ipc__err(-ENAMETOOLONG, u->text,
-		                "path too long for its %s/%s suffixes", FIFO_IN,
-		                FIFO_OUT);
+		                "path too long for its %s/%s suffixes",
+		                FIFO_IN, FIFO_OUT);
 	}
 	if (n == 0 || u->fspath[n - 1] == '/') {
 		return ipc__err(-EINVAL, u->text,
@@ -196,9 +196,10 @@ reclaim(const struct ipc_uri *u, const char *in, const char *out)
 		err = -errno;
 		close(fd);
 		if (err == -EWOULDBLOCK) {
-			return ipc__err(-EEXIST, u->text,
-			                "a live process created this FIFO pair "
-			                "and still uses it");
+			return ipc__err(
+			        -EEXIST, u->text,
+			        "a live process created this FIFO pair "
+			        "and still uses it");
 		}
 		return ipc__errno(err, u->text, "flock %s", in);
 	}
@@ -273,16 +274,16 @@ create_once(struct fifo_priv *p, const struct ipc_uri *u, mode_t mode)
 			return -EAGAIN; /* removed by a racing creator */
 		}
 		unlink(p->out_path);
-		return ipc__errno(err, u->text, "cannot open %s",
-		                  p->out_path);
+		return ipc__errno(err, u->text, "cannot open %s", p->out_path);
 	}
 	p->rfd = open(p->in_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (p->rfd < 0) {
 		err = -errno;
 		undo_create(p);
-		return err == -ENOENT ? -EAGAIN
-		                      : ipc__errno(err, u->text, "cannot open %s",
-		                                   p->in_path);
+		return err == -ENOENT
+		               ? -EAGAIN
+		               : ipc__errno(err, u->text, "cannot open %s",
+		                            p->in_path);
 	}
 	if (flock(p->rfd, LOCK_EX | LOCK_NB) < 0) {
 		/* another creator took the lock first: the pair is its own */
@@ -390,14 +391,16 @@ open_peer(struct fifo_priv *p, const struct ipc_uri *u)
 	if (wfd < 0) {
 		err = -errno;
 		if (err == -ENOENT) {
-			return ipc__err(err, u->text,
-			                "no FIFO pair at this path (the creator "
-			                "makes it with IPC_CREATE)");
+			return ipc__err(
+			        err, u->text,
+			        "no FIFO pair at this path (the creator "
+			        "makes it with IPC_CREATE)");
 		}
 		if (err == -ENXIO) {
-			return ipc__err(-ECONNREFUSED, u->text,
-			                "%s has no reader: its creator is gone",
-			                p->in_path);
+			return ipc__err(
+			        -ECONNREFUSED, u->text,
+			        "%s has no reader: its creator is gone",
+			        p->in_path);
 		}
 		return ipc__errno(err, u->text, "cannot open %s", p->in_path);
 	}
@@ -411,12 +414,12 @@ open_peer(struct fifo_priv *p, const struct ipc_uri *u)
 		err = -errno;
 		close(wfd);
 		if (err == -ENOENT) {
-			return ipc__err(-ECONNREFUSED, u->text,
-			                "%s is gone: another peer connected first",
-			                p->out_path);
+			return ipc__err(
+			        -ECONNREFUSED, u->text,
+			        "%s is gone: another peer connected first",
+			        p->out_path);
 		}
-		return ipc__errno(err, u->text, "cannot open %s",
-		                  p->out_path);
+		return ipc__errno(err, u->text, "cannot open %s", p->out_path);
 	}
 	err = check_fifo(rfd, u->text, p->out_path);
 	if (err < 0) {
@@ -450,8 +453,9 @@ fifo_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 
 	p->rfd = p->wfd = p->opath = -1;
 	if (u->fspath == NULL) {
-		return ipc__err(-EINVAL, u->text,
-		                "fifo:// needs an absolute path: fifo:///PATH");
+		return ipc__err(
+		        -EINVAL, u->text,
+		        "fifo:// needs an absolute path: fifo:///PATH");
 	}
 	if (ipc__opt_isset(u, "mode") && !(flags & IPC_CREATE)) {
 		return ipc__err(-EINVAL, u->text,
@@ -474,8 +478,7 @@ fifo_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 		p->in_path = p->out_path = NULL;
 		return err;
 	}
-	ipc__stream_init(&p->st, p->rfd, p->wfd, 0, framing, max_msg,
-	                 ch->uri);
+	ipc__stream_init(&p->st, p->rfd, p->wfd, 0, framing, max_msg, ch->uri);
 	ch->max_msg = max_msg;
 	return 0;
 }
@@ -488,8 +491,9 @@ fifo_send(ipc_channel *ch, const void *buf, size_t len)
 	if (p->st.framing == IPC_FRAMING_LINE && len > 0 &&
 	    memchr(buf, '\n', len) != NULL) {
 		/* a bad message is refused before any question of peers */
-		return ipc__err(-EINVAL, ch->uri,
-		                "framing=line: the message contains a newline");
+		return ipc__err(
+		        -EINVAL, ch->uri,
+		        "framing=line: the message contains a newline");
 	}
 	if (p->creator && try_connect(ch) < 0) {
 		if (creator_peer_gone(p)) {
@@ -548,10 +552,10 @@ fifo_recv(ipc_channel *ch, void *buf, size_t cap)
 
 /* Where each part of a wait sits in the pollfd array. */
 struct fifo_layout {
-	int gate_r;  /* rfd before a writer was seen, or -1 */
-	int gate_w;  /* opener: wfd for the creator's death, or -1 */
-	int hup;     /* creator not connected: rfd for a peer gone */
-	int s_off;   /* the stream's descriptors */
+	int gate_r; /* rfd before a writer was seen, or -1 */
+	int gate_w; /* opener: wfd for the creator's death, or -1 */
+	int hup;    /* creator not connected: rfd for a peer gone */
+	int s_off;  /* the stream's descriptors */
 	int s_n;
 	short s_events;
 };
@@ -681,17 +685,17 @@ fifo_close(ipc_channel *ch)
 }
 
 const struct ipc_driver ipc_driver_fifo = {
-	.scheme = "fifo",
-	.caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_PEERCLOSE,
-	.addr = IPC_ADDR_PATH,
-	.opts = fifo_opts,
-	.priv_size = sizeof(struct fifo_priv),
-	.open = fifo_open,
-	.send = fifo_send,
-	.recv = fifo_recv,
-	.detach = ipc__sdrv_detach,
-	.close = fifo_close,
-	.pollfds = fifo_pollfds,
-	.ready = fifo_ready,
-	.fd = fifo_fd,
+        .scheme = "fifo",
+        .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_PEERCLOSE,
+        .addr = IPC_ADDR_PATH,
+        .opts = fifo_opts,
+        .priv_size = sizeof(struct fifo_priv),
+        .open = fifo_open,
+        .send = fifo_send,
+        .recv = fifo_recv,
+        .detach = ipc__sdrv_detach,
+        .close = fifo_close,
+        .pollfds = fifo_pollfds,
+        .ready = fifo_ready,
+        .fd = fifo_fd,
 };

@@ -41,12 +41,12 @@ struct inp_queue {
 	pthread_mutex_t mu;
 	struct inp_msg *head, *tail;
 	size_t nbytes, nmsgs;
-	size_t want;  /* size of the send the writer waits to fit */
-	int rready;   /* the reading end exists */
-	int rclosed;  /* the reading end closed */
-	int wclosed;  /* the writing end closed */
-	int rd_efd;   /* readable: recv would not block */
-	int wr_efd;   /* readable: send of `want` bytes would not block */
+	size_t want; /* size of the send the writer waits to fit */
+	int rready;  /* the reading end exists */
+	int rclosed; /* the reading end closed */
+	int wclosed; /* the writing end closed */
+	int rd_efd;  /* readable: recv would not block */
+	int wr_efd;  /* readable: send of `want` bytes would not block */
 	int rd_on, wr_on;
 };
 
@@ -54,8 +54,8 @@ struct inp_pair {
 	struct inp_pair *next; /* registry list */
 	char *name;            /* NULL for ipc_pair() pairs */
 	int registered;
-	int has_peer;          /* side 1 attached */
-	int refs;              /* open ends; under reg_lock */
+	int has_peer; /* side 1 attached */
+	int refs;     /* open ends; under reg_lock */
 	size_t max_msg, capacity, depth;
 	/* q[0]: side 0 (creator) sends, side 1 receives; q[1] the reverse */
 	struct inp_queue q[2];
@@ -73,13 +73,13 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct inp_pair *reg_head;
 
 static const struct ipc_optspec inp_opts[] = {
-	{"maxmsg", IPC_OPT_SIZE, 1, (1ull << 30), NULL,
-	 "largest message, default 16M"},
-	{"capacity", IPC_OPT_SIZE, 1, (1ull << 36), NULL,
-	 "bytes queued per direction before send waits, default 4M"},
-	{"depth", IPC_OPT_UINT, 1, (1ull << 24), NULL,
-	 "messages queued per direction before send waits, default 1024"},
-	{NULL, 0, 0, 0, NULL, NULL},
+        {"maxmsg", IPC_OPT_SIZE, 1, (1ull << 30), NULL,
+         "largest message, default 16M"},
+        {"capacity", IPC_OPT_SIZE, 1, (1ull << 36), NULL,
+         "bytes queued per direction before send waits, default 4M"},
+        {"depth", IPC_OPT_UINT, 1, (1ull << 24), NULL,
+         "messages queued per direction before send waits, default 1024"},
+        {NULL, 0, 0, 0, NULL, NULL},
 };
 
 /* ------------------------------------------------------------ queues -- */
@@ -401,8 +401,9 @@ static int
 inp_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 {
 	if (u->name == NULL) {
-		return ipc__err(-EINVAL, u->text,
-		                "inproc:// needs a NAME ([A-Za-z0-9._-]{1,200})");
+		return ipc__err(
+		        -EINVAL, u->text,
+		        "inproc:// needs a NAME ([A-Za-z0-9._-]{1,200})");
 	}
 	if (flags & IPC_CREATE) {
 		return inp_create(ch, u);
@@ -436,8 +437,10 @@ inp_send(ipc_channel *ch, const void *buf, size_t len)
 	int err;
 
 	if (m == NULL) {
-		return ipc__err(-ENOMEM, ch->uri, "out of memory for a %zu-byte "
-		                "message", len);
+		return ipc__err(-ENOMEM, ch->uri,
+		                "out of memory for a %zu-byte "
+		                "message",
+		                len);
 	}
 	m->len = len;
 	if (len > 0) {
@@ -525,7 +528,8 @@ inp_commit(ipc_channel *ch, size_t len)
 	int err;
 
 	if (m == NULL || len > m->len) {
-		return ipc__err(-EINVAL, ch->uri, "commit without a matching "
+		return ipc__err(-EINVAL, ch->uri,
+		                "commit without a matching "
 		                "reservation");
 	}
 	m->len = len;
@@ -673,21 +677,21 @@ inp_fd(const ipc_channel *ch)
 }
 
 const struct ipc_driver ipc_driver_inproc = {
-	.scheme = "inproc",
-	.caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_ZEROCOPY,
-	.addr = IPC_ADDR_NAME,
-	.opts = inp_opts,
-	.priv_size = sizeof(struct inp_end),
-	.open = inp_open,
-	.pair = inp_pair,
-	.send = inp_send,
-	.recv = inp_recv,
-	.close = inp_close,
-	.pollfds = inp_pollfds,
-	.ready = inp_ready,
-	.reserve = inp_reserve,
-	.commit = inp_commit,
-	.acquire = inp_acquire,
-	.release = inp_release,
-	.fd = inp_fd,
+        .scheme = "inproc",
+        .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_ZEROCOPY,
+        .addr = IPC_ADDR_NAME,
+        .opts = inp_opts,
+        .priv_size = sizeof(struct inp_end),
+        .open = inp_open,
+        .pair = inp_pair,
+        .send = inp_send,
+        .recv = inp_recv,
+        .close = inp_close,
+        .pollfds = inp_pollfds,
+        .ready = inp_ready,
+        .reserve = inp_reserve,
+        .commit = inp_commit,
+        .acquire = inp_acquire,
+        .release = inp_release,
+        .fd = inp_fd,
 };
