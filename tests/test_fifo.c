@@ -359,6 +359,86 @@ test_same_process_and_detach(void **state)
 	free(in);
 }
 
+/* A large message sent with IPC_NONBLOCK is partly kept by the channel;
+ * a sender that then only waits in recv must still get it out, or the
+ * peer (waiting for the whole message before it answers) never answers. */
+static int
+recv_big_reply(struct fx *f, int creator)
+{
+	ipc_channel *ch;
+	unsigned char *buf = malloc(BIG), *want = malloc(BIG);
+
+	CHILD_CHECK(buf != NULL && want != NULL);
+	if (creator) {
+		CHILD_CHECK(ipc_open(&ch, f->uri, IPC_CREATE) == 0);
+	} else {
+		CHILD_CHECK(open_retry(&ch, f->uri) == 0);
+	}
+	CHILD_CHECK(ipc_set_timeout(ch, 20000) == 0);
+	/* the creator cannot send before its peer exists: say hello first
+	 * so that the parent's send finds a reader */
+	if (creator) {
+		CHILD_CHECK(ipc_recv(ch, buf, BIG, 0) == 5);
+	} else {
+		CHILD_CHECK(ipc_send(ch, "hello", 5, 0) == 5);
+	}
+	CHILD_CHECK(ipc_recv(ch, buf, BIG, 0) == BIG);
+	pattern(want, BIG, 3);
+	CHILD_CHECK(memcmp(buf, want, BIG) == 0);
+	CHILD_CHECK(ipc_send(ch, "done", 4, 0) == 4);
+	CHILD_CHECK(ipc_recv(ch, buf, BIG, 0) == -EPIPE);
+	CHILD_CHECK(ipc_close(ch) == 0);
+	free(buf);
+	free(want);
+	return 0;
+}
+
+static int
+recv_big_reply_creator(struct fx *f, int nt)
+{
+	(void)nt;
+	return recv_big_reply(f, 1);
+}
+
+static int
+recv_big_reply_opener(struct fx *f, int nt)
+{
+	(void)nt;
+	return recv_big_reply(f, 0);
+}
+
+static void
+test_detached_tail_pushed_by_recv(void **state)
+{
+	struct fx *f = *state;
+	unsigned char *out = malloc(BIG);
+	char buf[8];
+	ipc_channel *ch;
+	pid_t pid;
+
+	assert_non_null(out);
+	pattern(out, BIG, 3);
+	for (int role = 0; role < 2; role++) {
+		if (role == 0) {
+			/* this process creates, the child opens */
+			assert_int_equal(ipc_open(&ch, f->uri, IPC_CREATE), 0);
+			pid = spawn(f, recv_big_reply_opener, NULL);
+			assert_int_equal(ipc_recv(ch, buf, sizeof(buf), 0), 5);
+		} else {
+			pid = spawn(f, recv_big_reply_creator, NULL);
+			assert_int_equal(open_retry(&ch, f->uri), 0);
+			assert_int_equal(ipc_send(ch, "hello", 5, 0), 5);
+		}
+		assert_int_equal(ipc_send(ch, out, BIG, IPC_NONBLOCK), BIG);
+		assert_int_equal(ipc_set_timeout(ch, 20000), 0);
+		assert_int_equal(ipc_recv(ch, buf, sizeof(buf), 0), 4);
+		assert_memory_equal(buf, "done", 4);
+		assert_int_equal(ipc_close(ch), 0);
+		reap_ok(pid);
+	}
+	free(out);
+}
+
 /* ----------------------------------------------------- opening errors */
 
 static void
@@ -937,6 +1017,7 @@ main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	        T(test_echo_sizes),
 	        T(test_same_process_and_detach),
+	        T(test_detached_tail_pushed_by_recv),
 	        T(test_open_errors),
 	        T(test_maxmsg_option),
 	        T(test_mode),

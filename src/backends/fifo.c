@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -505,6 +506,20 @@ fifo_send(ipc_channel *ch, const void *buf, size_t len)
 	return ipc__stream_send(&p->st, buf, len);
 }
 
+/* Push the kept rest of a partly sent message, as the stream's recv would
+ * have, so that a caller who only receives meanwhile does not leave its
+ * peer waiting for the end of that message (the stream's ready() does
+ * that push when handed descriptors). */
+static void
+kick_tail(struct fifo_priv *p)
+{
+	struct pollfd none = {.fd = -1, .events = 0, .revents = 0};
+
+	if (atomic_load_explicit(&p->st.tx_detached, memory_order_relaxed)) {
+		(void)ipc__stream_ready(&p->st, 0, &none, 0);
+	}
+}
+
 /* Recv side, before any writer was seen: would a read tell anything?
  * 0 yes, -EAGAIN no, -EPIPE the peer is gone (opener only). */
 static int
@@ -545,6 +560,7 @@ fifo_recv(ipc_channel *ch, void *buf, size_t cap)
 		return ipc__err(err, ch->uri, "the peer closed");
 	}
 	if (err < 0) {
+		kick_tail(p);
 		return err;
 	}
 	return ipc__stream_recv(&p->st, buf, cap);
@@ -590,14 +606,10 @@ layout(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms,
 			*retry_ms = FIFO_RETRY_MS;
 		}
 	}
+	/* the stream also names its write end while a kept tail waits */
 	lo->s_off = n;
-	lo->s_n = 0;
-	if (lo->s_events != 0) {
-		lo->s_n = ipc__stream_pollfds(&p->st, lo->s_events, pfd + n,
-		                              retry_ms);
-		n += lo->s_n;
-	}
-	return n;
+	lo->s_n = ipc__stream_pollfds(&p->st, lo->s_events, pfd + n, retry_ms);
+	return n + lo->s_n;
 }
 
 static int
@@ -641,7 +653,7 @@ fifo_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 			r |= IPC_POLLOUT; /* send fails at once */
 		}
 	}
-	if (lo.s_events != 0) {
+	if (lo.s_events != 0 || lo.s_n > 0) {
 		r |= ipc__stream_ready(&p->st, lo.s_events, my + lo.s_off,
 		                       lo.s_n);
 	}
