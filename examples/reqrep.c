@@ -9,11 +9,13 @@
  * client checks every reply and prints the mean round trip.
  *
  * Transports that accept many peers on one address (unix, tcp: those with
- * IPC_CAP_LISTEN) are served with ipc_listen()/ipc_accept(); on the others
- * (shm, fifo, mq, ...) ipc_listen() returns -EOPNOTSUPP and the server
- * creates the endpoint with ipc_open(IPC_CREATE), serves one client, closes
- * and creates it again for the next.  Clients are served one at a time;
- * see epoll.c for serving several at once.
+ * IPC_CAP_LISTEN) are served with ipc_listen()/ipc_accept(), CLIENTS
+ * clients one after the other (0: forever; see epoll.c for serving several
+ * at once).  On the others (shm, fifo, mq, ...) ipc_listen() returns
+ * -EOPNOTSUPP: an endpoint there joins exactly two processes, so the
+ * server creates it with ipc_open(IPC_CREATE), serves one client and
+ * exits.  Run it again for the next client, or give each client its own
+ * name.
  *
  * An empty request means "goodbye": the server then moves on to the next
  * client even on a transport that cannot report a client's close.
@@ -86,53 +88,64 @@ serve(ipc_channel *ch)
 	}
 }
 
-/* The next client's channel: accepted from the listener if there is one,
- * else a freshly created endpoint. */
+/* A transport without listeners: create the endpoint, serve its one
+ * client. */
 static int
-next_client(ipc_listener *l, const char *uri, ipc_channel **ch)
+server_one(const char *uri)
 {
-	int r = l != NULL ? ipc_accept(l, ch, 0)
-	                  : ipc_open(ch, uri, IPC_CREATE);
+	ipc_channel *ch;
+	int r = ipc_open(&ch, uri, IPC_CREATE);
 
 	if (r < 0) {
-		fail(l != NULL ? "accept" : "open", r);
+		fail("open", r);
+		return 1;
 	}
-	return r;
+	printf("reqrep: serving one client on %s\n", uri);
+	fflush(stdout);
+	long served = serve(ch);
+	ipc_close(ch);
+	if (served < 0) {
+		return 1;
+	}
+	printf("reqrep: client 1: %ld requests\n", served);
+	return 0;
 }
 
 static int
 server(const char *uri, long clients)
 {
-	ipc_listener *l = NULL;
+	ipc_listener *l;
 	int r = ipc_listen(&l, uri, 0);
 
 	if (r == -EOPNOTSUPP) {
-		l = NULL; /* one peer per endpoint: create one per client */
-	} else if (r < 0) {
+		return server_one(uri);
+	}
+	if (r < 0) {
 		fail("listen", r);
 		return 1;
 	}
-	printf("reqrep: serving %s%s\n", uri,
-	       l != NULL ? " (listener)" : " (one client at a time)");
+	printf("reqrep: listening on %s\n", uri);
 	fflush(stdout);
 	for (long k = 1; clients == 0 || k <= clients; k++) {
 		ipc_channel *ch;
 
-		if (next_client(l, uri, &ch) < 0) {
-			ipc_listener_close(l);
-			return 1;
+		/* Waits for the next client to connect. */
+		r = ipc_accept(l, &ch, 0);
+		if (r < 0) {
+			fail("accept", r);
+			break;
 		}
 		long served = serve(ch);
 		ipc_close(ch);
 		if (served < 0) {
-			ipc_listener_close(l);
-			return 1;
+			r = -1;
+			break;
 		}
 		printf("reqrep: client %ld: %ld requests\n", k, served);
 		fflush(stdout);
 	}
-	ipc_listener_close(l);
-	return 0;
+	ipc_listener_close(l); /* also removes a socket file */
+	return r < 0 ? 1 : 0;
 }
 
 /* ------------------------------------------------------------- client -- */
@@ -181,7 +194,8 @@ client(const char *uri, long count)
 		}
 		total_us += now_us() - t0;
 		snprintf(want, sizeof(want), "REQUEST %ld", i);
-		if ((size_t)n == strlen(want) && memcmp(reply, want, n) == 0) {
+		if ((size_t)n == strlen(want) &&
+		    memcmp(reply, want, (size_t)n) == 0) {
 			good++;
 		}
 	}
@@ -202,13 +216,18 @@ main(int argc, char **argv)
 	    (strcmp(argv[1], "server") != 0 &&
 	     strcmp(argv[1], "client") != 0)) {
 		fprintf(stderr,
-		        "usage: %s server URI [CLIENTS]  (0: serve forever)\n"
+		        "usage: %s server URI [CLIENTS]  (0: forever)\n"
 		        "       %s client URI [COUNT]\n",
 		        argv[0], argv[0]);
 		return 2;
 	}
 	if (argc == 4) {
-		n = strtol(argv[3], NULL, 10);
+		char *end;
+		n = strtol(argv[3], &end, 10);
+		if (*end != '\0' || n < 0) {
+			fprintf(stderr, "reqrep: bad number '%s'\n", argv[3]);
+			return 2;
+		}
 	} else if (argv[1][0] == 'c') {
 		n = 1000;
 	}

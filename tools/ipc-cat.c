@@ -163,6 +163,7 @@ struct cat {
 	struct dir dir[2]; /* [0]: first -> second, [1]: second -> first */
 	struct input in;
 	int stdin_wait; /* want POLLIN on fd 0 */
+	int busy;       /* a direction stopped at BURST: do not sleep */
 	struct timespec last_move;
 	int status; /* the exit status, once a function returns -1 */
 };
@@ -265,6 +266,36 @@ parse_ms(const char *s, int *out)
 	return 0;
 }
 
+/* IPC_CAP_* bits as words, for -v. */
+static void
+describe_caps(unsigned caps, char *buf, size_t len)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} names[] = {
+	        {IPC_CAP_RELIABLE, "reliable"},
+	        {IPC_CAP_ORDERED, "ordered"},
+	        {IPC_CAP_ZEROCOPY, "zerocopy"},
+	        {IPC_CAP_LISTEN, "listen"},
+	        {IPC_CAP_PEERCLOSE, "peerclose"},
+	        {IPC_CAP_CROSSHOST, "crosshost"},
+	};
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if ((caps & names[i].bit) && n < len) {
+			int k = snprintf(buf + n, len - n, "%s%s",
+			                 n > 0 ? "," : "", names[i].name);
+			n += k > 0 ? (size_t)k : 0;
+		}
+	}
+	if (n == 0) {
+		snprintf(buf, len, "none");
+	}
+}
+
 /* Open one channel: create it, or open it and retry for up to wait_ms
  * while nobody has created it yet. */
 static int
@@ -295,10 +326,13 @@ open_channel(struct cat *c, int i)
 		ipc_set_timeout(c->ch[i], c->timeout_ms);
 	}
 	if (c->verbose) {
+		char caps[96];
+		describe_caps(ipc_caps(c->ch[i]), caps, sizeof(caps));
 		fprintf(stderr,
-		        "ipc-cat: %s %s (%s, messages up to %zu bytes)\n",
+		        "ipc-cat: %s %s (%s, messages up to %zu bytes, caps "
+		        "%s)\n",
 		        c->create[i] ? "created" : "opened", c->uri[i],
-		        ipc_scheme(c->ch[i]), ipc_max_msg(c->ch[i]));
+		        ipc_scheme(c->ch[i]), ipc_max_msg(c->ch[i]), caps);
 	}
 	return 0;
 }
@@ -534,6 +568,7 @@ pump(struct cat *c, struct dir *d)
 			return stop(c, ST_OK);
 		}
 	}
+	c->busy = 1; /* more may be waiting: come back without sleeping */
 	return 0;
 }
 
@@ -606,6 +641,9 @@ wait_round(struct cat *c)
 		}
 		timeout = (int)left;
 	}
+	if (c->busy) {
+		timeout = 0; /* only look for signals and readiness */
+	}
 	int r = ipc_poll(it, n, timeout);
 	if (r < 0) {
 		return stop(c, fail("poll", r));
@@ -623,6 +661,7 @@ run(struct cat *c)
 	clock_gettime(CLOCK_MONOTONIC, &c->last_move);
 	while (!got_signal) {
 		c->stdin_wait = 0;
+		c->busy = 0;
 		for (int i = 0; i < 2; i++) {
 			struct dir *d = &c->dir[i];
 			d->src_wait = d->dst_wait = 0;
