@@ -4,7 +4,9 @@
 # against that installed copy only, run them, and check that the installed
 # header also compiles as C++.
 #
-# usage: test_install.sh BUILD_DIR SOURCE_DIR [MESON]
+# usage: test_install.sh BUILD_DIR SOURCE_DIR [MESON [SANITIZE]]
+# SANITIZE is the build's b_sanitize ("none", "address,undefined", ...):
+# a library built with sanitizers needs programs built with them.
 # Exit 77 (meson's "skipped") with the reason when a tool is missing.
 #
 # SPDX-License-Identifier: MIT
@@ -13,6 +15,7 @@ set -u
 build=$1
 src=$2
 meson=${3:-}
+sanitize=${4:-none}
 
 skip() {
 	echo "SKIP: $*"
@@ -26,6 +29,8 @@ fail() {
 command -v pkg-config >/dev/null 2>&1 ||
 	skip "pkg-config is not installed (Debian: apt-get install pkgconf)"
 cc=${CC:-cc}
+san=
+[ "$sanitize" = none ] || san="-fsanitize=$sanitize"
 command -v "$cc" >/dev/null 2>&1 || skip "no C compiler '$cc' in PATH"
 if [ -z "$meson" ]; then
 	meson=$(command -v meson) || skip "meson is not in PATH"
@@ -80,7 +85,7 @@ export LD_LIBRARY_PATH
 # Strict C11 with warnings as errors: what a user's build may use.
 for ex in producer consumer reqrep epoll; do
 	# shellcheck disable=SC2086 # word splitting of the flags is wanted
-	$cc -std=c11 -Wall -Wextra -Wpedantic -Werror $cflags \
+	$cc -std=c11 -Wall -Wextra -Wpedantic -Werror $san $cflags \
 		"$src/examples/$ex.c" $libs -o "$tmp/$ex" ||
 		fail "examples/$ex.c does not build against the installed libipc"
 done
@@ -102,7 +107,7 @@ int main()
 }
 EOF
 	# shellcheck disable=SC2086
-	$cxx -std=c++11 -Wall -Wextra -Wpedantic -Werror $cflags \
+	$cxx -std=c++11 -Wall -Wextra -Wpedantic -Werror $san $cflags \
 		"$tmp/hdr.cpp" $libs -o "$tmp/hdr" ||
 		fail "<ipc/ipc.h> does not compile as C++"
 	"$tmp/hdr" || fail "the C++ program linked but ipc_open misbehaved"
@@ -132,7 +137,7 @@ int main(int argc, char **argv)
 }
 EOF
 # shellcheck disable=SC2086
-$cc -std=c11 $cflags "$tmp/probe.c" $libs -o "$tmp/probe" ||
+$cc -std=c11 $san $cflags "$tmp/probe.c" $libs -o "$tmp/probe" ||
 	fail "probe.c does not build"
 name=libipc-inst-$$
 port=$((20000 + $$ % 20000))
