@@ -382,8 +382,11 @@ input_take(struct cat *c, struct dir *d)
 			return 1;
 		}
 		if (!in->raw) {
-			char *nl = memchr(in->buf + in->scan, '\n',
-			                  in->end - in->scan);
+			char *nl = NULL;
+			if (in->end > in->scan) {
+				nl = memchr(in->buf + in->scan, '\n',
+				            in->end - in->scan);
+			}
 			if (nl != NULL || (in->eof && have > 0)) {
 				size_t stop =
 				        nl ? (size_t)(nl - in->buf) : in->end;
