@@ -143,7 +143,8 @@ name=libipc-inst-$$
 port=$((20000 + $$ % 20000))
 uris=$("$tmp/probe" "unix://$tmp/demo.sock" "tcp://127.0.0.1:$port" \
 	"fifo://$tmp/demo" "shm://$name" "mq://$name" 2>"$tmp/probe.err")
-echo "transports found: ${uris:-none beyond fd://}"
+# shellcheck disable=SC2086 # one line for the list
+echo "transports found:" ${uris:-none beyond fd://}
 
 # Compare the summaries "WHO: N messages, B bytes, checksum X" of two
 # outputs, whoever WHO is.
@@ -223,4 +224,29 @@ for uri in $uris; do
 		fail "reqrep over $uri: $(cat "$tmp/cl.out")"
 	echo "$uri: $(head -n 1 "$tmp/s.out"): $(cat "$tmp/cl.out")"
 done
+# epoll over all of them at once: one producer each, all in flight.
+if [ -n "$uris" ]; then
+	# shellcheck disable=SC2086 # one argument per URI
+	$limit "$tmp/epoll" $uris >"$tmp/e.out" &
+	epid=$!
+	k=0
+	ppids=
+	for uri in $uris; do
+		k=$((k + 1))
+		$limit "$tmp/producer" "$uri" $((k * 50)) >"$tmp/p$k.out" &
+		ppids="$ppids $!"
+	done
+	for p in $ppids; do
+		wait "$p" || fail "a producer for epoll failed"
+	done
+	wait $epid || fail "epoll over $uris failed: $(cat "$tmp/e.out")"
+	k=0
+	for uri in $uris; do
+		k=$((k + 1))
+		grep -F "$uri: " "$tmp/e.out" >"$tmp/e$k.out"
+		same_summary "$tmp/p$k.out" "$tmp/e$k.out" ||
+			fail "epoll: $uri: $(cat "$tmp/e$k.out" "$tmp/p$k.out")"
+	done
+	echo "epoll over all transports at once: every channel complete"
+fi
 echo "install test passed"
