@@ -818,7 +818,7 @@ main(int argc, char **argv)
 	for (int i = 0; i < c.nch && status < 0; i++) {
 		int r = open_channel(&c, i);
 		if (r < 0) {
-			status = fail("open", r);
+			status = got_signal ? ST_OK : fail("open", r);
 		}
 	}
 	if (status < 0) {
