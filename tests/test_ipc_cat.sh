@@ -291,7 +291,7 @@ if [ $# -ge 1 ]; then
 			sleep 0.1
 		done
 		kill -TERM $cp
-		wait $cp
+		wait $cp 2>/dev/null
 		left=$(ls "$tmp" | grep -E '^(s\.sock|fifo)' || true)
 		[ -z "$left" ] &&
 			ok "$a: SIGTERM removes the created endpoint" ||
