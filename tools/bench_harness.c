@@ -13,7 +13,9 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -690,7 +692,10 @@ b_thread(void *arg)
 	return NULL;
 }
 
-/* The process that runs A, and B too when the row wants threads. */
+/* The process that runs A, and B too when the row wants threads.  Children
+ * end with exit(), not _exit(): some peers (iceoryx) deregister from their
+ * daemon in destructors.  The orchestrator registers no atexit handler and
+ * flushes stdio before forking, so exit() does nothing else. */
 static void
 child_a(struct side *a, struct side *b)
 {
@@ -698,13 +703,13 @@ child_a(struct side *a, struct side *b)
 		pthread_t t;
 		if (pthread_create(&t, NULL, b_thread, b) != 0) {
 			report_status(a, BENCH_FAIL, "cannot start thread B");
-			_exit(1);
+			exit(1);
 		}
 		int rc = a_run(a);
 		pthread_join(t, NULL);
-		_exit(rc);
+		exit(rc);
 	}
-	_exit(a_run(a));
+	exit(a_run(a));
 }
 
 static pid_t
@@ -729,14 +734,14 @@ spawn(void (*fn)(struct side *, struct side *), struct side *x,
 		}
 	}
 	fn(x, y);
-	_exit(1);
+	exit(1);
 }
 
 static void
 child_b(struct side *b, struct side *unused)
 {
 	(void)unused;
-	_exit(b_run(b));
+	exit(b_run(b));
 }
 
 static const char *

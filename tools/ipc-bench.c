@@ -8,7 +8,9 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <getopt.h>
 #include <sched.h>
@@ -231,28 +233,27 @@ struct ratio {
 	enum metric m;
 	int at_most; /* 1: value <= target; 0: value >= target */
 	double target;
-	const char *why; /* which done-means this is */
 };
 
 static const struct ratio ratios[] = {
-	{"unix", "raw-unix", M_P50, 1, 1.15, "abstraction overhead"},
-	{"tcp", "raw-tcp", M_P50, 1, 1.15, "abstraction overhead"},
-	{"pipe", "raw-pipe", M_P50, 1, 1.15, "abstraction overhead"},
-	{"shm", "raw-futex-ring", M_P50, 1, 1.25, "shm vs the floor"},
-	{"shm-busy", "raw-busy-ring", M_P50, 1, 1.25, "busy-poll vs raw"},
-	{"shm", "raw-futex-ring", M_MSGS64, 0, 0.8, "shm vs the floor"},
-	{"shm", "unix", M_MSGS64, 0, 10, "shm vs a socket"},
-	{"shm-zc", "unix", M_MBS1M, 0, 5, "zero-copy vs a socket"},
-	{"shm", "iceoryx", M_P50, 1, 1, "vs iceoryx"},
-	{"shm", "iceoryx", M_MSGS64, 0, 1, "vs iceoryx"},
-	{"shm", "zmq-ipc", M_P50, 1, 1, "vs ZeroMQ"},
-	{"shm", "zmq-ipc", M_MSGS64, 0, 1, "vs ZeroMQ"},
-	{"shm", "nng-ipc", M_P50, 1, 1, "vs nng"},
-	{"shm", "nng-ipc", M_MSGS64, 0, 1, "vs nng"},
+	{"unix", "raw-unix", M_P50, 1, 1.15},
+	{"tcp", "raw-tcp", M_P50, 1, 1.15},
+	{"pipe", "raw-pipe", M_P50, 1, 1.15},
+	{"shm", "raw-futex-ring", M_P50, 1, 1.25},
+	{"shm-busy", "raw-busy-ring", M_P50, 1, 1.25},
+	{"shm", "raw-futex-ring", M_MSGS64, 0, 0.8},
+	{"shm", "unix", M_MSGS64, 0, 10},
+	{"shm-zc", "unix", M_MBS1M, 0, 5},
+	{"shm", "iceoryx", M_P50, 1, 1},
+	{"shm", "iceoryx", M_MSGS64, 0, 1},
+	{"shm", "zmq-ipc", M_P50, 1, 1},
+	{"shm", "zmq-ipc", M_MSGS64, 0, 1},
+	{"shm", "nng-ipc", M_P50, 1, 1},
+	{"shm", "nng-ipc", M_MSGS64, 0, 1},
 };
 
 static const char *const metric_name[] = {
-	"p50 one-way latency",
+	"p50 latency",
 	"64 B msg/s",
 	"1 MiB MB/s",
 };
@@ -315,7 +316,7 @@ print_ratios(void)
 		printf("None: no ratio has both of its rows in this run.\n");
 		return;
 	}
-	printf("| ratio | value | target | |\n");
+	printf("| ratio | value | target | result |\n");
 	printf("|---|--:|--:|---|\n");
 	for (size_t i = 0; i < nr; i++) {
 		const struct ratio *q = &ratios[i];
@@ -327,18 +328,17 @@ print_ratios(void)
 		}
 		int ha = metric(q->num, q->m, &a, &wa) == 0;
 		int hb = metric(q->den, q->m, &b, &wb) == 0;
-		printf("| %s %s / %s %s | ", q->num, metric_name[q->m], q->den,
-		       metric_name[q->m]);
+		printf("| %s / %s, %s | ", q->num, q->den, metric_name[q->m]);
 		if (ha && hb && b > 0) {
 			double v = a / b;
 			int ok = q->at_most ? v <= q->target : v >= q->target;
-			printf("%.2fx | %s %.2fx | %s (%s) |\n", v,
+			printf("%.2fx | %s %.2fx | %s |\n", v,
 			       q->at_most ? "<=" : ">=", q->target,
-			       ok ? "met" : "NOT met", q->why);
+			       ok ? "met" : "NOT met");
 		} else {
-			printf("- | %s %.2fx | %s: %s %s |\n",
+			printf("- | %s %.2fx | n/a: %s %s |\n",
 			       q->at_most ? "<=" : ">=", q->target,
-			       ha ? q->den : q->num, ha ? wb : wa, q->why);
+			       ha ? q->den : q->num, ha ? wb : wa);
 		}
 	}
 }
@@ -424,7 +424,6 @@ main(int argc, char **argv)
 		        strerror(errno));
 		return 1;
 	}
-	atexit(remove_tmpdir);
 
 	int cpu[2];
 	bench_pick_cpus(cpu);
@@ -455,6 +454,7 @@ main(int argc, char **argv)
 			failed++;
 		}
 	}
+	remove_tmpdir();
 	print_table();
 	print_ratios();
 	fflush(stdout);
