@@ -31,16 +31,16 @@ extern const size_t bench_sizes[BENCH_NSIZES];
 /* What the harness knows of the row being run.  The orchestrator fills it
  * before forking, prepare() may add to it, and both children inherit it. */
 struct bench_env {
-	char dir[64];    /* private directory for sockets and FIFOs */
-	char token[32];  /* unique name: "ipcbench-PID-ROW" */
-	unsigned port;   /* a free loopback TCP/UDP port */
-	int cpu[2];      /* CPUs for A and B; -1: not pinned */
-	void *state;     /* whatever prepare() made (shared mappings, pairs) */
-	pid_t pid[2];    /* A and B, for cleanup() (0: not started) */
+	char dir[64];   /* private directory for sockets and FIFOs */
+	char token[32]; /* unique name: "ipcbench-PID-ROW" */
+	unsigned port;  /* a free loopback TCP/UDP port */
+	int cpu[2];     /* CPUs for A and B; -1: not pinned */
+	void *state;    /* whatever prepare() made (shared mappings, pairs) */
+	pid_t pid[2];   /* A and B, for cleanup() (0: not started) */
 };
 
 /* Return values of prepare() and open(). */
-#define BENCH_OK 0
+#define BENCH_OK   0
 #define BENCH_SKIP 1 /* not available here: why says so */
 #define BENCH_FAIL 2 /* a real failure: why says what */
 
@@ -76,10 +76,10 @@ struct bench_ops {
 };
 
 /* Row flags. */
-#define BENCH_LOSSY 0x1    /* may drop: throughput counts what arrived */
+#define BENCH_LOSSY    0x1 /* may drop: throughput counts what arrived */
 #define BENCH_ZEROCOPY 0x2 /* measure with reserve/commit/acquire/release */
-#define BENCH_THREADS 0x4  /* A and B are threads of one process */
-#define BENCH_ROUDI 0x8    /* needs the iceoryx daemon running */
+#define BENCH_THREADS  0x4 /* A and B are threads of one process */
+#define BENCH_ROUDI    0x8 /* needs the iceoryx daemon running */
 
 struct bench_row {
 	const char *name;  /* "unix", "raw-unix", "zmq-ipc" */
@@ -88,7 +88,7 @@ struct bench_row {
 	const struct bench_ops *ops; /* NULL: not built, see skip */
 	const void *arg;
 	unsigned flags;
-	const char *skip;  /* why the row is not built, when ops is NULL */
+	const char *skip; /* why the row is not built, when ops is NULL */
 };
 
 /* Tables each part contributes (bench_libipc.c, bench_raw.c, peers). */
@@ -98,24 +98,24 @@ extern const struct bench_row bench_peer_rows[];
 
 /* Run lengths. */
 struct bench_plan {
-	unsigned pings;        /* measured round trips */
-	unsigned ping_warmup;  /* round trips before measuring */
-	double stream_s;       /* seconds per measured stream */
-	double warm_s;         /* seconds of the warm-up stream */
-	unsigned reps;         /* measured streams per size (median) */
-	unsigned row_timeout;  /* seconds before a row is killed */
+	unsigned pings;       /* measured round trips */
+	unsigned ping_warmup; /* round trips before measuring */
+	double stream_s;      /* seconds per measured stream */
+	double warm_s;        /* seconds of the warm-up stream */
+	unsigned reps;        /* measured streams per size (median) */
+	unsigned row_timeout; /* seconds before a row is killed */
 };
 
 /* What one row measured. */
 enum bench_cell { BENCH_CELL_NONE, BENCH_CELL_OK, BENCH_CELL_NA };
 
 struct bench_result {
-	int status;             /* BENCH_OK, BENCH_SKIP, BENCH_FAIL */
-	char why[BENCH_WHY];    /* reason for SKIP or FAIL */
-	double p50_ns, p99_ns;  /* one-way latency (round trip / 2) */
+	int status;            /* BENCH_OK, BENCH_SKIP, BENCH_FAIL */
+	char why[BENCH_WHY];   /* reason for SKIP or FAIL */
+	double p50_ns, p99_ns; /* one-way latency (round trip / 2) */
 	enum bench_cell cell[BENCH_NSIZES];
-	double msgs_s[BENCH_NSIZES];    /* median of reps */
-	double received[BENCH_NSIZES];  /* lossy rows: fraction received */
+	double msgs_s[BENCH_NSIZES];   /* median of reps */
+	double received[BENCH_NSIZES]; /* lossy rows: fraction received */
 	size_t max_msg;
 };
 

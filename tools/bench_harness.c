@@ -37,11 +37,11 @@
 
 const size_t bench_sizes[BENCH_NSIZES] = {64, 64 * 1024, 1024 * 1024};
 
-#define MAXSIZE (1024 * 1024)
+#define MAXSIZE      (1024 * 1024)
 #define END_MARK_LEN 1
 /* B's receive timeout on lossy rows: while echoing (a loss there is a
  * failure) and at the end of a stream (the end marker may be lost). */
-#define LOSSY_PING_MS 2000
+#define LOSSY_PING_MS   2000
 #define LOSSY_STREAM_MS 300
 
 enum { CMD_PING = 1, CMD_STREAM, CMD_QUIT };
@@ -253,8 +253,7 @@ report(struct side *s, const struct bench_result *res)
 	(void)bench_write_full(s->rep_fd, &r, sizeof(r));
 }
 
-static void
-report_status(struct side *s, int status, const char *fmt, ...)
+static void report_status(struct side *s, int status, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
 static void
@@ -329,11 +328,12 @@ b_stream(struct side *s, const struct cmd *c, struct ack *a, char *why)
 			                 len, (unsigned long long)c->size);
 		}
 		if (lossy ? seq < expect : seq != expect) {
-			return bench_why(why, BENCH_FAIL,
-			                 "B: message %llu arrived when %llu was "
-			                 "due",
-			                 (unsigned long long)seq,
-			                 (unsigned long long)expect);
+			return bench_why(
+			        why, BENCH_FAIL,
+			        "B: message %llu arrived when %llu was "
+			        "due",
+			        (unsigned long long)seq,
+			        (unsigned long long)expect);
 		}
 		expect = seq + 1;
 		a->count++;
@@ -508,8 +508,8 @@ a_ping(struct side *s, struct bench_result *res, char *why)
 /* One stream of size-byte messages for about secs; *rate in messages/s
  * as B counted them. */
 static int
-a_stream(struct side *s, size_t size, double secs, double *rate,
-         double *got, char *why)
+a_stream(struct side *s, size_t size, double secs, double *rate, double *got,
+         char *why)
 {
 	uint64_t budget = (uint64_t)(secs * 1e9);
 	/* Look at the clock about every 64 KiB, not every message. */
@@ -713,9 +713,8 @@ child_a(struct side *a, struct side *b)
 }
 
 static pid_t
-spawn(void (*fn)(struct side *, struct side *), struct side *x,
-      struct side *y, const int *keep, int nkeep, const int *all, int nall,
-      unsigned alarm_s)
+spawn(void (*fn)(struct side *, struct side *), struct side *x, struct side *y,
+      const int *keep, int nkeep, const int *all, int nall, unsigned alarm_s)
 {
 	pid_t pid = fork();
 	if (pid != 0) {
@@ -883,10 +882,10 @@ bench_run_row(const struct bench_row *row, int index,
 		goto out;
 	}
 	int all[6] = {ctl[0], ctl[1], ack[0], ack[1], rep[0], rep[1]};
-	struct side a = {row, plan, &env, 0, ctl[1], ack[0], rep[1],
-	                 NULL, NULL, NULL};
-	struct side b = {row, plan, &env, 1, ctl[0], ack[1], rep[1],
-	                 NULL, NULL, NULL};
+	struct side a = {row,    plan,   &env, 0,    ctl[1],
+	                 ack[0], rep[1], NULL, NULL, NULL};
+	struct side b = {row,    plan,   &env, 1,    ctl[0],
+	                 ack[1], rep[1], NULL, NULL, NULL};
 	unsigned alarm_s = plan->row_timeout + 10;
 	pid_t pa, pb = -1;
 	fflush(NULL);

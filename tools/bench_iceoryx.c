@@ -45,11 +45,11 @@
 #include "bench_config.h"
 #include "bench_peers.h"
 
-#define HDR 8
-#define QUEUE 64           /* subscriber queue, chunks */
+#define HDR           8
+#define QUEUE         64    /* subscriber queue, chunks */
 #define ROUDI_WAIT_MS 10000 /* for RouDi to be ready */
 #define MATCH_WAIT_MS 10000 /* for publishers to see their subscriber */
-#define LOAN_WAIT_MS 10000  /* for a free chunk */
+#define LOAN_WAIT_MS  10000 /* for a free chunk */
 
 /* Mempools: the ping and stream sizes plus the 8-byte length, each with
  * room for two full queues and some loans. */
@@ -161,8 +161,8 @@ iox_prepare(struct bench_env *e, const void *arg, char *why)
 	if (write_file(r->cfg, roudi_config) < 0) {
 		return bench_why(why, BENCH_FAIL, "cannot write %s", r->cfg);
 	}
-	int logfd = open(r->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	                 0600);
+	int logfd =
+	        open(r->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (logfd < 0) {
 		return bench_why(why, BENCH_FAIL, "cannot write %s", r->log);
 	}
@@ -405,13 +405,13 @@ iox_close(void *ep, int server)
 }
 
 const struct bench_ops bench_iceoryx_ops = {
-	.prepare = iox_prepare,
-	.open = iox_open,
-	.reserve = iox_reserve,
-	.commit = iox_commit,
-	.acquire = iox_acquire,
-	.release = iox_release,
-	.max_msg = iox_max_msg,
-	.close = iox_close,
-	.cleanup = iox_cleanup,
+        .prepare = iox_prepare,
+        .open = iox_open,
+        .reserve = iox_reserve,
+        .commit = iox_commit,
+        .acquire = iox_acquire,
+        .release = iox_release,
+        .max_msg = iox_max_msg,
+        .close = iox_close,
+        .cleanup = iox_cleanup,
 };

@@ -116,8 +116,7 @@ l_prepare(struct bench_env *e, const void *arg, char *why)
 }
 
 static int
-l_open(struct bench_env *e, const void *arg, int server, void **ep,
-       char *why)
+l_open(struct bench_env *e, const void *arg, int server, void **ep, char *why)
 {
 	const struct lrow *r = arg;
 	char uri[256];
@@ -258,19 +257,19 @@ sweep_sysv(const struct bench_env *e)
 			long key, id, perms, size, p1, p2;
 			/* shm: key shmid perms size cpid lpid ...
 			 * msg: key msqid perms cbytes qnum lspid lrpid ... */
-			if (f == 0 && sscanf(line, "%ld %ld %lo %ld %ld %ld", &key,
-			                     &id, &perms, &size, &p1,
-			                     &p2) == 6) {
+			if (f == 0 &&
+			    sscanf(line, "%ld %ld %lo %ld %ld %ld", &key, &id,
+			           &perms, &size, &p1, &p2) == 6) {
 				if (p1 == e->pid[0] || p1 == e->pid[1]) {
 					shmctl((int)id, IPC_RMID, NULL);
 				}
 			}
 			long qnum;
-			if (f == 1 && sscanf(line, "%ld %ld %lo %ld %ld %ld %ld",
-			                     &key, &id, &perms, &size, &qnum, &p1,
-			                     &p2) == 7) {
-				if ((p1 != 0 && (p1 == e->pid[0] ||
-				                 p1 == e->pid[1])) ||
+			if (f == 1 &&
+			    sscanf(line, "%ld %ld %lo %ld %ld %ld %ld", &key,
+			           &id, &perms, &size, &qnum, &p1, &p2) == 7) {
+				if ((p1 != 0 &&
+				     (p1 == e->pid[0] || p1 == e->pid[1])) ||
 				    (p2 != 0 &&
 				     (p2 == e->pid[0] || p2 == e->pid[1]))) {
 					msgctl((int)id, IPC_RMID, NULL);
@@ -301,19 +300,19 @@ l_cleanup(struct bench_env *e, const void *arg)
 }
 
 static const struct bench_ops libipc_ops = {
-	.prepare = l_prepare,
-	.open = l_open,
-	.send = l_send,
-	.recv = l_recv,
-	.reserve = l_reserve,
-	.commit = l_commit,
-	.acquire = l_acquire,
-	.release = l_release,
-	.set_timeout = l_set_timeout,
-	.max_msg = l_max_msg,
-	.errstr = l_errstr,
-	.close = l_close,
-	.cleanup = l_cleanup,
+        .prepare = l_prepare,
+        .open = l_open,
+        .send = l_send,
+        .recv = l_recv,
+        .reserve = l_reserve,
+        .commit = l_commit,
+        .acquire = l_acquire,
+        .release = l_release,
+        .set_timeout = l_set_timeout,
+        .max_msg = l_max_msg,
+        .errstr = l_errstr,
+        .close = l_close,
+        .cleanup = l_cleanup,
 };
 
 static const struct lrow r_unix = {"unix://{dir}/{token}.sock", NULL};
@@ -325,37 +324,36 @@ static const struct lrow r_udp = {"udp://127.0.0.1:{port}", NULL};
 static const struct lrow r_pipe = {NULL, "pipe:"};
 static const struct lrow r_fifo = {"fifo://{dir}/{token}.fifo", NULL};
 static const struct lrow r_shm = {"shm://{token}", NULL};
-static const struct lrow r_shm_busy = {"shm://{token}?" SHM_BUSY_OPTION,
-                                       NULL};
+static const struct lrow r_shm_busy = {"shm://{token}?" SHM_BUSY_OPTION, NULL};
 static const struct lrow r_mq = {"mq://{token}", NULL};
 static const struct lrow r_sysvmq = {"sysvmq://{token}", NULL};
 static const struct lrow r_sysvshm = {"sysvshm://{token}", NULL};
 static const struct lrow r_inproc = {"inproc://{token}", NULL};
 
-#define ROW(name, notes, arg, flags)                                       \
-	{                                                                  \
-		name, "libipc", notes, &libipc_ops, arg, flags, NULL       \
+#define ROW(name, notes, arg, flags)                                          \
+	{                                                                     \
+		name, "libipc", notes, &libipc_ops, arg, flags, NULL          \
 	}
 
 const struct bench_row bench_libipc_rows[] = {
-	ROW("unix", "unix:///PATH stream socket, framed", &r_unix, 0),
-	ROW("unix+seqpacket", "unix+seqpacket:///PATH", &r_seqpacket, 0),
-	ROW("unix+dgram", "unix+dgram:///PATH", &r_dgram, 0),
-	ROW("tcp", "tcp://127.0.0.1:PORT, framed", &r_tcp, 0),
-	ROW("udp", "udp://127.0.0.1:PORT, unreliable: throughput as received",
-	    &r_udp, BENCH_LOSSY),
-	ROW("pipe", "pipe: (ipc_pair, then fork)", &r_pipe, 0),
-	ROW("fifo", "fifo:///PATH, one FIFO per direction", &r_fifo, 0),
-	ROW("shm", "shm://NAME, ipc_send/ipc_recv (copies)", &r_shm, 0),
-	ROW("shm-busy", "shm://NAME?" SHM_BUSY_OPTION ", busy-polling",
-	    &r_shm_busy, 0),
-	ROW("shm-zc", "shm://NAME, ipc_reserve/commit + acquire/release",
-	    &r_shm, BENCH_ZEROCOPY),
-	ROW("mq", "mq://NAME, POSIX message queues", &r_mq, 0),
-	ROW("sysvmq", "sysvmq://NAME, System V message queues", &r_sysvmq, 0),
-	ROW("sysvshm", "sysvshm://NAME, shmget + SysV semaphores", &r_sysvshm,
-	    0),
-	ROW("inproc", "inproc://NAME, two threads of one process", &r_inproc,
-	    BENCH_THREADS),
-	{NULL, NULL, NULL, NULL, NULL, 0, NULL},
+        ROW("unix", "unix:///PATH stream socket, framed", &r_unix, 0),
+        ROW("unix+seqpacket", "unix+seqpacket:///PATH", &r_seqpacket, 0),
+        ROW("unix+dgram", "unix+dgram:///PATH", &r_dgram, 0),
+        ROW("tcp", "tcp://127.0.0.1:PORT, framed", &r_tcp, 0),
+        ROW("udp", "udp://127.0.0.1:PORT, unreliable: throughput as received",
+            &r_udp, BENCH_LOSSY),
+        ROW("pipe", "pipe: (ipc_pair, then fork)", &r_pipe, 0),
+        ROW("fifo", "fifo:///PATH, one FIFO per direction", &r_fifo, 0),
+        ROW("shm", "shm://NAME, ipc_send/ipc_recv (copies)", &r_shm, 0),
+        ROW("shm-busy", "shm://NAME?" SHM_BUSY_OPTION ", busy-polling",
+            &r_shm_busy, 0),
+        ROW("shm-zc", "shm://NAME, ipc_reserve/commit + acquire/release",
+            &r_shm, BENCH_ZEROCOPY),
+        ROW("mq", "mq://NAME, POSIX message queues", &r_mq, 0),
+        ROW("sysvmq", "sysvmq://NAME, System V message queues", &r_sysvmq, 0),
+        ROW("sysvshm", "sysvshm://NAME, shmget + SysV semaphores", &r_sysvshm,
+            0),
+        ROW("inproc", "inproc://NAME, two threads of one process", &r_inproc,
+            BENCH_THREADS),
+        {NULL, NULL, NULL, NULL, NULL, 0, NULL},
 };

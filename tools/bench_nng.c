@@ -29,8 +29,7 @@ pair_url(const struct bench_env *e, char *buf, size_t n)
 }
 
 static int
-n_open(struct bench_env *e, const void *arg, int server, void **ep,
-       char *why)
+n_open(struct bench_env *e, const void *arg, int server, void **ep, char *why)
 {
 	(void)arg;
 	char url[160];
@@ -137,11 +136,11 @@ n_cleanup(struct bench_env *e, const void *arg)
 }
 
 const struct bench_ops bench_nng_ops = {
-	.open = n_open,
-	.send = n_send,
-	.recv = n_recv,
-	.max_msg = n_max_msg,
-	.errstr = n_errstr,
-	.close = n_close,
-	.cleanup = n_cleanup,
+        .open = n_open,
+        .send = n_send,
+        .recv = n_recv,
+        .max_msg = n_max_msg,
+        .errstr = n_errstr,
+        .close = n_close,
+        .cleanup = n_cleanup,
 };

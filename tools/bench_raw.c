@@ -138,7 +138,7 @@ rs_recv(void *ep, void *buf, size_t cap)
 			continue;
 		}
 		if (len - have >= RBUF / 2) {
-			/* Large remainder: straight into the caller's buffer. */
+			/* Large rest: read into the caller's buffer. */
 			ssize_t n = read(s->rfd, out + have, len - have);
 			if (n > 0) {
 				have += (size_t)n;
@@ -286,8 +286,7 @@ sock_connect(struct bench_env *e, enum rkind k, char *why)
 }
 
 static int
-rs_open(struct bench_env *e, const void *arg, int server, void **ep,
-        char *why)
+rs_open(struct bench_env *e, const void *arg, int server, void **ep, char *why)
 {
 	enum rkind k = *(const enum rkind *)arg;
 	struct rstream *s = calloc(1, sizeof(*s));
@@ -363,13 +362,13 @@ rs_prepare(struct bench_env *e, const void *arg, char *why)
 }
 
 static const struct bench_ops raw_stream_ops = {
-	.prepare = rs_prepare,
-	.open = rs_open,
-	.send = rs_send,
-	.recv = rs_recv,
-	.max_msg = rs_max_msg,
-	.close = rs_close,
-	.cleanup = rs_cleanup,
+        .prepare = rs_prepare,
+        .open = rs_open,
+        .send = rs_send,
+        .recv = rs_recv,
+        .max_msg = rs_max_msg,
+        .close = rs_close,
+        .cleanup = rs_cleanup,
 };
 
 static const enum rkind arg_pipe = RAW_PIPE;
@@ -388,7 +387,7 @@ static const enum rkind arg_tcp = RAW_TCP;
  */
 #define RING_CAP (4u << 20)
 #define RING_PAD 0xffffffffu
-#define SPIN_NS 50000 /* longer than a futex wake-up here (~6 us) */
+#define SPIN_NS  50000 /* longer than a futex wake-up here (~6 us) */
 
 struct ring {
 	_Alignas(64) _Atomic uint64_t head; /* consumer's */
@@ -468,8 +467,8 @@ have_data(struct ringep *e, size_t unused)
 
 /* Wait until ready(e, arg): spin, then (futex rows) sleep on flag. */
 static void
-ring_wait(struct ringep *e, int (*ready)(struct ringep *, size_t),
-          size_t arg, _Atomic uint32_t *flag)
+ring_wait(struct ringep *e, int (*ready)(struct ringep *, size_t), size_t arg,
+          _Atomic uint32_t *flag)
 {
 	uint64_t t0 = 0;
 	for (unsigned i = 1;; i++) {
@@ -608,30 +607,30 @@ ring_cleanup(struct bench_env *e, const void *arg)
 }
 
 static const struct bench_ops raw_ring_ops = {
-	.prepare = ring_prepare,
-	.open = ring_open,
-	.send = ring_send,
-	.recv = ring_recv,
-	.max_msg = ring_max_msg,
-	.close = ring_close,
-	.cleanup = ring_cleanup,
+        .prepare = ring_prepare,
+        .open = ring_open,
+        .send = ring_send,
+        .recv = ring_recv,
+        .max_msg = ring_max_msg,
+        .close = ring_close,
+        .cleanup = ring_cleanup,
 };
 
 static const int arg_futex = 1;
 static const int arg_busy = 0;
 
 const struct bench_row bench_raw_rows[] = {
-	{"raw-pipe", "raw", "2 pipe(2)s, blocking, 4 B length, writev",
-	 &raw_stream_ops, &arg_pipe, 0, NULL},
-	{"raw-unix", "raw", "AF_UNIX stream, blocking, 4 B length, sendmsg",
-	 &raw_stream_ops, &arg_unix, 0, NULL},
-	{"raw-tcp", "raw",
-	 "127.0.0.1, TCP_NODELAY, blocking, 4 B length, sendmsg",
-	 &raw_stream_ops, &arg_tcp, 0, NULL},
-	{"raw-futex-ring", "raw",
-	 "SPSC ring in shared memory, spin 50 us then futex (the floor)",
-	 &raw_ring_ops, &arg_futex, 0, NULL},
-	{"raw-busy-ring", "raw", "the same ring, busy-polling, no futex",
-	 &raw_ring_ops, &arg_busy, 0, NULL},
-	{NULL, NULL, NULL, NULL, NULL, 0, NULL},
+        {"raw-pipe", "raw", "2 pipe(2)s, blocking, 4 B length, writev",
+         &raw_stream_ops, &arg_pipe, 0, NULL},
+        {"raw-unix", "raw", "AF_UNIX stream, blocking, 4 B length, sendmsg",
+         &raw_stream_ops, &arg_unix, 0, NULL},
+        {"raw-tcp", "raw",
+         "127.0.0.1, TCP_NODELAY, blocking, 4 B length, sendmsg",
+         &raw_stream_ops, &arg_tcp, 0, NULL},
+        {"raw-futex-ring", "raw",
+         "SPSC ring in shared memory, spin 50 us then futex (the floor)",
+         &raw_ring_ops, &arg_futex, 0, NULL},
+        {"raw-busy-ring", "raw", "the same ring, busy-polling, no futex",
+         &raw_ring_ops, &arg_busy, 0, NULL},
+        {NULL, NULL, NULL, NULL, NULL, 0, NULL},
 };

@@ -25,8 +25,7 @@ zmq_url(const struct bench_env *e, char *buf, size_t n)
 }
 
 static int
-z_open(struct bench_env *e, const void *arg, int server, void **ep,
-       char *why)
+z_open(struct bench_env *e, const void *arg, int server, void **ep, char *why)
 {
 	(void)arg;
 	char url[160];
@@ -127,11 +126,11 @@ z_cleanup(struct bench_env *e, const void *arg)
 }
 
 const struct bench_ops bench_zmq_ops = {
-	.open = z_open,
-	.send = z_send,
-	.recv = z_recv,
-	.max_msg = z_max_msg,
-	.errstr = z_errstr,
-	.close = z_close,
-	.cleanup = z_cleanup,
+        .open = z_open,
+        .send = z_send,
+        .recv = z_recv,
+        .max_msg = z_max_msg,
+        .errstr = z_errstr,
+        .close = z_close,
+        .cleanup = z_cleanup,
 };

@@ -25,9 +25,9 @@
 #include "bench.h"
 
 static const struct bench_row *const tables[] = {
-	bench_libipc_rows,
-	bench_raw_rows,
-	bench_peer_rows,
+        bench_libipc_rows,
+        bench_raw_rows,
+        bench_peer_rows,
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
@@ -43,10 +43,11 @@ static size_t nentries;
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: ipc-bench [--quick] [--only ROW,ROW...] [--list]\n"
-	           "  --quick   a short run (a smoke test; figures are rough)\n"
-	           "  --only    run only these rows (names as --list shows)\n"
-	           "  --list    list the rows and whether each is built\n");
+	fprintf(f,
+	        "usage: ipc-bench [--quick] [--only ROW,ROW...] [--list]\n"
+	        "  --quick   a short run (a smoke test; figures are rough)\n"
+	        "  --only    run only these rows (names as --list shows)\n"
+	        "  --list    list the rows and whether each is built\n");
 }
 
 static int
@@ -203,15 +204,16 @@ print_table(void)
 		} else if (r->status == BENCH_FAIL) {
 			snprintf(notes, sizeof(notes), "failed: %s", r->why);
 		} else if (e->row->flags & BENCH_LOSSY) {
-			size_t o = (size_t)snprintf(notes, sizeof(notes),
-			                            "%s; received:",
-			                            e->row->notes);
+			size_t o = (size_t)snprintf(
+			        notes, sizeof(notes),
+			        "%s; received:", e->row->notes);
 			for (int k = 0; k < BENCH_NSIZES; k++) {
 				if (r->cell[k] == BENCH_CELL_OK &&
 				    o < sizeof(notes)) {
 					o += (size_t)snprintf(
 					        notes + o, sizeof(notes) - o,
-					        " %zu B %.0f%%", bench_sizes[k],
+					        " %zu B %.0f%%",
+					        bench_sizes[k],
 					        r->received[k] * 100);
 				}
 			}
@@ -236,26 +238,26 @@ struct ratio {
 };
 
 static const struct ratio ratios[] = {
-	{"unix", "raw-unix", M_P50, 1, 1.15},
-	{"tcp", "raw-tcp", M_P50, 1, 1.15},
-	{"pipe", "raw-pipe", M_P50, 1, 1.15},
-	{"shm", "raw-futex-ring", M_P50, 1, 1.25},
-	{"shm-busy", "raw-busy-ring", M_P50, 1, 1.25},
-	{"shm", "raw-futex-ring", M_MSGS64, 0, 0.8},
-	{"shm", "unix", M_MSGS64, 0, 10},
-	{"shm-zc", "unix", M_MBS1M, 0, 5},
-	{"shm", "iceoryx", M_P50, 1, 1},
-	{"shm", "iceoryx", M_MSGS64, 0, 1},
-	{"shm", "zmq-ipc", M_P50, 1, 1},
-	{"shm", "zmq-ipc", M_MSGS64, 0, 1},
-	{"shm", "nng-ipc", M_P50, 1, 1},
-	{"shm", "nng-ipc", M_MSGS64, 0, 1},
+        {"unix", "raw-unix", M_P50, 1, 1.15},
+        {"tcp", "raw-tcp", M_P50, 1, 1.15},
+        {"pipe", "raw-pipe", M_P50, 1, 1.15},
+        {"shm", "raw-futex-ring", M_P50, 1, 1.25},
+        {"shm-busy", "raw-busy-ring", M_P50, 1, 1.25},
+        {"shm", "raw-futex-ring", M_MSGS64, 0, 0.8},
+        {"shm", "unix", M_MSGS64, 0, 10},
+        {"shm-zc", "unix", M_MBS1M, 0, 5},
+        {"shm", "iceoryx", M_P50, 1, 1},
+        {"shm", "iceoryx", M_MSGS64, 0, 1},
+        {"shm", "zmq-ipc", M_P50, 1, 1},
+        {"shm", "zmq-ipc", M_MSGS64, 0, 1},
+        {"shm", "nng-ipc", M_P50, 1, 1},
+        {"shm", "nng-ipc", M_MSGS64, 0, 1},
 };
 
 static const char *const metric_name[] = {
-	"p50 latency",
-	"64 B msg/s",
-	"1 MiB MB/s",
+        "p50 latency",
+        "64 B msg/s",
+        "1 MiB MB/s",
 };
 
 /* The figure, or a reason it is missing. */
@@ -361,11 +363,11 @@ main(int argc, char **argv)
 	int quick = 0, list = 0;
 	const char *only = NULL;
 	static const struct option longopts[] = {
-		{"quick", no_argument, NULL, 'q'},
-		{"only", required_argument, NULL, 'o'},
-		{"list", no_argument, NULL, 'l'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"quick", no_argument, NULL, 'q'},
+	        {"only", required_argument, NULL, 'o'},
+	        {"list", no_argument, NULL, 'l'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "qo:lh", longopts, NULL)) != -1) {
