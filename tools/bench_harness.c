@@ -757,16 +757,24 @@ exit_text(int status)
 	return buf;
 }
 
-/* Wait for pid until deadline (ns); SIGKILL it then. */
-static void
+/* Wait for pid until deadline (ns); SIGKILL it then.  Returns its wait
+ * status, or -1 when it had to be killed or was reaped already. */
+static int
 reap(pid_t pid, uint64_t deadline)
 {
 	int st;
-	while (waitpid(pid, &st, WNOHANG) == 0) {
+	for (;;) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid) {
+			return st;
+		}
+		if (r < 0) {
+			return -1;
+		}
 		if (bench_now_ns() >= deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
-			return;
+			return -1;
 		}
 		bench_sleep_ms(5);
 	}
@@ -926,8 +934,13 @@ bench_run_row(const struct bench_row *row, int index,
 	uint64_t grace = bench_now_ns() +
 	                 (res->status == BENCH_OK ? 5000000000u : 200000000u);
 	reap(pa, grace);
-	if (pb > 0) {
-		reap(pb, grace);
+	int bst = pb > 0 ? reap(pb, grace) : -1;
+	if (res->status == BENCH_FAIL && bst != -1 && WIFSIGNALED(bst)) {
+		/* A's complaint is a consequence; say what happened first. */
+		char first[BENCH_WHY];
+		snprintf(first, sizeof(first), "%s", res->why);
+		snprintf(res->why, sizeof(res->why), "B %s; then %.180s",
+		         exit_text(bst), first);
 	}
 out:
 	if (row->ops->cleanup != NULL) {
