@@ -846,8 +846,10 @@ collect(int rep_fd, pid_t pa, pid_t pb, uint64_t deadline,
 			res->status = BENCH_FAIL;
 		}
 	} else if (!a_done) {
-		res->status = bench_why(res->why, BENCH_FAIL,
-		                        "lost the report pipe");
+		/* Every writer closed the pipe: A (and B) ended silently. */
+		int st = reap(pa, bench_now_ns() + 1000000000u);
+		res->status = bench_why(res->why, BENCH_FAIL, "A %s",
+		                        st == -1 ? "vanished" : exit_text(st));
 	}
 }
 
