@@ -104,6 +104,7 @@ struct bench_plan {
 	double warm_s;        /* seconds of the warm-up stream */
 	unsigned reps;        /* measured streams per size (median) */
 	unsigned row_timeout; /* seconds before a row is killed */
+	unsigned rounds;      /* passes over all rows (median of them) */
 };
 
 /* What one row measured. */
