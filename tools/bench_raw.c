@@ -379,22 +379,24 @@ static const enum rkind arg_tcp = RAW_TCP;
 
 /*
  * One ring per direction.  Records are an 8-byte header (the length) and
- * the payload, rounded up to a cache line, never wrapping: a record that
- * does not fit before the end is preceded by a padding record.  head and
- * tail count bytes forever; each is written by one side only and sits on
- * its own cache line with the other side's "I am asleep" flag, which the
- * owner sets and the other side clears before FUTEX_WAKE.
+ * the payload, rounded up to 16 bytes, never wrapping: a record that does
+ * not fit before the end is preceded by a padding record.  head and tail
+ * count bytes forever; each is written by one side only and sits on its
+ * own 128-byte line pair (the adjacent-line prefetcher moves lines in
+ * pairs) with the other side's "I am asleep" flag, which that side sets
+ * and this side clears before FUTEX_WAKE.
  */
-#define RING_CAP (4u << 20)
-#define RING_PAD 0xffffffffu
-#define SPIN_NS  50000 /* longer than a futex wake-up here (~6 us) */
+#define RING_CAP   (4u << 20)
+#define RING_ALIGN 16u
+#define RING_PAD   0xffffffffu
+#define SPIN_NS    50000 /* longer than a futex wake-up here (~6 us) */
 
 struct ring {
-	_Alignas(64) _Atomic uint64_t head; /* consumer's */
-	_Atomic uint32_t prod_sleeps;       /* producer waits for room */
-	_Alignas(64) _Atomic uint64_t tail; /* producer's */
-	_Atomic uint32_t cons_sleeps;       /* consumer waits for data */
-	_Alignas(64) unsigned char data[RING_CAP];
+	_Alignas(128) _Atomic uint64_t head; /* consumer's */
+	_Atomic uint32_t prod_sleeps;        /* producer waits for room */
+	_Alignas(128) _Atomic uint64_t tail; /* producer's */
+	_Atomic uint32_t cons_sleeps;        /* consumer waits for data */
+	_Alignas(128) unsigned char data[RING_CAP];
 };
 
 struct rings {
@@ -411,7 +413,7 @@ struct ringep {
 static size_t
 rec_size(size_t len)
 {
-	return (8 + len + 63) & ~(size_t)63;
+	return (8 + len + RING_ALIGN - 1) & ~(size_t)(RING_ALIGN - 1);
 }
 
 static void
