@@ -105,6 +105,7 @@ struct bench_plan {
 	unsigned reps;        /* measured streams per size (median) */
 	unsigned row_timeout; /* seconds before a row is killed */
 	unsigned rounds;      /* passes over all rows (median of them) */
+	int touch;            /* write and read every payload byte */
 };
 
 /* What one row measured. */

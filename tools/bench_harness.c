@@ -168,22 +168,47 @@ side_err(struct side *s, int err)
 	return buf;
 }
 
+/* Write the message: its sequence number first, and with --touch every
+ * other 8-byte word too (seq + i), as a producer that makes its data. */
 static void
-put_seq(unsigned char *p, size_t len, uint64_t seq)
+put_seq(const struct side *s, unsigned char *p, size_t len, uint64_t seq)
 {
-	if (len >= sizeof(seq)) {
-		memcpy(p, &seq, sizeof(seq));
+	if (len < sizeof(seq)) {
+		return;
+	}
+	memcpy(p, &seq, sizeof(seq));
+	if (s->plan->touch) {
+		for (size_t i = 1; i < len / 8; i++) {
+			uint64_t w = seq + i;
+			memcpy(p + i * 8, &w, sizeof(w));
+		}
 	}
 }
 
-static uint64_t
-get_seq(const unsigned char *p, size_t len)
+/* Read the sequence number, and with --touch read every word and check
+ * the last one.  Returns 0, or -EBADMSG for a wrong last word. */
+static int
+get_seq(const struct side *s, const unsigned char *p, size_t len,
+        uint64_t *seq)
 {
-	uint64_t seq = 0;
-	if (len >= sizeof(seq)) {
-		memcpy(&seq, p, sizeof(seq));
+	static volatile uint64_t sink;
+	*seq = 0;
+	if (len < sizeof(*seq)) {
+		return 0;
 	}
-	return seq;
+	memcpy(seq, p, sizeof(*seq));
+	if (s->plan->touch && len >= 16) {
+		uint64_t sum = 0, w = 0;
+		for (size_t i = 1; i < len / 8; i++) {
+			memcpy(&w, p + i * 8, sizeof(w));
+			sum += w;
+		}
+		sink = sum;
+		if (w != *seq + len / 8 - 1) {
+			return -EBADMSG;
+		}
+	}
+	return 0;
 }
 
 /* Send one message of len bytes carrying seq. */
@@ -197,10 +222,10 @@ msg_send(struct side *s, size_t len, uint64_t seq)
 		if (rc < 0) {
 			return rc;
 		}
-		put_seq(p, len, seq);
+		put_seq(s, p, len, seq);
 		return o->commit(s->ep, len);
 	}
-	put_seq(s->tx, len, seq);
+	put_seq(s, s->tx, len, seq);
 	ssize_t n = o->send(s->ep, s->tx, len);
 	if (n < 0) {
 		return (int)n;
@@ -219,16 +244,16 @@ msg_recv(struct side *s, size_t *len, uint64_t *seq)
 		if (rc < 0) {
 			return rc;
 		}
-		*seq = get_seq(p, *len);
-		return o->release(s->ep);
+		int bad = get_seq(s, p, *len, seq);
+		rc = o->release(s->ep);
+		return bad < 0 ? bad : rc;
 	}
 	ssize_t n = o->recv(s->ep, s->rx, MAXSIZE);
 	if (n < 0) {
 		return (int)n;
 	}
 	*len = (size_t)n;
-	*seq = get_seq(s->rx, *len);
-	return 0;
+	return get_seq(s, s->rx, *len, seq);
 }
 
 /* B: send back what came, same length and sequence number. */

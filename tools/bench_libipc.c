@@ -347,7 +347,9 @@ const struct bench_row bench_libipc_rows[] = {
         ROW("shm", "shm://NAME, ipc_send/ipc_recv (copies)", &r_shm, 0),
         ROW("shm-busy", "shm://NAME?" SHM_BUSY_OPTION ", busy-polling",
             &r_shm_busy, 0),
-        ROW("shm-zc", "shm://NAME, ipc_reserve/commit + acquire/release",
+        ROW("shm-zc",
+            "shm://NAME, ipc_reserve/commit + acquire/release; "
+            "payload untouched unless --touch",
             &r_shm, BENCH_ZEROCOPY),
         ROW("mq", "mq://NAME, POSIX message queues", &r_mq, 0),
         ROW("sysvmq", "sysvmq://NAME, System V message queues", &r_sysvmq, 0),

@@ -12,7 +12,8 @@
 #define NNG_NOTES "nng ipc:// pair1, nng_send/nng_recv"
 #define IOX_NOTES                                                             \
 	"iceoryx C binding, loan/publish + take/release (zero-copy), "        \
-	"waitset; RouDi started by ipc-bench"
+	"waitset, payload untouched unless --touch; RouDi started by "        \
+	"ipc-bench"
 
 const struct bench_row bench_peer_rows[] = {
 #if BENCH_HAVE_ICEORYX
