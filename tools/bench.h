@@ -15,6 +15,7 @@
 #ifndef IPC_BENCH_H
 #define IPC_BENCH_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -120,6 +121,10 @@ struct bench_result {
 	double received[BENCH_NSIZES]; /* lossy rows: fraction received */
 	size_t max_msg;
 };
+
+/* Set by the orchestrator's SIGINT/SIGTERM handler: the running row is
+ * stopped and cleaned up, and no other row starts. */
+extern volatile sig_atomic_t bench_interrupted;
 
 /* Run one row between two pinned processes (or threads).  Never exits,
  * always cleans up; the outcome is in *res. */

@@ -36,6 +36,7 @@
 #include "bench.h"
 
 const size_t bench_sizes[BENCH_NSIZES] = {64, 64 * 1024, 1024 * 1024};
+volatile sig_atomic_t bench_interrupted;
 
 #define MAXSIZE      (1024 * 1024)
 #define END_MARK_LEN 1
@@ -862,6 +863,11 @@ collect(int rep_fd, pid_t pa, pid_t pb, uint64_t deadline,
 		if (bench_now_ns() >= deadline) {
 			res->status = bench_why(res->why, BENCH_FAIL,
 			                        "timed out; killed");
+			return;
+		}
+		if (bench_interrupted) {
+			res->status =
+			        bench_why(res->why, BENCH_FAIL, "interrupted");
 			return;
 		}
 	}

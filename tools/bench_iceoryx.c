@@ -208,31 +208,36 @@ iox_cleanup(struct bench_env *e, const void *arg)
 		return;
 	}
 	if (r->pid > 0) {
-		int st, killed = 0;
+		int st;
 		kill(r->pid, SIGTERM);
 		for (int t = 0; waitpid(r->pid, &st, WNOHANG) == 0; t++) {
 			if (t == 500) {
 				kill(r->pid, SIGKILL);
 				waitpid(r->pid, &st, 0);
-				killed = 1;
 				break;
 			}
 			bench_sleep_ms(10);
 		}
-		if (killed) {
-			/* Ours held the lock, so these were ours. */
-			struct passwd *pw = getpwuid(getuid());
-			char seg[160];
-			if (pw != NULL) {
-				snprintf(seg, sizeof(seg), "/dev/shm/%s",
-				         pw->pw_name);
-				unlink(seg);
-			}
-			unlink("/dev/shm/iceoryx_mgmt");
-			unlink("/tmp/roudi");
-			unlink("/tmp/roudi.lock");
-			unlink("/tmp/iox-unique-roudi.lock");
+		/* RouDi leaves its files behind when it was killed, and when
+		 * it stops while a client it knew was killed.  Ours held the
+		 * lock, so these were ours. */
+		struct passwd *pw = getpwuid(getuid());
+		char seg[160];
+		if (pw != NULL) {
+			snprintf(seg, sizeof(seg), "/dev/shm/%s", pw->pw_name);
+			unlink(seg);
 		}
+		unlink("/dev/shm/iceoryx_mgmt");
+		unlink("/tmp/roudi");
+		unlink("/tmp/roudi.lock");
+		unlink("/tmp/iox-unique-roudi.lock");
+	}
+	/* The clients' sockets, left when a client was killed. */
+	static const char *const sfx[] = {"-A", "-A.lock", "-B", "-B.lock"};
+	for (int i = 0; i < 4; i++) {
+		char path[160];
+		snprintf(path, sizeof(path), "/tmp/%s%s", e->token, sfx[i]);
+		unlink(path);
 	}
 	unlink(r->cfg);
 	unlink(r->log);

@@ -37,6 +37,7 @@ struct entry {
 	const struct bench_row *row;
 	struct bench_result res; /* the medians of the rounds */
 	struct bench_result round[MAXROUNDS];
+	unsigned nrounds; /* rounds that ran */
 	int ran;
 };
 
@@ -154,6 +155,11 @@ static void
 merge_rounds(struct entry *e, unsigned n)
 {
 	double v[MAXROUNDS];
+	if (n == 0) {
+		e->res.status = BENCH_FAIL;
+		snprintf(e->res.why, sizeof(e->res.why), "interrupted");
+		return;
+	}
 	for (unsigned r = 0; r < n; r++) {
 		if (e->round[r].status != BENCH_OK) {
 			e->res = e->round[r];
@@ -408,6 +414,13 @@ print_ratios(void)
 
 /* ------------------------------------------------------------- main -- */
 
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	bench_interrupted = 1;
+}
+
 static char tmpdir[64];
 
 static void
@@ -488,6 +501,11 @@ main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 
 	struct bench_plan plan;
 	if (quick) {
@@ -550,7 +568,7 @@ main(int argc, char **argv)
 	for (unsigned r = 0; r < plan.rounds; r++) {
 		for (size_t i = 0; i < nentries; i++) {
 			struct entry *e = &entries[i];
-			if (!e->ran ||
+			if (!e->ran || bench_interrupted ||
 			    (r > 0 && e->round[0].status != BENCH_OK)) {
 				continue;
 			}
@@ -558,6 +576,7 @@ main(int argc, char **argv)
 			        plan.rounds, e->row->name);
 			bench_run_row(e->row, (int)i, &plan, tmpdir,
 			              &e->round[r]);
+			e->nrounds++;
 			if (e->round[r].status == BENCH_FAIL) {
 				fprintf(stderr, "ipc-bench: %s failed: %s\n",
 				        e->row->name, e->round[r].why);
@@ -566,7 +585,7 @@ main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < nentries; i++) {
 		if (entries[i].ran) {
-			merge_rounds(&entries[i], plan.rounds);
+			merge_rounds(&entries[i], entries[i].nrounds);
 			failed += entries[i].res.status == BENCH_FAIL;
 		}
 	}
@@ -574,5 +593,8 @@ main(int argc, char **argv)
 	print_table();
 	print_ratios();
 	fflush(stdout);
+	if (bench_interrupted) {
+		return 130;
+	}
 	return failed ? 1 : 0;
 }
