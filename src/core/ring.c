@@ -43,6 +43,16 @@ struct ipc_ring_hdr {
 
 _Static_assert(sizeof(struct ipc_ring_hdr) == IPC_RING_HDR,
                "ring header layout");
+_Static_assert(
+        offsetof(struct ipc_ring_hdr, prod_closed) == IPC_RING_OFF_PCLOSED &&
+                offsetof(struct ipc_ring_hdr, cons_closed) ==
+                        IPC_RING_OFF_CCLOSED &&
+                offsetof(struct ipc_ring_hdr, head) == IPC_RING_OFF_HEAD &&
+                offsetof(struct ipc_ring_hdr, tail) == IPC_RING_OFF_TAIL &&
+                offsetof(struct ipc_ring_hdr, cons_wait) ==
+                        IPC_RING_OFF_CWAIT &&
+                offsetof(struct ipc_ring_hdr, prod_wait) == IPC_RING_OFF_PWAIT,
+        "ring header offsets");
 
 struct rec {
 	uint32_t len;

@@ -75,6 +75,17 @@
 #define IPC_RING_MIN   4096u
 #define IPC_RING_MAX   (1ull << 30)
 
+/* Byte offsets of the header fields in a region (the layout is part of
+ * the cross-process contract; tests and fuzzers poke at them). */
+#define IPC_RING_OFF_MAGIC   0u            /* u64 */
+#define IPC_RING_OFF_SIZE    8u            /* u64 */
+#define IPC_RING_OFF_PCLOSED 16u           /* u32: the producer closed */
+#define IPC_RING_OFF_CCLOSED 20u           /* u32: the consumer closed */
+#define IPC_RING_OFF_HEAD    IPC_RING_LINE /* u64 */
+#define IPC_RING_OFF_TAIL    (2u * IPC_RING_LINE) /* u64 */
+#define IPC_RING_OFF_CWAIT   (3u * IPC_RING_LINE) /* u32 */
+#define IPC_RING_OFF_PWAIT   (4u * IPC_RING_LINE) /* u32 */
+
 /* Bits of a wait-flag word. */
 #define IPC_RING_SLEEP  0x1u /* owner is (about to be) asleep in ops->wait */
 #define IPC_RING_NOTIFY 0x2u /* owner polls a descriptor: call ops->notify */
