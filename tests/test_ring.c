@@ -367,6 +367,11 @@ test_misuse(void **state)
 	assert_int_equal(len, 5);
 	assert_memory_equal(cbuf, "hello", 5);
 	assert_int_equal(ipc_ring_acquire(&c, &cbuf, &len), -EBUSY);
+	/* Given back unread, it comes again. */
+	ipc_ring_unacquire(&c);
+	assert_int_equal(ipc_ring_release(&c), -EINVAL);
+	assert_int_equal(ipc_ring_acquire(&c, &cbuf, &len), 0);
+	assert_int_equal(len, 5);
 	assert_int_equal(ipc_ring_release(&c), 0);
 	assert_int_equal(ipc_ring_acquire(&c, &cbuf, &len), 0);
 	assert_int_equal(len, 0);

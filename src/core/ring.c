@@ -411,6 +411,12 @@ ipc_ring_release(struct ipc_ring *r)
 	return 0;
 }
 
+void
+ipc_ring_unacquire(struct ipc_ring *r)
+{
+	r->acquired = 0;
+}
+
 int
 ipc_ring_readable(struct ipc_ring *r)
 {

@@ -203,6 +203,8 @@ int ipc_ring_writable(struct ipc_ring *r, size_t len);
 int ipc_ring_acquire(struct ipc_ring *r, const void **buf, size_t *len);
 /* Free the held record.  Returns 0 or -EINVAL (none held). */
 int ipc_ring_release(struct ipc_ring *r);
+/* Give the held record back unread: the next acquire returns it again. */
+void ipc_ring_unacquire(struct ipc_ring *r);
 /* Is there a record (or the producer's close) to see now?  Refreshes the
  * cached producer index; corrupt state counts as ready (acquire reports
  * it). */
