@@ -11,12 +11,14 @@ extern const struct ipc_driver ipc_driver_fd;
 extern const struct ipc_driver ipc_driver_pipe;
 extern const struct ipc_driver ipc_driver_fifo;
 extern const struct ipc_driver ipc_driver_inproc;
+extern const struct ipc_driver ipc_driver_shm;
 
 static const struct ipc_driver *const drivers[] = {
         &ipc_driver_fd,
         &ipc_driver_pipe,
         &ipc_driver_fifo,
         &ipc_driver_inproc,
+        &ipc_driver_shm,
         NULL,
 };
 
