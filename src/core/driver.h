@@ -26,6 +26,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "ipc/ipc.h"
@@ -46,7 +47,8 @@ enum ipc_addr_form {
 
 enum ipc_opt_type {
 	IPC_OPT_UINT, /* decimal or 0x hex, min..max */
-	IPC_OPT_SIZE, /* like UINT, with an optional k, M or G suffix (x1024) */
+	IPC_OPT_SIZE, /* like UINT, with an optional k, M or G suffix (x1024)
+	               */
 	IPC_OPT_BOOL, /* 0/1, true/false, yes/no, on/off */
 	IPC_OPT_ENUM, /* one of choices[]; the value is the index */
 	IPC_OPT_MODE, /* octal permission bits, 0..0777 */
@@ -75,17 +77,17 @@ struct ipc_optval {
 /* A parsed URI.  All strings are percent-decoded and owned by the struct
  * (ipc__uri_free).  Fields that do not apply are NULL. */
 struct ipc_uri {
-	const char *text;      /* the URI as given, for messages */
-	char *scheme;          /* "unix+dgram" */
-	char *authority;       /* between "//" and the next '/' or '?' */
-	char *path;            /* from the first '/' after the authority */
-	char *name;            /* IPC_ADDR_NAME: the name */
-	char *host;            /* IPC_ADDR_HOSTPORT: without brackets */
-	unsigned port;         /* IPC_ADDR_HOSTPORT */
-	char *fspath;          /* IPC_ADDR_PATH / UNIXPATH: the path */
-	int abstract;          /* IPC_ADDR_UNIXPATH: "@name" (fspath = name) */
-	int has_addr;          /* something followed the scheme */
-	const struct ipc_optspec *specs;   /* the driver's table */
+	const char *text; /* the URI as given, for messages */
+	char *scheme;     /* "unix+dgram" */
+	char *authority;  /* between "//" and the next '/' or '?' */
+	char *path;       /* from the first '/' after the authority */
+	char *name;       /* IPC_ADDR_NAME: the name */
+	char *host;       /* IPC_ADDR_HOSTPORT: without brackets */
+	unsigned port;    /* IPC_ADDR_HOSTPORT */
+	char *fspath;     /* IPC_ADDR_PATH / UNIXPATH: the path */
+	int abstract;     /* IPC_ADDR_UNIXPATH: "@name" (fspath = name) */
+	int has_addr;     /* something followed the scheme */
+	const struct ipc_optspec *specs;        /* the driver's table */
 	struct ipc_optval opt[IPC_URI_MAXOPTS]; /* parallel to specs */
 };
 
@@ -119,11 +121,11 @@ int ipc__errno(int err, const char *uri, const char *fmt, ...)
  * zeroed, and hands the driver its state with ipc__priv(ch). */
 struct ipc_channel {
 	const struct ipc_driver *drv;
-	int flags;        /* IPC_NONBLOCK given at open */
-	int timeout_ms;   /* -1 forever */
-	size_t max_msg;   /* set by the driver in open/pair/accept */
-	unsigned caps;    /* drv->caps unless the driver changed it at open */
-	char *uri;        /* copy of the URI, for messages; may be "pipe:" */
+	int flags;      /* IPC_NONBLOCK given at open */
+	int timeout_ms; /* -1 forever */
+	size_t max_msg; /* set by the driver in open/pair/accept */
+	unsigned caps;  /* drv->caps unless the driver changed it at open */
+	char *uri;      /* copy of the URI, for messages; may be "pipe:" */
 	/* copy fallbacks of reserve/acquire (drivers without those slots) */
 	unsigned char *txcopy;
 	size_t txcopy_cap, reserved;
@@ -131,7 +133,7 @@ struct ipc_channel {
 	unsigned char *rxcopy;
 	size_t rxcopy_cap;
 	int acquired;
-	int opened;       /* the driver's open succeeded: close is owed */
+	int opened; /* the driver's open succeeded: close is owed */
 	max_align_t priv[];
 };
 
@@ -174,12 +176,12 @@ ipc__clpriv(const ipc_listener *l)
 /* ----------------------------------------------------------- the table -- */
 
 struct ipc_driver {
-	const char *scheme;   /* "unix+dgram"; lower case */
-	unsigned caps;        /* IPC_CAP_* */
+	const char *scheme; /* "unix+dgram"; lower case */
+	unsigned caps;      /* IPC_CAP_* */
 	enum ipc_addr_form addr;
 	const struct ipc_optspec *opts; /* NULL: no options accepted */
-	size_t priv_size;     /* per-channel state, zeroed by the core */
-	size_t lpriv_size;    /* per-listener state (0 without listen) */
+	size_t priv_size;  /* per-channel state, zeroed by the core */
+	size_t lpriv_size; /* per-listener state (0 without listen) */
 
 	/* Required.  Open one end, without blocking and without waiting for
 	 * a peer (DESIGN.md 3).  flags: IPC_CREATE, IPC_NONBLOCK.  Set
@@ -193,11 +195,23 @@ struct ipc_driver {
 	int (*pair)(ipc_channel *a, ipc_channel *b, const struct ipc_uri *u);
 
 	/* Required.  Send one whole message, never blocking.  Returns len;
-	 * -EAGAIN (no room or no peer yet: the core waits for POLLOUT);
-	 * -EPIPE (peer gone); -EMSGSIZE (len > max_msg: nothing sent; the
-	 * core checks this before calling).  Never half a message: a driver
-	 * that wrote part of it keeps the rest and finishes it later. */
+	 * -EAGAIN (nothing sent: no room or no peer yet; the core waits for
+	 * POLLOUT and calls again); -EPIPE (peer gone); -EMSGSIZE (len >
+	 * max_msg: nothing sent; the core checks this before calling).
+	 * Never half a message.  A driver that wrote part of it may return
+	 * -EINPROGRESS: the core then waits for POLLOUT and calls send
+	 * again with the same buf and len, which continues where it
+	 * stopped (no copy); and if the core has to return to the caller
+	 * first (IPC_NONBLOCK, timeout), it calls detach() and reports the
+	 * message sent. */
 	ssize_t (*send)(ipc_channel *ch, const void *buf, size_t len);
+
+	/* Required if send can return -EINPROGRESS.  Copy the unsent rest
+	 * of the message out of the caller's buffer; the driver finishes it
+	 * before the next message (and from recv/ready/close, so that a
+	 * caller who only receives afterwards does not deadlock its peer).
+	 * Returns 0 or -ENOMEM. */
+	int (*detach)(ipc_channel *ch);
 
 	/* Required.  Receive one whole message into buf[cap], never
 	 * blocking.  Returns its length; -EMSGSIZE if cap is too small (the

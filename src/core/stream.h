@@ -26,35 +26,44 @@
 #include <stddef.h>
 #include <sys/types.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sys/uio.h>
 
 #include "driver.h"
 
 enum ipc_framing { IPC_FRAMING_LENGTH, IPC_FRAMING_LINE, IPC_FRAMING_RAW };
 
 #define IPC_STREAM_DEFAULT_MAXMSG (16u << 20) /* 16 MiB */
-#define IPC_STREAM_HDR 4
+#define IPC_STREAM_HDR            4
 
 struct ipc_stream {
-	int rfd, wfd;      /* the same descriptor for sockets */
-	int is_socket;     /* send with MSG_NOSIGNAL instead of masking */
+	int rfd, wfd;  /* the same descriptor for sockets */
+	int is_socket; /* send with MSG_NOSIGNAL instead of masking */
 	enum ipc_framing framing;
 	size_t max_msg;
-	const char *uri;   /* for messages */
+	const char *uri; /* for messages */
 
-	/* receive side: bytes read ahead, [rpos, rend) of rbuf */
+	/* Receive side: bytes read ahead are [rpos, rend) of rbuf, which
+	 * grows to hold one large message and shrinks back after it. */
 	unsigned char *rbuf;
 	size_t rcap, rpos, rend;
-	int reof;          /* read(2) returned 0 or a hang-up error */
-	int rerr;          /* sticky receive error (-EPROTO, -ECONNRESET) */
-	/* a large message being read straight from the descriptor */
-	unsigned char *big;
-	size_t big_len, big_have;
-	int big_active;
+	size_t lscan; /* line framing: bytes already searched */
+	int reof;     /* read(2) returned 0 or the peer reset */
+	int rerr;     /* sticky receive error (-EPROTO) */
 
-	/* send side: the unsent tail of a started message */
+	/* Send side, under txlock: a message in progress.  While send is
+	 * continuing (-EINPROGRESS) its bytes are the caller's (tx_src);
+	 * after detach they are a copy in tail. */
+	pthread_mutex_t txlock;
+	unsigned char hdr[IPC_STREAM_HDR + 1];
+	struct iovec txv[3];
+	int txn; /* iovecs of the message in progress; 0: none */
+	const void *tx_src;
+	size_t tx_len;
 	unsigned char *tail;
-	size_t tail_len, tail_off, tail_cap;
-	int werr;          /* sticky send error (-EPIPE) */
+	size_t tail_cap;
+	_Atomic int tx_detached; /* read by the receive side without lock */
+	int werr;                /* sticky send error (-EPIPE) */
 };
 
 /* Initialise (no allocation).  rfd/wfd must be non-blocking. */
@@ -64,10 +73,14 @@ void ipc__stream_init(struct ipc_stream *s, int rfd, int wfd, int is_socket,
 /* Free buffers; does not close the descriptors. */
 void ipc__stream_fini(struct ipc_stream *s);
 
+/* Returns len, -EAGAIN (nothing written), -EINPROGRESS (part written:
+ * call again with the same buf and len, or ipc__stream_detach), -EPIPE,
+ * -EINVAL (framing=line and buf holds '\n'). */
 ssize_t ipc__stream_send(struct ipc_stream *s, const void *buf, size_t len);
+int ipc__stream_detach(struct ipc_stream *s);
 ssize_t ipc__stream_recv(struct ipc_stream *s, void *buf, size_t cap);
-int ipc__stream_pollfds(struct ipc_stream *s, short events,
-                        struct pollfd *pfd, int *retry_ms);
+int ipc__stream_pollfds(struct ipc_stream *s, short events, struct pollfd *pfd,
+                        int *retry_ms);
 short ipc__stream_ready(struct ipc_stream *s, short events,
                         const struct pollfd *pfd, int npfd);
 /* Try to push out a pending tail, waiting up to timeout_ms (for close).
@@ -77,14 +90,36 @@ int ipc__stream_flush(struct ipc_stream *s, int timeout_ms);
 /* Options every stream driver accepts: framing=length|line|raw and
  * maxmsg=SIZE.  Drivers put IPC_STREAM_OPTS in their option table, and read
  * them back with ipc__stream_opts(). */
-#define IPC_STREAM_OPTS                                                      \
-	{"framing", IPC_OPT_ENUM, 0, 0, ipc__framing_choices,                \
-	 "length (default), line or raw"},                                   \
-	{                                                                    \
-		"maxmsg", IPC_OPT_SIZE, 1, (1ull << 30), NULL,               \
-		"largest message, default 16M"                              \
+#define IPC_STREAM_OPTS                                                       \
+	{"framing", IPC_OPT_ENUM,         0,                                  \
+	 0,         ipc__framing_choices, "length (default), line or raw"},   \
+	{                                                                     \
+		"maxmsg", IPC_OPT_SIZE, 1, (1ull << 30), NULL,                \
+		        "largest message, default 16M"                        \
 	}
 void ipc__stream_opts(const struct ipc_uri *u, enum ipc_framing *framing,
                       size_t *max_msg);
+
+/*
+ * Ready-made driver slots for drivers whose private state BEGINS with
+ * struct ipc_stream: put these in the driver table for send, recv,
+ * detach, pollfds, ready and fd.  ipc__stream_close() flushes a detached
+ * tail (up to the channel's timeout), closes rfd and wfd and frees the
+ * buffers; a driver's own close calls it and then removes its objects.
+ */
+ssize_t ipc__sdrv_send(ipc_channel *ch, const void *buf, size_t len);
+ssize_t ipc__sdrv_recv(ipc_channel *ch, void *buf, size_t cap);
+int ipc__sdrv_detach(ipc_channel *ch);
+int ipc__sdrv_pollfds(ipc_channel *ch, short events, struct pollfd *pfd,
+                      int *retry_ms);
+short ipc__sdrv_ready(ipc_channel *ch, short events, const struct pollfd *pfd,
+                      int npfd);
+int ipc__sdrv_fd(const ipc_channel *ch);
+int ipc__stream_close(ipc_channel *ch);
+
+#define IPC_STREAM_SLOTS                                                      \
+	.send = ipc__sdrv_send, .recv = ipc__sdrv_recv,                       \
+	.detach = ipc__sdrv_detach, .pollfds = ipc__sdrv_pollfds,             \
+	.ready = ipc__sdrv_ready, .fd = ipc__sdrv_fd
 
 #endif /* IPC_CORE_STREAM_H */

@@ -1,0 +1,107 @@
+/*
+ * Errors: negative errno values as the interface, and a thread-local
+ * sentence saying what failed and why.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "driver.h"
+#include "wait.h"
+
+#define IPC_ERRMAX 512
+
+static _Thread_local char last_error[IPC_ERRMAX];
+
+static void
+verr(int err, const char *uri, int with_errno, const char *fmt, va_list ap)
+{
+	size_t n = 0;
+
+	if (uri != NULL && *uri != '\0') {
+		int k = snprintf(last_error, sizeof(last_error), "%s: ", uri);
+		n = k < 0 ? 0 : (size_t)k;
+		if (n >= sizeof(last_error)) {
+			n = sizeof(last_error) - 1;
+		}
+	}
+	int k = vsnprintf(last_error + n, sizeof(last_error) - n, fmt, ap);
+	if (k > 0) {
+		n += (size_t)k;
+	}
+	if (n >= sizeof(last_error)) {
+		n = sizeof(last_error) - 1;
+	}
+	if (with_errno && n < sizeof(last_error) - 1) {
+		snprintf(last_error + n, sizeof(last_error) - n, ": %s",
+		         ipc_strerror(err));
+	}
+	(void)err;
+}
+
+int
+ipc__err(int err, const char *uri, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verr(err, uri, 0, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int
+ipc__errno(int err, const char *uri, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verr(err, uri, 1, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+const char *
+ipc_last_error(void)
+{
+	return last_error;
+}
+
+const char *
+ipc_strerror(int err)
+{
+	if (err > 0) {
+		return "not an error (positive value)";
+	}
+	switch (err) {
+	case 0:
+		return "success";
+	case -EPROTONOSUPPORT:
+		return "unknown URI scheme (driver not built in)";
+	case -EPIPE:
+		return "peer closed the channel";
+	case -EMSGSIZE:
+		return "message too long for this channel or buffer";
+	case -ETIMEDOUT:
+		return "timed out";
+	case -EAGAIN:
+		return "would block";
+	case -EPROTO:
+		return "protocol error: the peer sent malformed data";
+	case -EOPNOTSUPP:
+		return "operation not supported by this driver";
+	default:
+		return strerror(-err);
+	}
+}
+
+int
+ipc__err_eagain(void)
+{
+	/* Cheap: event loops see -EAGAIN constantly. */
+	static const char msg[] = "would block (non-blocking call)";
+	memcpy(last_error, msg, sizeof(msg));
+	return -EAGAIN;
+}

@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef IPC_CORE_WAIT_H
+#define IPC_CORE_WAIT_H
+
+#include "driver.h"
+
+/* Wait until `events` (IPC_POLLIN/IPC_POLLOUT) may be possible on ch, or
+ * the deadline (NULL: none) passes.  Returns 0 to retry the operation,
+ * -ETIMEDOUT, or another negative errno.  EINTR returns 0 (the caller
+ * retries with its deadline kept). */
+int ipc__wait(ipc_channel *ch, short events, const struct timespec *dl);
+/* Wait for poll(2) events on one descriptor. */
+int ipc__wait_fd(int fd, short events, const struct timespec *dl);
+/* Record "would block" cheaply and return -EAGAIN. */
+int ipc__err_eagain(void);
+
+#endif
