@@ -6,17 +6,12 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/sock.h"
 #include "core/stream.h"
-
-/* How long close waits to push out the tail of a message the kernel took
- * only part of. */
-#define FLUSH_MS 1000
 
 static const struct ipc_optspec unix_opts[] = {
 	IPC_STREAM_OPTS,
@@ -26,7 +21,7 @@ static const struct ipc_optspec unix_opts[] = {
 };
 
 struct unix_ch {
-	struct ipc_stream st;
+	struct ipc_stream st;    /* first: ipc__sdrv_detach relies on it */
 	int fd;                  /* the connection; -1 before the peer */
 	struct ipc_sockwait wait; /* IPC_CREATE: the one peer; lfd -1 else */
 	enum ipc_framing framing;
@@ -185,15 +180,7 @@ unix_close(ipc_channel *ch)
 	int r = 0;
 
 	if (p->stream_on) {
-		if (ipc__stream_flush(&p->st,
-		                      (ch->flags & IPC_NONBLOCK) ? 0
-		                                                 : FLUSH_MS) <
-		    0) {
-			r = ipc__err(-EIO, ch->uri,
-			             "closed with part of a message unsent");
-		}
-		ipc__stream_fini(&p->st);
-		close(p->fd);
+		r = ipc__stream_close(ch); /* flushes, closes p->fd */
 	}
 	ipc__sockwait_fini(&p->wait);
 	return r;
@@ -262,6 +249,7 @@ const struct ipc_driver ipc_driver_unix = {
 	.open = unix_open,
 	.pair = unix_pair,
 	.send = unix_send,
+	.detach = ipc__sdrv_detach,
 	.recv = unix_recv,
 	.close = unix_close,
 	.pollfds = unix_pollfds,
