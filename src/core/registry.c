@@ -10,11 +10,15 @@
 extern const struct ipc_driver ipc_driver_fd;
 extern const struct ipc_driver ipc_driver_pipe;
 extern const struct ipc_driver ipc_driver_unix;
+extern const struct ipc_driver ipc_driver_unix_seqpacket;
+extern const struct ipc_driver ipc_driver_unix_dgram;
 
 static const struct ipc_driver *const drivers[] = {
         &ipc_driver_fd,
         &ipc_driver_pipe,
         &ipc_driver_unix,
+        &ipc_driver_unix_seqpacket,
+        &ipc_driver_unix_dgram,
         NULL,
 };
 

@@ -260,51 +260,49 @@ is_probe(const struct sockaddr_un *sun, socklen_t len)
 	       memcmp(sun->sun_path + 1, PROBE_PREFIX, pl) == 0;
 }
 
-/* Is the socket at path served?  1 live, 0 stale (refused), < 0 error.
- * Tries the other socket types when the file is a socket of another
- * type. */
+/* Connect a probe socket of type t to a: 1 served, 0 not, -EPROTOTYPE,
+ * or another -errno. */
 static int
-socket_file_live(const char *path, int type)
+probe_one(const struct ipc_sockaddr *a, int t)
+{
+	int fd = probe_socket(t), r, e;
+
+	if (fd < 0) {
+		return fd;
+	}
+	r = connect(fd, (const struct sockaddr *)&a->ss, a->len);
+	e = errno;
+	close(fd);
+	if (r == 0 || e == EAGAIN || e == EINPROGRESS || e == EPERM) {
+		return 1; /* accepted, busy, or has its peer: alive */
+	}
+	if (e == ECONNREFUSED || e == ENOENT) {
+		return 0;
+	}
+	return -e;
+}
+
+int
+ipc__sock_unix_probe(const struct ipc_sockaddr *a, int type)
+{
+	int r = probe_one(a, type);
+	return r == -EPROTOTYPE ? 1 : r;
+}
+
+/* Is the socket file at a served?  1 live, 0 stale, < 0 error.  Tries
+ * the other socket types when the file is a socket of another type. */
+static int
+socket_file_live(const struct ipc_sockaddr *a, int type)
 {
 	static const int types[] = {SOCK_STREAM, SOCK_SEQPACKET, SOCK_DGRAM};
-	struct sockaddr_un sun;
-	socklen_t len;
-	int tried = 0;
+	int r = probe_one(a, type);
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
-	                  strlen(path) + 1);
-	for (int i = -1; i < 3; i++) {
-		int t = i < 0 ? type : types[i];
-		int fd, r, e;
-		if (i >= 0 && t == type) {
-			continue;
-		}
-		fd = probe_socket(t);
-		if (fd < 0) {
-			return fd;
-		}
-		r = connect(fd, (struct sockaddr *)&sun, len);
-		e = errno;
-		close(fd);
-		tried++;
-		if (r == 0 || e == EAGAIN || e == EINPROGRESS || e == EPERM) {
-			return 1; /* accepted, busy, or has a peer: alive */
-		}
-		if (e == ECONNREFUSED) {
-			return 0;
-		}
-		if (e == ENOENT) {
-			return 0; /* gone meanwhile: bind again */
-		}
-		if (e != EPROTOTYPE) {
-			return -e;
+	for (int i = 0; i < 3 && r == -EPROTOTYPE; i++) {
+		if (types[i] != type) {
+			r = probe_one(a, types[i]);
 		}
 	}
-	(void)tried;
-	return 1;
+	return r == -EPROTOTYPE ? 1 : r;
 }
 
 int
@@ -364,7 +362,7 @@ ipc__sock_unix_bind(int fd, int type, const struct ipc_sockaddr *a,
 			return ipc__err(-EEXIST, u->text,
 			                "%s exists and is not a socket", path);
 		}
-		live = socket_file_live(path, type);
+		live = socket_file_live(a, type);
 		if (live < 0) {
 			return ipc__errno(live, u->text, "probing %s", path);
 		}
@@ -651,6 +649,26 @@ rx_take(struct rxctl *c, mode_t type)
 	return -1;
 }
 
+int
+ipc__sock_gone(int err)
+{
+	return err == -EPIPE || err == -ECONNRESET || err == -ECONNREFUSED ||
+	       err == -ENOTCONN || err == -ESHUTDOWN;
+}
+
+/* A failed socket call: -EAGAIN and the peer's end go back unrecorded. */
+static ssize_t
+sock_fail(const struct ipc_msgsock *m, int err, const char *what)
+{
+	if (err == -EWOULDBLOCK) {
+		err = -EAGAIN;
+	}
+	if (err == -EAGAIN || ipc__sock_gone(err)) {
+		return err;
+	}
+	return ipc__errno(err, m->uri, "%s", what);
+}
+
 static ssize_t
 rx(const struct ipc_msgsock *m, void *buf, size_t len, int flags,
    struct ipc_msgin *in, struct rxctl *c)
@@ -677,7 +695,7 @@ rx(const struct ipc_msgsock *m, void *buf, size_t len, int flags,
 	} while (n < 0 && errno == EINTR);
 	if (n < 0) {
 		memset(c, 0, sizeof(*c));
-		return -errno;
+		return sock_fail(m, -errno, "recvmsg");
 	}
 	if (in != NULL && in->want_from) {
 		in->from.len = mh.msg_namelen;
@@ -925,10 +943,7 @@ tx(const struct ipc_msgsock *m, const void *buf, size_t len, const int *fds,
 		n = sendmsg(m->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 	} while (n < 0 && errno == EINTR);
 	if (n < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			return -EAGAIN;
-		}
-		return -errno;
+		return sock_fail(m, -errno, "sendmsg");
 	}
 	return n;
 }

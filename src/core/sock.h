@@ -80,6 +80,11 @@ void ipc__sockfile_remove(struct ipc_sockfile *f);
 int ipc__sock_unix_listen(const struct ipc_uri *u, int type, int backlog,
                           struct ipc_sockfile *f);
 
+/* Is a socket of this type served at a?  1 yes, 0 no (refused, no such
+ * file), or -errno.  Connects from a probe socket that libipc creators
+ * never take for a peer. */
+int ipc__sock_unix_probe(const struct ipc_sockaddr *a, int type);
+
 /* Connect fd (AF_UNIX) to a, for an opener.  No socket there: -ENOENT;
  * a socket nobody listens on, or a busy one: -ECONNREFUSED. */
 int ipc__sock_unix_connect(int fd, const struct ipc_sockaddr *a,
@@ -176,17 +181,22 @@ int ipc__msg_init(struct ipc_msgsock *m, int fd, int is_unix, int passcred,
                   size_t max_msg, const char *uri);
 
 /* Send one message, attaching extra_fd (>= 0) to it.  Returns len,
- * -EAGAIN, or -errno of sendmsg() (EPIPE, ECONNREFUSED, ... : the caller
- * maps them) recorded. */
+ * -EAGAIN, a recorded error, or an unrecorded one for which
+ * ipc__sock_gone() holds: the caller reports the peer's end. */
 ssize_t ipc__msg_send(const struct ipc_msgsock *m, const void *buf,
                       size_t len, int extra_fd);
 
 /* Receive one message into buf[cap].  Returns its length; -EMSGSIZE when
  * cap is too small (it stays queued); -EAGAIN; -EPROTO for a malformed
- * carrier or a message above max_msg (consumed); or -errno of recvmsg().
- * With in->eof set, 0 means the peer's end of stream. */
+ * carrier or a message above max_msg (consumed); a recorded error; or an
+ * unrecorded one for which ipc__sock_gone() holds.  With in->eof set, 0
+ * means the peer's end of stream. */
 ssize_t ipc__msg_recv(const struct ipc_msgsock *m, void *buf, size_t cap,
                       struct ipc_msgin *in);
+
+/* Errors that mean the peer is gone (EPIPE, ECONNRESET, ECONNREFUSED,
+ * ENOTCONN, ESHUTDOWN). */
+int ipc__sock_gone(int err);
 
 /* Look at the next datagram without taking it: its sender's address and
  * a passed socket (when asked).  Returns 0, -EAGAIN or -errno. */
