@@ -9,6 +9,8 @@
 
 extern const struct ipc_driver ipc_driver_fd;
 extern const struct ipc_driver ipc_driver_pipe;
+extern const struct ipc_driver ipc_driver_fifo;
+extern const struct ipc_driver ipc_driver_inproc;
 extern const struct ipc_driver ipc_driver_unix;
 extern const struct ipc_driver ipc_driver_unix_seqpacket;
 extern const struct ipc_driver ipc_driver_unix_dgram;
@@ -18,6 +20,8 @@ extern const struct ipc_driver ipc_driver_udp;
 static const struct ipc_driver *const drivers[] = {
         &ipc_driver_fd,
         &ipc_driver_pipe,
+        &ipc_driver_fifo,
+        &ipc_driver_inproc,
         &ipc_driver_unix,
         &ipc_driver_unix_seqpacket,
         &ipc_driver_unix_dgram,
