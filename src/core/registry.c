@@ -12,6 +12,11 @@ extern const struct ipc_driver ipc_driver_pipe;
 extern const struct ipc_driver ipc_driver_fifo;
 extern const struct ipc_driver ipc_driver_inproc;
 extern const struct ipc_driver ipc_driver_shm;
+extern const struct ipc_driver ipc_driver_unix;
+extern const struct ipc_driver ipc_driver_unix_seqpacket;
+extern const struct ipc_driver ipc_driver_unix_dgram;
+extern const struct ipc_driver ipc_driver_tcp;
+extern const struct ipc_driver ipc_driver_udp;
 
 static const struct ipc_driver *const drivers[] = {
         &ipc_driver_fd,
@@ -19,6 +24,11 @@ static const struct ipc_driver *const drivers[] = {
         &ipc_driver_fifo,
         &ipc_driver_inproc,
         &ipc_driver_shm,
+        &ipc_driver_unix,
+        &ipc_driver_unix_seqpacket,
+        &ipc_driver_unix_dgram,
+        &ipc_driver_tcp,
+        &ipc_driver_udp,
         NULL,
 };
 
