@@ -12,11 +12,13 @@
 extern const struct ipc_driver ipc_driver_fd;
 extern const struct ipc_driver ipc_driver_pipe;
 extern const struct ipc_driver ipc_driver_mq;
+extern const struct ipc_driver ipc_driver_sysvmq;
 
 static const struct ipc_driver *const drivers[] = {
         &ipc_driver_fd,
         &ipc_driver_pipe,
         &ipc_driver_mq,
+        &ipc_driver_sysvmq,
         NULL,
 };
 
