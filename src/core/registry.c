@@ -5,8 +5,6 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#include <string.h>
-
 #include "registry.h"
 
 extern const struct ipc_driver ipc_driver_fd;
@@ -21,18 +19,6 @@ static const struct ipc_driver *const drivers[] = {
         &ipc_driver_sysvmq,
         NULL,
 };
-
-const struct ipc_driver *
-ipc__driver_find(const char *scheme, size_t len)
-{
-	for (size_t i = 0; drivers[i] != NULL; i++) {
-		const char *s = drivers[i]->scheme;
-		if (strlen(s) == len && strncmp(s, scheme, len) == 0) {
-			return drivers[i];
-		}
-	}
-	return NULL;
-}
 
 const struct ipc_driver *const *
 ipc__drivers(void)

@@ -6,8 +6,6 @@
 
 #include "driver.h"
 
-/* The driver whose scheme is scheme[0..len), or NULL. */
-const struct ipc_driver *ipc__driver_find(const char *scheme, size_t len);
 /* The NULL-terminated table of every compiled-in driver. */
 const struct ipc_driver *const *ipc__drivers(void);
 

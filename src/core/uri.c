@@ -382,9 +382,12 @@ parse_hostport(struct ipc_uri *u)
 	if (he == hs) {
 		return ipc__err(-EINVAL, u->text, "empty host");
 	}
-	unsigned long long port;
-	if (parse_uint(colon + 1, &port, 0) < 0 || port > 65535 ||
-	    colon[1] < '0' || colon[1] > '9') {
+	unsigned long port = 0;
+	const char *d = colon + 1;
+	while (*d >= '0' && *d <= '9' && port <= 65535) {
+		port = port * 10 + (unsigned long)(*d++ - '0');
+	}
+	if (d == colon + 1 || *d != '\0' || port > 65535) {
 		return ipc__err(-EINVAL, u->text,
 		                "port '%s' is not a number from 0 to 65535",
 		                colon + 1);
@@ -495,9 +498,29 @@ check_address(struct ipc_uri *u, const struct ipc_driver *drv, int for_pair)
 	return ipc__err(-EINVAL, u->text, "driver declares no address form");
 }
 
+static const struct ipc_driver *
+find_in(const struct ipc_driver *const *table, const char *scheme, size_t len)
+{
+	for (size_t i = 0; table[i] != NULL; i++) {
+		const char *s = table[i]->scheme;
+		if (strlen(s) == len && strncmp(s, scheme, len) == 0) {
+			return table[i];
+		}
+	}
+	return NULL;
+}
+
 int
 ipc__uri_parse(const char *text, int for_pair, struct ipc_uri **out,
                const struct ipc_driver **drvp)
+{
+	return ipc__uri_parse_in(ipc__drivers(), text, for_pair, out, drvp);
+}
+
+int
+ipc__uri_parse_in(const struct ipc_driver *const *table, const char *text,
+                  int for_pair, struct ipc_uri **out,
+                  const struct ipc_driver **drvp)
 {
 	const struct ipc_driver *drv;
 	struct ipc_uri *u;
@@ -532,10 +555,10 @@ ipc__uri_parse(const char *text, int for_pair, struct ipc_uri **out,
 			        (c > 0x20 && c < 0x7f) ? c : '?');
 		}
 	}
-	drv = ipc__driver_find(text, (size_t)(colon - text));
+	drv = find_in(table, text, (size_t)(colon - text));
 	if (drv == NULL) {
 		char list[512];
-		const struct ipc_driver *const *all = ipc__drivers();
+		const struct ipc_driver *const *all = table;
 		size_t n = 0;
 		list[0] = '\0';
 		for (size_t i = 0; all[i] != NULL; i++) {

@@ -9,6 +9,10 @@
  * On success *out is owned by the caller (ipc__uri_free). */
 int ipc__uri_parse(const char *text, int for_pair, struct ipc_uri **out,
                    const struct ipc_driver **drv);
+/* The same over another driver table (tests, fuzzers). */
+int ipc__uri_parse_in(const struct ipc_driver *const *table, const char *text,
+                      int for_pair, struct ipc_uri **out,
+                      const struct ipc_driver **drv);
 void ipc__uri_free(struct ipc_uri *u);
 
 #endif

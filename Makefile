@@ -1,0 +1,125 @@
+# libipc: thin wrapper over meson/ninja for the two-command quick start.
+#
+#   make          build (build/)
+#   make test     build, then run the whole test suite
+#   make bench    build, then run tools/ipc-bench over every transport
+#   make asan     test suite under AddressSanitizer + UBSan (build-asan/)
+#   make tsan     thread-safety tests under ThreadSanitizer (build-tsan/)
+#   make fuzz     libFuzzer targets, FUZZ_SECONDS each (build-fuzz/)
+#   make install  install library, header and libipc.pc (PREFIX=/usr/local)
+#
+# Each target first checks the Debian packages it needs.  As root it
+# installs the missing ones with apt-get; otherwise it names them and stops.
+
+PREFIX    ?= /usr/local
+BUILD     ?= build
+MESON_OPTS ?=
+NPROC     := $(shell nproc 2>/dev/null || echo 2)
+
+BUILD_PKGS := gcc meson ninja-build pkg-config
+TEST_PKGS  := libcmocka-dev socat
+BENCH_PKGS := libzmq3-dev libnng-dev libiceoryx-binding-c-dev iceoryx
+SAN_PKGS   := clang libclang-rt-14-dev
+
+FUZZ_SECONDS ?= 30
+
+.PHONY: all build test bench asan tsan fuzz install deps-build deps-test \
+	deps-bench deps-san clean
+
+all: build
+
+# $(call need,pkg1 pkg2 ...): install or name the missing packages.
+define need
+	@missing=""; \
+	for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "make: installing missing Debian packages:$$missing"; \
+	    apt-get update -q >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing \
+	      >/dev/null || { echo "make: apt-get install$$missing failed"; exit 1; }; \
+	  else \
+	    echo "make: missing Debian packages:$$missing"; \
+	    echo "make: install them with: sudo apt-get install$$missing"; \
+	    exit 1; \
+	  fi; \
+	fi
+endef
+
+deps-build:
+	$(call need,$(BUILD_PKGS))
+
+deps-test: deps-build
+	$(call need,$(TEST_PKGS))
+
+deps-bench: deps-build
+	$(call need,$(BENCH_PKGS))
+
+deps-san: deps-test
+	$(call need,$(SAN_PKGS))
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) -Dwerror=true -Dprefix=$(PREFIX) $(MESON_OPTS)
+
+build: deps-build $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+test: deps-test $(BUILD)/build.ninja
+	meson configure $(BUILD) -Dtests=enabled >/dev/null
+	ninja -C $(BUILD)
+	meson test -C $(BUILD) --print-errorlogs --num-processes $(NPROC)
+
+bench: deps-bench $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+	$(BUILD)/tools/ipc-bench
+
+build-asan/build.ninja:
+	meson setup build-asan -Dwerror=true -Db_sanitize=address,undefined \
+	  -Db_lundef=false -Dbuildtype=debug -Dtests=enabled $(MESON_OPTS)
+
+asan: deps-test build-asan/build.ninja
+	ninja -C build-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  meson test -C build-asan --print-errorlogs --num-processes $(NPROC) \
+	  --timeout-multiplier 3
+
+build-tsan/build.ninja:
+	CC=clang meson setup build-tsan -Dwerror=true -Db_sanitize=thread \
+	  -Db_lundef=false -Dbuildtype=debugoptimized -Dtests=enabled \
+	  $(MESON_OPTS)
+
+tsan: deps-san build-tsan/build.ninja
+	ninja -C build-tsan
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  meson test -C build-tsan --print-errorlogs --suite tsan \
+	  --num-processes $(NPROC) --timeout-multiplier 3
+
+build-fuzz/build.ninja:
+	CC=clang meson setup build-fuzz -Dfuzzers=enabled -Dtests=disabled \
+	  -Db_sanitize=address,undefined -Db_lundef=false \
+	  -Dbuildtype=debugoptimized $(MESON_OPTS)
+
+fuzz: deps-san build-fuzz/build.ninja
+	ninja -C build-fuzz
+	@set -e; for f in build-fuzz/fuzz/fuzz_*_libfuzzer; do \
+	  name=$$(basename $$f _libfuzzer); name=$${name#fuzz_}; \
+	  work=build-fuzz/corpus-$$name; mkdir -p $$work; \
+	  echo "== $$f ($(FUZZ_SECONDS) s)"; \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/ $$work fuzz/corpus/$$name \
+	    2>&1 | grep -E '^(stat::number_of_executed_units|==|SUMMARY|INFO: -)' \
+	    || true; \
+	  test -z "$$(ls build-fuzz/crash-* build-fuzz/leak-* build-fuzz/timeout-* 2>/dev/null)" \
+	    || { echo "fuzz: $$name found a failing input in build-fuzz/"; exit 1; }; \
+	done
+
+install: build
+	meson install -C $(BUILD)
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz
