@@ -21,10 +21,10 @@
  * send, the opener's SLOT == 0 for a creator waiting for its peer), which
  * the peer's operations and its death (SEM_UNDO) wake at once: no cost
  * while idle.  ipc_poll cannot wait on a semaphore: it polls the peer's
- * pidfd and re-checks every 1, 2, 4 ... 50 ms (backoff restarts after
- * each success), so a poll loop sees a message up to 50 ms late after a
- * quiet spell and costs at most ~20 wake-ups a second while idle.
- * ipc_fd() is not offered.
+ * pidfd and re-checks after 0, 1, 2, 4 ... 50 ms (the backoff restarts
+ * whenever a unit moved), so a poll loop sees a message up to 50 ms late after
+ * a quiet spell and costs at most ~20 wake-ups a second while idle. ipc_fd()
+ * is not offered.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -208,6 +208,8 @@ pump(struct smq_chan *m)
 			return m->rerr;
 		}
 		give_credit(m, units((size_t)n));
+		atomic_store(&m->idle, 0);
+		atomic_store(&m->backoff, 0); /* progress: look again soon */
 		int k = ipc__frag_rx_feed(&m->fr, m->rbuf->text, (size_t)n,
 		                          SMQ_MAXMSG, &arg, m->uri);
 		switch (k) {
@@ -656,8 +658,8 @@ smq_send(ipc_channel *ch, const void *buf, size_t len)
 	pthread_mutex_lock(&m->tx_mu);
 	r = tx_locked(m, buf, len);
 	pthread_mutex_unlock(&m->tx_mu);
-	if (r >= 0) {
-		atomic_store(&m->backoff, 1);
+	if (r >= 0 || r == -EINPROGRESS) {
+		atomic_store(&m->backoff, 0);
 	}
 	return r;
 }
@@ -696,7 +698,7 @@ smq_recv(ipc_channel *ch, void *buf, size_t cap)
 		kick(m);
 	} else {
 		atomic_store(&m->idle, 0);
-		atomic_store(&m->backoff, 1);
+		atomic_store(&m->backoff, 0);
 	}
 	return r;
 }
@@ -713,7 +715,8 @@ smq_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 		pfd[n++] = (struct pollfd){.fd = m->pidfd, .events = POLLIN};
 	}
 	*retry_ms = bo;
-	atomic_store(&m->backoff, bo * 2 > POLL_MAX_MS ? POLL_MAX_MS : bo * 2);
+	bo = bo == 0 ? 1 : bo * 2;
+	atomic_store(&m->backoff, bo > POLL_MAX_MS ? POLL_MAX_MS : bo);
 	return n;
 }
 
@@ -751,7 +754,7 @@ smq_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 		}
 	}
 	if (out != 0) {
-		atomic_store(&m->backoff, 1);
+		atomic_store(&m->backoff, 0);
 	}
 	return out;
 }
