@@ -11,6 +11,7 @@ extern const struct ipc_driver ipc_driver_fd;
 extern const struct ipc_driver ipc_driver_pipe;
 extern const struct ipc_driver ipc_driver_mq;
 extern const struct ipc_driver ipc_driver_sysvmq;
+extern const struct ipc_driver ipc_driver_sysvshm;
 extern const struct ipc_driver ipc_driver_shm;
 
 static const struct ipc_driver *const drivers[] = {
@@ -18,6 +19,7 @@ static const struct ipc_driver *const drivers[] = {
         &ipc_driver_pipe,
         &ipc_driver_mq,
         &ipc_driver_sysvmq,
+        &ipc_driver_sysvshm,
         &ipc_driver_shm,
         NULL,
 };
