@@ -241,6 +241,36 @@ sv_find(struct sv_ids *ids, const char *kind, const char *name)
 	return err;
 }
 
+/* An opener found the set: is it ready, with a live creator and no peer
+ * yet?  Fills v.  Returns 0, or the error to report. */
+static inline int
+sv_check_open(int semid, unsigned short v[SV_NSEMS], const char *uri)
+{
+	struct semid_ds ds;
+	union sv_semun a = {.buf = &ds};
+
+	if (semctl(semid, 0, IPC_STAT, a) < 0 || sv_getall(semid, v) < 0) {
+		if (errno == EACCES) {
+			return ipc__err(-EACCES, uri, "permission denied");
+		}
+		return ipc__err(-ENOENT, uri, "channel was just removed");
+	}
+	if (ds.sem_otime == 0) {
+		return ipc__err(-ENOENT, uri,
+		                "channel is still being created");
+	}
+	if (sv_pid(v, SV_OPENER) != 0) {
+		return ipc__err(-ECONNREFUSED, uri,
+		                "channel already has its peer (one opener per "
+		                "channel)");
+	}
+	if (v[SV_SLOT + SV_CREATOR] != 0) {
+		return ipc__err(-ECONNREFUSED, uri,
+		                "the creator of this channel is gone");
+	}
+	return 0;
+}
+
 /* Fill a new set: both slots free, the creator's pid, conf, the tag, and
  * initial RXW/TXW values for both sides.  Not yet ready (no semop). */
 static inline int
@@ -290,7 +320,8 @@ sv_claim(int semid, int side, short wrx, short wtx)
 		                           (short)((pid >> 15) & 0x7fff),
 		                           IPC_NOWAIT};
 	}
-	return sv_semop(semid, ops, n);
+	int r = sv_semop(semid, ops, n);
+	return r == -ERANGE ? -EAGAIN : r;
 }
 
 /* Give our slot back and wake the peer (cancels the SEM_UNDO of claim). */

@@ -583,8 +583,6 @@ static int
 open_opener(struct smq_chan *m, const struct ipc_uri *u)
 {
 	unsigned short v[SV_NSEMS];
-	struct semid_ds ds;
-	union sv_semun a = {.buf = &ds};
 	int r = sv_find(&m->ids, KIND, u->name);
 
 	if (r < 0) {
@@ -592,9 +590,12 @@ open_opener(struct smq_chan *m, const struct ipc_uri *u)
 		               ? ipc__err(r, m->uri, "permission denied")
 		               : ipc__err(-ENOENT, m->uri, "no such channel");
 	}
+	r = sv_check_open(m->ids.semid, v, m->uri);
+	if (r < 0) {
+		return r;
+	}
 	m->msqid = msgget(m->ids.key, 0);
-	if (m->msqid < 0 || semctl(m->ids.semid, 0, IPC_STAT, a) < 0 ||
-	    ds.sem_otime == 0 || sv_getall(m->ids.semid, v) < 0) {
+	if (m->msqid < 0) {
 		if (errno == EACCES) {
 			return ipc__err(-EACCES, m->uri, "permission denied");
 		}

@@ -658,9 +658,7 @@ static int
 open_opener(struct svs_chan *s, const struct ipc_uri *u)
 {
 	unsigned short v[SV_NSEMS];
-	struct semid_ds sds;
 	struct shmid_ds ds;
-	union sv_semun a = {.buf = &sds};
 	int r = sv_find(&s->ids, KIND, u->name);
 
 	if (r < 0) {
@@ -668,9 +666,12 @@ open_opener(struct svs_chan *s, const struct ipc_uri *u)
 		               ? ipc__err(r, s->uri, "permission denied")
 		               : ipc__err(-ENOENT, s->uri, "no such channel");
 	}
+	r = sv_check_open(s->ids.semid, v, s->uri);
+	if (r < 0) {
+		return r;
+	}
 	s->shmid = shmget(s->ids.key, 0, 0);
-	if (s->shmid < 0 || semctl(s->ids.semid, 0, IPC_STAT, a) < 0 ||
-	    sds.sem_otime == 0 || sv_getall(s->ids.semid, v) < 0) {
+	if (s->shmid < 0) {
 		if (errno == EACCES) {
 			return ipc__err(-EACCES, s->uri, "permission denied");
 		}
