@@ -11,6 +11,9 @@ extern const struct ipc_driver ipc_driver_fd;
 extern const struct ipc_driver ipc_driver_pipe;
 extern const struct ipc_driver ipc_driver_fifo;
 extern const struct ipc_driver ipc_driver_inproc;
+extern const struct ipc_driver ipc_driver_mq;
+extern const struct ipc_driver ipc_driver_sysvmq;
+extern const struct ipc_driver ipc_driver_sysvshm;
 extern const struct ipc_driver ipc_driver_shm;
 extern const struct ipc_driver ipc_driver_unix;
 extern const struct ipc_driver ipc_driver_unix_seqpacket;
@@ -23,6 +26,9 @@ static const struct ipc_driver *const drivers[] = {
         &ipc_driver_pipe,
         &ipc_driver_fifo,
         &ipc_driver_inproc,
+        &ipc_driver_mq,
+        &ipc_driver_sysvmq,
+        &ipc_driver_sysvshm,
         &ipc_driver_shm,
         &ipc_driver_unix,
         &ipc_driver_unix_seqpacket,
