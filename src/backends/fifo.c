@@ -508,7 +508,7 @@ fifo_send(ipc_channel *ch, const void *buf, size_t len)
 		}
 		return -EAGAIN;
 	}
-	ssize_t r = ipc__stream_send(&p->st, buf, len);
+	ssize_t r = ipc__sdrv_send(ch, buf, len);
 	if (r == -EPIPE) {
 		atomic_store(&p->gone, 1);
 	}
