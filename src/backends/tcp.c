@@ -28,17 +28,18 @@
 enum { CONNECTING = 0, UP = 1 }; /* or a negative errno */
 
 static const struct ipc_optspec tcp_opts[] = {
-	IPC_STREAM_OPTS,
-	{NULL, 0, 0, 0, NULL, NULL},
+        IPC_STREAM_OPTS,
+        {NULL, 0, 0, 0, NULL, NULL},
 };
 
 struct tcp_ch {
-	struct ipc_stream st; /* first: ipc__sdrv_detach relies on it */
-	int fd;               /* the connection; -1 before the peer */
+	struct ipc_stream st;     /* first: ipc__sdrv_detach relies on it */
+	int fd;                   /* the connection; -1 before the peer */
 	struct ipc_sockwait wait; /* IPC_CREATE: the one peer; lfd -1 else */
-	pthread_mutex_t mu;   /* opener: completing the connect */
+	pthread_mutex_t mu;       /* opener: completing the connect */
 	int have_mu;
 	atomic_int state;
+	atomic_int peer_eof; /* recv saw the peer's end */
 	enum ipc_framing framing;
 	size_t max_msg;
 	int stream_on;
@@ -238,6 +239,15 @@ tcp_send(ipc_channel *ch, const void *buf, size_t len)
 	if (r < 0) {
 		return r;
 	}
+	/* The first write after the peer's FIN still succeeds in TCP.  A
+	 * libipc peer (framing=length) that sent FIN has closed for good,
+	 * so once recv saw it, report it; with line or raw framing the
+	 * peer may only have shut down its sending side. */
+	if (p->framing == IPC_FRAMING_LENGTH &&
+	    atomic_load_explicit(&p->peer_eof, memory_order_relaxed)) {
+		return ipc__err(-EPIPE, ch->uri, "peer closed the channel");
+	}
+	p->st.nowait = ch->send_nowait;
 	return ipc__stream_send(&p->st, buf, len);
 }
 
@@ -250,7 +260,11 @@ tcp_recv(ipc_channel *ch, void *buf, size_t cap)
 	if (r < 0) {
 		return r;
 	}
-	return ipc__stream_recv(&p->st, buf, cap);
+	ssize_t n = ipc__stream_recv(&p->st, buf, cap);
+	if (n == -EPIPE) {
+		atomic_store_explicit(&p->peer_eof, 1, memory_order_relaxed);
+	}
+	return n;
 }
 
 static int
@@ -387,23 +401,23 @@ tcp_listener_close(ipc_listener *l)
 }
 
 const struct ipc_driver ipc_driver_tcp = {
-	.scheme = "tcp",
-	.caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_LISTEN |
-	        IPC_CAP_PEERCLOSE | IPC_CAP_CROSSHOST,
-	.addr = IPC_ADDR_HOSTPORT,
-	.opts = tcp_opts,
-	.priv_size = sizeof(struct tcp_ch),
-	.lpriv_size = sizeof(struct tcp_l),
-	.open = tcp_open,
-	.send = tcp_send,
-	.detach = ipc__sdrv_detach,
-	.recv = tcp_recv,
-	.close = tcp_close,
-	.pollfds = tcp_pollfds,
-	.ready = tcp_ready,
-	.fd = tcp_fd,
-	.listen = tcp_listen,
-	.accept = tcp_accept,
-	.listener_fd = tcp_listener_fd,
-	.listener_close = tcp_listener_close,
+        .scheme = "tcp",
+        .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_LISTEN |
+                IPC_CAP_PEERCLOSE | IPC_CAP_CROSSHOST,
+        .addr = IPC_ADDR_HOSTPORT,
+        .opts = tcp_opts,
+        .priv_size = sizeof(struct tcp_ch),
+        .lpriv_size = sizeof(struct tcp_l),
+        .open = tcp_open,
+        .send = tcp_send,
+        .detach = ipc__sdrv_detach,
+        .recv = tcp_recv,
+        .close = tcp_close,
+        .pollfds = tcp_pollfds,
+        .ready = tcp_ready,
+        .fd = tcp_fd,
+        .listen = tcp_listen,
+        .accept = tcp_accept,
+        .listener_fd = tcp_listener_fd,
+        .listener_close = tcp_listener_close,
 };

@@ -7,8 +7,10 @@
  * The creator (IPC_CREATE) binds HOST:PORT and takes the sender of the
  * first datagram as its peer (connecting to it, so the kernel drops
  * datagrams from anyone else); until then its send waits as for a full
- * queue.  The opener connects to HOST:PORT; nothing is sent by ipc_open,
- * so it succeeds whether or not anyone listens.  See docs/udp.md.
+ * queue.  The opener connects to HOST:PORT; ipc_open sends nothing.  When
+ * HOST is an address of this machine, ipc_open looks up the kernel's UDP
+ * sockets and fails with -ECONNREFUSED if none is bound there; for other
+ * hosts nobody can tell.  See docs/udp.md.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -85,6 +87,13 @@ open_opener(ipc_channel *ch, const struct ipc_uri *u)
 		if (fd < 0) {
 			r = fd;
 			break;
+		}
+		if (!ipc__sock_udp_bound(&v[i])) {
+			r = ipc__err(-ECONNREFUSED, u->text,
+			             "no UDP socket is bound there");
+			close(fd);
+			fd = -1;
+			continue;
 		}
 		if (connect(fd, (struct sockaddr *)&v[i].ss, v[i].len) == 0) {
 			ch->max_msg = max_for(&v[i]);
@@ -265,16 +274,16 @@ udp_fd(const ipc_channel *ch)
 }
 
 const struct ipc_driver ipc_driver_udp = {
-	.scheme = "udp",
-	.caps = IPC_CAP_CROSSHOST,
-	.addr = IPC_ADDR_HOSTPORT,
-	.opts = NULL,
-	.priv_size = sizeof(struct udp_ch),
-	.open = udp_open,
-	.send = udp_send,
-	.recv = udp_recv,
-	.close = udp_close,
-	.pollfds = udp_pollfds,
-	.ready = udp_ready,
-	.fd = udp_fd,
+        .scheme = "udp",
+        .caps = IPC_CAP_CROSSHOST,
+        .addr = IPC_ADDR_HOSTPORT,
+        .opts = NULL,
+        .priv_size = sizeof(struct udp_ch),
+        .open = udp_open,
+        .send = udp_send,
+        .recv = udp_recv,
+        .close = udp_close,
+        .pollfds = udp_pollfds,
+        .ready = udp_ready,
+        .fd = udp_fd,
 };

@@ -14,15 +14,15 @@
 #include "core/stream.h"
 
 static const struct ipc_optspec unix_opts[] = {
-	IPC_STREAM_OPTS,
-	{"mode", IPC_OPT_MODE, 0, 0, NULL,
-	 "permission bits of the socket file, default 0600"},
-	{NULL, 0, 0, 0, NULL, NULL},
+        IPC_STREAM_OPTS,
+        {"mode", IPC_OPT_MODE, 0, 0, NULL,
+         "permission bits of the socket file, default 0600"},
+        {NULL, 0, 0, 0, NULL, NULL},
 };
 
 struct unix_ch {
-	struct ipc_stream st;    /* first: ipc__sdrv_detach relies on it */
-	int fd;                  /* the connection; -1 before the peer */
+	struct ipc_stream st;     /* first: ipc__sdrv_detach relies on it */
+	int fd;                   /* the connection; -1 before the peer */
 	struct ipc_sockwait wait; /* IPC_CREATE: the one peer; lfd -1 else */
 	enum ipc_framing framing;
 	size_t max_msg;
@@ -127,6 +127,7 @@ unix_send(ipc_channel *ch, const void *buf, size_t len)
 	if (r < 0) {
 		return r;
 	}
+	p->st.nowait = ch->send_nowait;
 	return ipc__stream_send(&p->st, buf, len);
 }
 
@@ -143,8 +144,7 @@ unix_recv(ipc_channel *ch, void *buf, size_t cap)
 }
 
 static int
-unix_pollfds(ipc_channel *ch, short events, struct pollfd *pfd,
-             int *retry_ms)
+unix_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 {
 	struct unix_ch *p = ipc__priv(ch);
 
@@ -157,8 +157,7 @@ unix_pollfds(ipc_channel *ch, short events, struct pollfd *pfd,
 }
 
 static short
-unix_ready(ipc_channel *ch, short events, const struct pollfd *pfd,
-           int npfd)
+unix_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 {
 	struct unix_ch *p = ipc__priv(ch);
 
@@ -239,24 +238,24 @@ unix_listener_close(ipc_listener *l)
 }
 
 const struct ipc_driver ipc_driver_unix = {
-	.scheme = "unix",
-	.caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_LISTEN |
-	        IPC_CAP_PEERCLOSE,
-	.addr = IPC_ADDR_UNIXPATH,
-	.opts = unix_opts,
-	.priv_size = sizeof(struct unix_ch),
-	.lpriv_size = sizeof(struct unix_l),
-	.open = unix_open,
-	.pair = unix_pair,
-	.send = unix_send,
-	.detach = ipc__sdrv_detach,
-	.recv = unix_recv,
-	.close = unix_close,
-	.pollfds = unix_pollfds,
-	.ready = unix_ready,
-	.fd = unix_fd,
-	.listen = unix_listen,
-	.accept = unix_accept,
-	.listener_fd = unix_listener_fd,
-	.listener_close = unix_listener_close,
+        .scheme = "unix",
+        .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_LISTEN |
+                IPC_CAP_PEERCLOSE,
+        .addr = IPC_ADDR_UNIXPATH,
+        .opts = unix_opts,
+        .priv_size = sizeof(struct unix_ch),
+        .lpriv_size = sizeof(struct unix_l),
+        .open = unix_open,
+        .pair = unix_pair,
+        .send = unix_send,
+        .detach = ipc__sdrv_detach,
+        .recv = unix_recv,
+        .close = unix_close,
+        .pollfds = unix_pollfds,
+        .ready = unix_ready,
+        .fd = unix_fd,
+        .listen = unix_listen,
+        .accept = unix_accept,
+        .listener_fd = unix_listener_fd,
+        .listener_close = unix_listener_close,
 };

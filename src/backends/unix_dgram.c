@@ -40,11 +40,11 @@
 #define RETRY_MS 250
 
 static const struct ipc_optspec dg_opts[] = {
-	{"maxmsg", IPC_OPT_SIZE, 1, (1ull << 30), NULL,
-	 "largest message, default 16M"},
-	{"mode", IPC_OPT_MODE, 0, 0, NULL,
-	 "permission bits of the socket file, default 0600"},
-	{NULL, 0, 0, 0, NULL, NULL},
+        {"maxmsg", IPC_OPT_SIZE, 1, (1ull << 30), NULL,
+         "largest message, default 16M"},
+        {"mode", IPC_OPT_MODE, 0, 0, NULL,
+         "permission bits of the socket file, default 0600"},
+        {NULL, 0, 0, 0, NULL, NULL},
 };
 
 struct dg_ch {
@@ -60,9 +60,9 @@ struct dg_ch {
 	struct ipc_sockaddr peer;
 	struct ipc_sockfile file;
 
-	atomic_int lifeline;     /* its hang-up is the peer's end; -1 */
-	int lifeline_out;        /* opener, send side: goes with message 1 */
-	atomic_int lifeline_sent; /* opener: it went */
+	atomic_int lifeline;      /* its hang-up is the peer's end; -1 */
+	int lifeline_out;         /* opener, send side: goes with message 1 */
+	atomic_int lifeline_sent; /* opener: it went (pairs: from the start) */
 	struct ipc_sockaddr dest; /* opener: the creator's address */
 	dev_t dest_dev;
 	ino_t dest_ino;
@@ -79,8 +79,8 @@ prepare(ipc_channel *ch, const struct ipc_uri *u)
 	p->ep = -1;
 	atomic_store(&p->lifeline, -1);
 	p->lifeline_out = -1;
-	p->max_msg = (size_t)ipc__opt_num(u, "maxmsg",
-	                                  IPC_STREAM_DEFAULT_MAXMSG);
+	p->max_msg =
+	        (size_t)ipc__opt_num(u, "maxmsg", IPC_STREAM_DEFAULT_MAXMSG);
 	ch->max_msg = p->max_msg;
 }
 
@@ -259,6 +259,9 @@ dg_pair(ipc_channel *a, ipc_channel *b, const struct ipc_uri *u)
 		atomic_store(&pb->lifeline, other);
 		r = ep_add(pb, other, b->uri);
 	}
+	/* each end holds its lifeline already */
+	atomic_store(&pa->lifeline_sent, 1);
+	atomic_store(&pb->lifeline_sent, 1);
 	if (r < 0) {
 		release(pa);
 		release(pb);
@@ -525,17 +528,17 @@ dg_fd(const ipc_channel *ch)
 }
 
 const struct ipc_driver ipc_driver_unix_dgram = {
-	.scheme = "unix+dgram",
-	.caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_PEERCLOSE,
-	.addr = IPC_ADDR_UNIXPATH,
-	.opts = dg_opts,
-	.priv_size = sizeof(struct dg_ch),
-	.open = dg_open,
-	.pair = dg_pair,
-	.send = dg_send,
-	.recv = dg_recv,
-	.close = dg_close,
-	.pollfds = dg_pollfds,
-	.ready = dg_ready,
-	.fd = dg_fd,
+        .scheme = "unix+dgram",
+        .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_PEERCLOSE,
+        .addr = IPC_ADDR_UNIXPATH,
+        .opts = dg_opts,
+        .priv_size = sizeof(struct dg_ch),
+        .open = dg_open,
+        .pair = dg_pair,
+        .send = dg_send,
+        .recv = dg_recv,
+        .close = dg_close,
+        .pollfds = dg_pollfds,
+        .ready = dg_ready,
+        .fd = dg_fd,
 };

@@ -17,19 +17,19 @@
 #include "core/stream.h"
 
 static const struct ipc_optspec seq_opts[] = {
-	{"maxmsg", IPC_OPT_SIZE, 1, (1ull << 30), NULL,
-	 "largest message, default 16M"},
-	{"mode", IPC_OPT_MODE, 0, 0, NULL,
-	 "permission bits of the socket file, default 0600"},
-	{NULL, 0, 0, 0, NULL, NULL},
+        {"maxmsg", IPC_OPT_SIZE, 1, (1ull << 30), NULL,
+         "largest message, default 16M"},
+        {"mode", IPC_OPT_MODE, 0, 0, NULL,
+         "permission bits of the socket file, default 0600"},
+        {NULL, 0, 0, 0, NULL, NULL},
 };
 
 struct seq_ch {
 	struct ipc_msgsock m;     /* m.fd: the connection; -1 before it */
 	struct ipc_sockwait wait; /* IPC_CREATE: the one peer; lfd -1 else */
 	size_t max_msg;
-	int eof;                  /* receive side: the peer's end was seen */
-	int failed;               /* receive side: sticky -EPROTO */
+	int eof;    /* receive side: the peer's end was seen */
+	int failed; /* receive side: sticky -EPROTO */
 };
 
 struct seq_l {
@@ -54,8 +54,8 @@ prepare(ipc_channel *ch, const struct ipc_uri *u)
 	p->m.fd = -1;
 	p->wait.lfd = -1;
 	p->wait.ep = -1;
-	p->max_msg = (size_t)ipc__opt_num(u, "maxmsg",
-	                                  IPC_STREAM_DEFAULT_MAXMSG);
+	p->max_msg =
+	        (size_t)ipc__opt_num(u, "maxmsg", IPC_STREAM_DEFAULT_MAXMSG);
 	ch->max_msg = p->max_msg;
 }
 
@@ -299,23 +299,23 @@ seq_listener_close(ipc_listener *l)
 }
 
 const struct ipc_driver ipc_driver_unix_seqpacket = {
-	.scheme = "unix+seqpacket",
-	.caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_LISTEN |
-	        IPC_CAP_PEERCLOSE,
-	.addr = IPC_ADDR_UNIXPATH,
-	.opts = seq_opts,
-	.priv_size = sizeof(struct seq_ch),
-	.lpriv_size = sizeof(struct seq_l),
-	.open = seq_open,
-	.pair = seq_pair,
-	.send = seq_send,
-	.recv = seq_recv,
-	.close = seq_close,
-	.pollfds = seq_pollfds,
-	.ready = seq_ready,
-	.fd = seq_fd,
-	.listen = seq_listen,
-	.accept = seq_accept,
-	.listener_fd = seq_listener_fd,
-	.listener_close = seq_listener_close,
+        .scheme = "unix+seqpacket",
+        .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_LISTEN |
+                IPC_CAP_PEERCLOSE,
+        .addr = IPC_ADDR_UNIXPATH,
+        .opts = seq_opts,
+        .priv_size = sizeof(struct seq_ch),
+        .lpriv_size = sizeof(struct seq_l),
+        .open = seq_open,
+        .pair = seq_pair,
+        .send = seq_send,
+        .recv = seq_recv,
+        .close = seq_close,
+        .pollfds = seq_pollfds,
+        .ready = seq_ready,
+        .fd = seq_fd,
+        .listen = seq_listen,
+        .accept = seq_accept,
+        .listener_fd = seq_listener_fd,
+        .listener_close = seq_listener_close,
 };

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,7 +110,8 @@ ipc__sock_inet_addrs(const struct ipc_uri *u, int socktype, int passive,
 		host = NULL;
 	}
 	if (host == NULL && !passive) {
-		return ipc__err(-EINVAL, u->text, "needs a host to connect to");
+		return ipc__err(-EINVAL, u->text,
+		                "needs a host to connect to");
 	}
 	snprintf(port, sizeof(port), "%u", u->port);
 	memset(&hints, 0, sizeof(hints));
@@ -344,7 +346,8 @@ ipc__sock_unix_bind(int fd, int type, const struct ipc_sockaddr *a,
 		}
 		if (abstract) {
 			return ipc__err(-EEXIST, u->text,
-			                "abstract name @%s is in use", path + 1);
+			                "abstract name @%s is in use",
+			                path + 1);
 		}
 		if (attempt > 0) {
 			return ipc__err(-EEXIST, u->text,
@@ -383,7 +386,8 @@ ipc__sock_unix_bind(int fd, int type, const struct ipc_sockaddr *a,
 		return 0;
 	}
 	if (lstat(path, &st) < 0) {
-		return ipc__errno(-errno, u->text, "lstat %s after bind", path);
+		return ipc__errno(-errno, u->text, "lstat %s after bind",
+		                  path);
 	}
 	f->path = strdup(path);
 	if (f->path == NULL) {
@@ -523,6 +527,120 @@ ipc__sock_inet_listen(const struct ipc_uri *u, int type, int backlog)
 	return fd;
 }
 
+/* Is a an address of this host?  Binding port 0 on it tells. */
+static int
+addr_is_local(const struct ipc_sockaddr *a)
+{
+	struct ipc_sockaddr t = *a;
+	int fd, r;
+
+	if (t.ss.ss_family == AF_INET) {
+		((struct sockaddr_in *)&t.ss)->sin_port = 0;
+	} else {
+		((struct sockaddr_in6 *)&t.ss)->sin6_port = 0;
+	}
+	fd = socket(t.ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		return 0;
+	}
+	r = bind(fd, (struct sockaddr *)&t.ss, t.len) == 0;
+	close(fd);
+	return r;
+}
+
+/* One line of /proc/net/udp{,6}: the local address as 1 or 4 words in
+ * the kernel's native order, and the port. */
+static int
+udp_line(const char *line, uint32_t w[4], int nw, unsigned *port)
+{
+	const char *p = strchr(line, ':');
+	char *end;
+
+	if (p == NULL) {
+		return 0;
+	}
+	p++;
+	while (*p == ' ') {
+		p++;
+	}
+	for (int i = 0; i < nw; i++) {
+		char word[9];
+		for (int k = 0; k < 8; k++) {
+			if (p[k] == '\0') {
+				return 0;
+			}
+			word[k] = p[k];
+		}
+		word[8] = '\0';
+		w[i] = (uint32_t)strtoul(word, &end, 16);
+		if (*end != '\0') {
+			return 0;
+		}
+		p += 8;
+	}
+	if (*p != ':') {
+		return 0;
+	}
+	*port = (unsigned)strtoul(p + 1, &end, 16);
+	return end != p + 1;
+}
+
+/* Is a socket in table (nw words per address) bound to port on one of
+ * the n addresses in want? */
+static int
+udp_table_has(const char *table, int nw, unsigned port,
+              const uint32_t (*want)[4], int n)
+{
+	FILE *f = fopen(table, "re");
+	char line[512];
+	int found = 0;
+
+	if (f == NULL) {
+		return 0;
+	}
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		uint32_t w[4] = {0, 0, 0, 0};
+		unsigned p;
+		if (!udp_line(line, w, nw, &p) || p != port) {
+			continue;
+		}
+		for (int i = 0; i < n && !found; i++) {
+			found = memcmp(w, want[i], sizeof(uint32_t) * 4) == 0;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+int
+ipc__sock_udp_bound(const struct ipc_sockaddr *a)
+{
+	uint32_t v4[2][4], v6[3][4];
+	unsigned port;
+
+	memset(v4, 0, sizeof(v4));
+	memset(v6, 0, sizeof(v6));
+	if (!addr_is_local(a)) {
+		return 1;
+	}
+	if (a->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)&a->ss;
+		uint32_t ad;
+		memcpy(&ad, &s4->sin_addr, 4);
+		port = ntohs(s4->sin_port);
+		v4[0][0] = ad; /* the address; v4[1]: 0.0.0.0 */
+		/* a dual-stack IPv6 socket on :: or ::ffff:A takes it too */
+		v6[1][2] = htonl(0xffff);
+		v6[1][3] = ad;
+		return udp_table_has("/proc/net/udp", 1, port, v4, 2) ||
+		       udp_table_has("/proc/net/udp6", 4, port, v6, 2);
+	}
+	const struct sockaddr_in6 *s6 = (const void *)&a->ss;
+	port = ntohs(s6->sin6_port);
+	memcpy(v6[1], &s6->sin6_addr, 16); /* v6[0]: :: */
+	return udp_table_has("/proc/net/udp6", 4, port, v6, 2);
+}
+
 int
 ipc__sock_accept(int lfd, const char *uri)
 {
@@ -568,7 +686,8 @@ ipc__fd_hungup(int fd)
 	return r > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
-/* ----------------------------------------------------- the message layer -- */
+/* ----------------------------------------------------- the message layer --
+ */
 
 static const unsigned char carrier_magic[8] = {'l', 'i', 'b', 'i',
                                                'p', 'c', 'M', '1'};
@@ -585,9 +704,9 @@ union ctlbuf {
 struct rxctl {
 	int fds[MAXFDS];
 	int nfds;
-	int creds;   /* an SCM_CREDENTIALS message: a real record */
-	int ctrunc;  /* descriptors were dropped */
-	int trunc;   /* the datagram was longer than the buffer */
+	int creds;  /* an SCM_CREDENTIALS message: a real record */
+	int ctrunc; /* descriptors were dropped */
+	int trunc;  /* the datagram was longer than the buffer */
 };
 
 static void
@@ -738,10 +857,11 @@ carrier_read(const struct ipc_msgsock *m, int fd, unsigned long long len,
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    (unsigned long long)st.st_size < len) {
-		return ipc__err(-EPROTO, m->uri,
-		                "peer passed a message file that does not hold "
-		                "the %llu bytes announced",
-		                len);
+		return ipc__err(
+		        -EPROTO, m->uri,
+		        "peer passed a message file that does not hold "
+		        "the %llu bytes announced",
+		        len);
 	}
 	while (got < len) {
 		ssize_t r = pread(fd, (unsigned char *)buf + got, len - got,
@@ -793,8 +913,9 @@ rx_finish(const struct ipc_msgsock *m, void *buf, size_t cap,
 		if (p != buf) {
 			/* peeked as a carrier, read as something else:
 			 * only another reader could do that */
-			return ipc__err(-EPROTO, m->uri,
-			                "datagram changed between peek and read");
+			return ipc__err(
+			        -EPROTO, m->uri,
+			        "datagram changed between peek and read");
 		}
 		return (ssize_t)n;
 	}
@@ -802,13 +923,15 @@ rx_finish(const struct ipc_msgsock *m, void *buf, size_t cap,
 	rx_closefds(c);
 	if (memfd < 0) {
 		if (c->ctrunc) {
-			return ipc__err(-EMFILE, m->uri,
-			                "the descriptor of a large message was "
-			                "dropped (descriptor limit reached?)");
+			return ipc__err(
+			        -EMFILE, m->uri,
+			        "the descriptor of a large message was "
+			        "dropped (descriptor limit reached?)");
 		}
 		if (p != buf) {
-			return ipc__err(-EPROTO, m->uri,
-			                "datagram changed between peek and read");
+			return ipc__err(
+			        -EPROTO, m->uri,
+			        "datagram changed between peek and read");
 		}
 		return (ssize_t)n; /* the 16 bytes are a plain message */
 	}
@@ -845,8 +968,8 @@ ipc__msg_recv(const struct ipc_msgsock *m, void *buf, size_t cap,
 	if (n < 0) {
 		return n;
 	}
-	carrier = (size_t)n == sizeof(hdr) && carrier_len(hdr, sizeof(hdr),
-	                                                  &len);
+	carrier = (size_t)n == sizeof(hdr) &&
+	          carrier_len(hdr, sizeof(hdr), &len);
 	if (carrier) {
 		int fd = rx_take(&c, S_IFREG);
 		carrier = fd >= 0 || c.ctrunc;
@@ -881,9 +1004,10 @@ ipc__msg_recv(const struct ipc_msgsock *m, void *buf, size_t cap,
 			if (n >= 0) {
 				rx_closefds(&c);
 			}
-			return ipc__err(-EPROTO, m->uri,
-			                "peer sent a datagram above maxmsg %zu",
-			                m->max_msg);
+			return ipc__err(
+			        -EPROTO, m->uri,
+			        "peer sent a datagram above maxmsg %zu",
+			        m->max_msg);
 		}
 		return ipc__err(-EMSGSIZE, m->uri,
 		                "message of %zd bytes does not fit in %zu", n,
@@ -959,8 +1083,8 @@ carrier_make(const struct ipc_msgsock *m, const void *buf, size_t len)
 		                  "memfd_create for a %zu-byte message", len);
 	}
 	while (off < len) {
-		ssize_t r = write(fd, (const unsigned char *)buf + off,
-		                  len - off);
+		ssize_t r =
+		        write(fd, (const unsigned char *)buf + off, len - off);
 		if (r < 0 && errno == EINTR) {
 			continue;
 		}
@@ -1003,8 +1127,8 @@ ipc__msg_send(const struct ipc_msgsock *m, const void *buf, size_t len,
 		n = tx(m, buf, len, fds, nfds);
 		if (n >= 0 && (size_t)n != len) {
 			return ipc__err(-EIO, m->uri,
-			                "datagram of %zu bytes sent as %zd", len,
-			                n);
+			                "datagram of %zu bytes sent as %zd",
+			                len, n);
 		}
 		return n;
 	}
@@ -1074,7 +1198,8 @@ ipc__msg_init(struct ipc_msgsock *m, int fd, int is_unix, int passcred,
 	return 0;
 }
 
-/* ------------------------------------------------------ one-peer creators -- */
+/* ------------------------------------------------------ one-peer creators --
+ */
 
 int
 ipc__sockwait_init(struct ipc_sockwait *w, int lfd, struct ipc_sockfile *file,
