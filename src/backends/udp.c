@@ -64,7 +64,7 @@ open_creator(ipc_channel *ch, const struct ipc_uri *u)
 	}
 	p->creator = 1;
 	ch->max_msg = max_for(&a);
-	return ipc__msg_init(&p->m, fd, 0, 0, ch->max_msg, u->text);
+	return ipc__msg_init(&p->m, fd, 0, 0, ch->max_msg, ch->uri);
 }
 
 static int
@@ -108,7 +108,7 @@ open_opener(ipc_channel *ch, const struct ipc_uri *u)
 	if (r < 0) {
 		return r;
 	}
-	return ipc__msg_init(&p->m, fd, 0, 0, ch->max_msg, u->text);
+	return ipc__msg_init(&p->m, fd, 0, 0, ch->max_msg, ch->uri);
 }
 
 static int
