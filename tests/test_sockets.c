@@ -210,7 +210,12 @@ t_modes(void **state)
 		snprintf(u, sizeof u, "%s?mode=0640", f.uri);
 		assert_int_equal(ipc_open(&c, u, IPC_CREATE), 0);
 		assert_int_equal(mode_of(f.path), 0640);
+		/* an opener makes no file: mode= is a mistake there */
+		assert_int_equal(ipc_open(&c2, u, 0), -EINVAL);
+		assert_non_null(strstr(ipc_last_error(), "mode="));
 		ipc_close(c);
+		snprintf(u, sizeof u, "%s:?mode=0600", unix_schemes[i]);
+		assert_int_equal(ipc_pair(&c, &c2, u), -EINVAL);
 		/* abstract names have no file */
 		snprintf(u, sizeof u, "%s://@ipcsock-%d?mode=0600",
 		         unix_schemes[i], (int)getpid());

@@ -67,6 +67,10 @@ unix_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	int fd, r;
 
 	prepare(ch, u);
+	r = ipc__sock_mode_check(u, flags);
+	if (r < 0) {
+		return r;
+	}
 	if (flags & IPC_CREATE) {
 		fd = ipc__sock_unix_listen(u, SOCK_STREAM, 1, &file);
 		if (fd < 0) {
@@ -97,6 +101,10 @@ unix_pair(ipc_channel *a, ipc_channel *b, const struct ipc_uri *u)
 
 	prepare(a, u);
 	prepare(b, u);
+	r = ipc__sock_mode_check(u, 0);
+	if (r < 0) {
+		return r;
+	}
 	r = ipc__sock_pair(SOCK_STREAM, sv, u->text);
 	if (r < 0) {
 		return r;

@@ -222,6 +222,10 @@ dg_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	int r;
 
 	prepare(ch, u);
+	r = ipc__sock_mode_check(u, flags);
+	if (r < 0) {
+		return r;
+	}
 	r = ipc__sock_unix_addr(u, &a);
 	if (r < 0) {
 		return r;
@@ -242,6 +246,10 @@ dg_pair(ipc_channel *a, ipc_channel *b, const struct ipc_uri *u)
 
 	prepare(a, u);
 	prepare(b, u);
+	r = ipc__sock_mode_check(u, 0);
+	if (r < 0) {
+		return r;
+	}
 	r = ipc__sock_pair(SOCK_DGRAM, sv, u->text);
 	if (r < 0) {
 		return r;

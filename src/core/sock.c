@@ -405,6 +405,17 @@ ipc__sock_unix_bind(int fd, int type, const struct ipc_sockaddr *a,
 	return 0;
 }
 
+int
+ipc__sock_mode_check(const struct ipc_uri *u, int flags)
+{
+	if (!(flags & IPC_CREATE) && ipc__opt_isset(u, "mode")) {
+		return ipc__err(-EINVAL, u->text,
+		                "mode= applies only where the socket file is "
+		                "made (IPC_CREATE, ipc_listen)");
+	}
+	return 0;
+}
+
 void
 ipc__sockfile_remove(struct ipc_sockfile *f)
 {

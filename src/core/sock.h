@@ -72,6 +72,10 @@ int ipc__sock_pair(int type, int sv[2], const char *uri);
 int ipc__sock_unix_bind(int fd, int type, const struct ipc_sockaddr *a,
                         const struct ipc_uri *u, struct ipc_sockfile *f);
 
+/* mode= sets the permissions of a socket file this end creates: with
+ * IPC_CREATE (and ipc_listen) only; elsewhere it is -EINVAL. */
+int ipc__sock_mode_check(const struct ipc_uri *u, int flags);
+
 /* Unlink the socket file of f if it is still the one bound here; free
  * f->path.  Safe on a zeroed or already removed f. */
 void ipc__sockfile_remove(struct ipc_sockfile *f);
