@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -391,6 +392,78 @@ t_kill9(void **state)
 	if (tu_free_port("::1", &port) == 0) {
 		snprintf(uri, sizeof uri, "tcp://[::1]:%d", port);
 		kill_case(uri);
+	}
+}
+
+/* ------------------------------------------- creator used by 2 threads */
+
+static void *
+thread_recv(void *arg)
+{
+	ipc_channel *c = arg;
+	char buf[8];
+
+	return (void *)(intptr_t)ipc_recv(c, buf, sizeof buf, 0);
+}
+
+static int
+peer_echo(void *arg)
+{
+	const char *uri = arg;
+	ipc_channel *o;
+	char buf[8];
+
+	for (int i = 0; i < 500; i++) {
+		int r = ipc_open(&o, uri, 0);
+		if (r == 0) {
+			TU_OK(ipc_set_timeout(o, 5000));
+			TU_OK(ipc_send(o, "y", 1, 0));
+			TU_CHECK_EQ(ipc_recv(o, buf, sizeof buf, 0), 1);
+			TU_CHECK(buf[0] == 'x');
+			ipc_close(o);
+			return 0;
+		}
+		tu_sleep_ms(10);
+	}
+	TU_CHECK_MSG(0, "could not open %s", uri);
+	return 1;
+}
+
+/* One thread blocks in recv and another in send on a creator before any
+ * peer: both go through once the peer comes, whichever takes it. */
+static void
+t_creator_two_threads(void **state)
+{
+	char uri[256];
+	int port;
+
+	(void)state;
+	for (int i = 0; i < 5; i++) {
+		ipc_channel *c;
+		pthread_t th;
+		void *res;
+		struct fx f;
+		if (i < 3) {
+			fx_start(&f, unix_schemes[i]);
+			snprintf(uri, sizeof uri, "%s", f.uri);
+		} else {
+			assert_int_equal(tu_free_port("127.0.0.1", &port), 0);
+			snprintf(uri, sizeof uri, "%s://127.0.0.1:%d",
+			         i == 3 ? "tcp" : "udp", port);
+		}
+		assert_int_equal(ipc_open(&c, uri, IPC_CREATE), 0);
+		assert_int_equal(ipc_set_timeout(c, 10000), 0);
+		assert_int_equal(pthread_create(&th, NULL, thread_recv, c), 0);
+		pid_t pid = tu_fork(peer_echo, uri, 30);
+		assert_true(pid > 0);
+		assert_int_equal(ipc_send(c, "x", 1, 0), 1);
+		assert_int_equal(pthread_join(th, &res), 0);
+		assert_int_equal((intptr_t)res, 1);
+		assert_int_equal(tu_wait_ok(pid, 10000), 0);
+		ipc_close(c);
+		if (i < 3) {
+			fx_end(&f);
+		}
 	}
 }
 
@@ -867,6 +940,7 @@ main(void)
 	        cmocka_unit_test(t_abstract),
 	        cmocka_unit_test(t_fd_stable),
 	        cmocka_unit_test(t_kill9),
+	        cmocka_unit_test(t_creator_two_threads),
 	        cmocka_unit_test(t_seqpacket_empty),
 	        cmocka_unit_test(t_large),
 	        cmocka_unit_test(t_forged_carriers),

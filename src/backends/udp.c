@@ -27,6 +27,10 @@
 #define UDP_MAX4 65507 /* 65535 - 20 (IPv4 header) - 8 (UDP header) */
 #define UDP_MAX6 65527 /* 65535 - 8: the IPv6 header is not counted */
 
+/* How often a creator's send that waits for its first datagram looks
+ * again (another thread may receive that datagram). */
+#define FIRST_MS 50
+
 struct udp_ch {
 	struct ipc_msgsock m;
 	int creator;
@@ -135,21 +139,21 @@ has_peer(struct udp_ch *p)
 	       atomic_load_explicit(&p->have_peer, memory_order_acquire);
 }
 
+/* Take the sender of a datagram as the peer (under mu). */
 static void
-learn(struct udp_ch *p, const struct ipc_sockaddr *from)
+learn_locked(struct udp_ch *p, const struct ipc_sockaddr *from)
 {
-	pthread_mutex_lock(&p->mu);
 	if (!atomic_load_explicit(&p->have_peer, memory_order_relaxed) &&
 	    connect(p->m.fd, (const struct sockaddr *)&from->ss, from->len) ==
 	            0) {
 		p->peer = *from;
 		atomic_store_explicit(&p->have_peer, 1, memory_order_release);
 	}
-	pthread_mutex_unlock(&p->mu);
 }
 
 /* Creator without a peer: learn it from the queued datagram.  0 when the
- * peer is known, -EAGAIN otherwise. */
+ * peer is known, -EAGAIN otherwise.  Under mu, like the receive that
+ * takes the first datagram, so that one of the two always sees it. */
 static int
 find_peer(ipc_channel *ch)
 {
@@ -159,9 +163,11 @@ find_peer(ipc_channel *ch)
 	if (has_peer(p)) {
 		return 0;
 	}
+	pthread_mutex_lock(&p->mu);
 	if (ipc__msg_peek_from(&p->m, &in) == 0) {
-		learn(p, &in.from);
+		learn_locked(p, &in.from);
 	}
+	pthread_mutex_unlock(&p->mu);
 	return has_peer(p) ? 0 : -EAGAIN;
 }
 
@@ -197,19 +203,26 @@ udp_recv(ipc_channel *ch, void *buf, size_t cap)
 
 	for (;;) {
 		struct ipc_msgin in = {.want_from = p->creator};
-		int known = has_peer(p);
-		r = ipc__msg_recv(&p->m, buf, cap, &in);
+		if (!has_peer(p)) {
+			/* the first datagram's sender becomes the peer */
+			pthread_mutex_lock(&p->mu);
+			r = ipc__msg_recv(&p->m, buf, cap, &in);
+			if (r >= 0) {
+				learn_locked(p, &in.from);
+			}
+			pthread_mutex_unlock(&p->mu);
+			if (!ipc__sock_gone((int)r)) {
+				return r;
+			}
+			continue; /* an ICMP error of an earlier send */
+		} else {
+			r = ipc__msg_recv(&p->m, buf, cap, &in);
+		}
 		if (ipc__sock_gone((int)r)) {
 			continue; /* an ICMP error of an earlier send */
 		}
-		if (r < 0 || !p->creator) {
-			return r;
-		}
-		if (!known) {
-			learn(p, &in.from);
-			return r;
-		}
-		if (ipc__sockaddr_equal(&in.from, &p->peer)) {
+		if (r < 0 || !p->creator ||
+		    ipc__sockaddr_equal(&in.from, &p->peer)) {
 			return r;
 		}
 		/* queued from someone else before the peer was known */
@@ -226,6 +239,9 @@ udp_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 	if ((events & IPC_POLLOUT) && find_peer(ch) < 0) {
 		/* The creator's send waits for the first datagram. */
 		ev = (short)((ev & ~POLLOUT) | POLLIN);
+		/* A receiving thread may take the first datagram before
+		 * this wait starts: look again soon. */
+		*retry_ms = FIRST_MS;
 	}
 	pfd[0] = (struct pollfd){.fd = p->m.fd, .events = ev};
 	return 1;

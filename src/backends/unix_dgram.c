@@ -39,6 +39,10 @@
  * still there, while it waits to receive. */
 #define RETRY_MS 250
 
+/* How often a creator's send that waits for its first datagram looks
+ * again (another thread may receive that datagram). */
+#define FIRST_MS 50
+
 static const struct ipc_optspec dg_opts[] = {
         {"maxmsg", IPC_OPT_SIZE, 1, (1ull << 30), NULL,
          "largest message, default 16M"},
@@ -307,16 +311,6 @@ learn_locked(ipc_channel *ch, const struct ipc_sockaddr *from, int lifeline)
 	atomic_store_explicit(&p->have_peer, 1, memory_order_release);
 }
 
-static void
-learn(ipc_channel *ch, const struct ipc_sockaddr *from, int lifeline)
-{
-	struct dg_ch *p = ipc__priv(ch);
-
-	pthread_mutex_lock(&p->mu);
-	learn_locked(ch, from, lifeline);
-	pthread_mutex_unlock(&p->mu);
-}
-
 static int
 has_peer(struct dg_ch *p)
 {
@@ -326,28 +320,35 @@ has_peer(struct dg_ch *p)
 
 /* Creator without a peer: learn it from the queued datagram, if any.
  * 0 when the peer is known, -EAGAIN otherwise (*unnamed: the datagram
- * waiting came from an address nobody can answer). */
+ * waiting came from an address nobody can answer).  Under mu, like the
+ * receive that takes the first datagram, so that one of the two always
+ * sees it. */
 static int
 find_peer(ipc_channel *ch, int *unnamed)
 {
 	struct dg_ch *p = ipc__priv(ch);
 	struct ipc_msgin in = {.want_from = 1, .want_lifeline = 1};
-	int r;
+	int r = 0;
 
 	*unnamed = 0;
 	if (has_peer(p)) {
 		return 0;
 	}
-	r = ipc__msg_peek_from(&p->m, &in);
-	if (r < 0) {
-		return r == -EAGAIN ? r : 0; /* errors show in recv */
+	pthread_mutex_lock(&p->mu);
+	if (!atomic_load_explicit(&p->have_peer, memory_order_relaxed)) {
+		r = ipc__msg_peek_from(&p->m, &in);
+		if (r == 0) {
+			learn_locked(ch, &in.from, in.lifeline);
+			if (!atomic_load_explicit(&p->have_peer,
+			                          memory_order_relaxed)) {
+				*unnamed = 1;
+				r = -EAGAIN;
+			}
+		}
 	}
-	learn(ch, &in.from, in.lifeline);
-	if (has_peer(p)) {
-		return 0;
-	}
-	*unnamed = 1;
-	return -EAGAIN;
+	pthread_mutex_unlock(&p->mu);
+	/* other errors show in recv */
+	return r == -EAGAIN ? r : 0;
 }
 
 /* ------------------------------------------------------------- send/recv */
@@ -379,6 +380,29 @@ dg_send(ipc_channel *ch, const void *buf, size_t len)
 		return ipc__err(-EPIPE, ch->uri,
 		                "the endpoint took another peer");
 	}
+	return r;
+}
+
+/* The creator's receive before it knows its peer: the sender of what it
+ * takes becomes the peer (under mu, see find_peer).  -EALREADY when the
+ * peer was learnt meanwhile. */
+static ssize_t
+recv_first(ipc_channel *ch, void *buf, size_t cap)
+{
+	struct dg_ch *p = ipc__priv(ch);
+	struct ipc_msgin in = {.want_from = 1, .want_lifeline = 1};
+	ssize_t r;
+
+	pthread_mutex_lock(&p->mu);
+	if (atomic_load_explicit(&p->have_peer, memory_order_relaxed)) {
+		pthread_mutex_unlock(&p->mu);
+		return -EALREADY; /* learnt meanwhile: the usual path */
+	}
+	r = ipc__msg_recv(&p->m, buf, cap, &in);
+	if (r >= 0) {
+		learn_locked(ch, &in.from, in.lifeline);
+	}
+	pthread_mutex_unlock(&p->mu);
 	return r;
 }
 
@@ -426,17 +450,16 @@ dg_recv(ipc_channel *ch, void *buf, size_t cap)
 	ended = peer_ended(ch);
 	for (;;) {
 		struct ipc_msgin in = {.want_from = p->creator};
-		int known = has_peer(p);
-		in.want_lifeline = p->creator && !known;
+		if (!has_peer(p)) {
+			r = recv_first(ch, buf, cap);
+			if (r == -EALREADY) {
+				continue;
+			}
+			break;
+		}
 		r = ipc__msg_recv(&p->m, buf, cap, &in);
-		if (r < 0 || !p->creator) {
-			break;
-		}
-		if (!known) {
-			learn(ch, &in.from, in.lifeline);
-			break;
-		}
-		if (ipc__sockaddr_equal(&in.from, &p->peer)) {
+		if (r < 0 || !p->creator ||
+		    ipc__sockaddr_equal(&in.from, &p->peer)) {
 			break;
 		}
 		/* queued from someone else before the peer was known */
@@ -468,6 +491,9 @@ dg_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 	if ((events & IPC_POLLOUT) && find_peer(ch, &unnamed) < 0) {
 		/* The creator's send waits for the first datagram. */
 		ev = (short)((ev & ~POLLOUT) | POLLIN);
+		/* A receiving thread may take the first datagram before
+		 * this wait starts: look again soon. */
+		*retry_ms = FIRST_MS;
 		if (unnamed && !(events & IPC_POLLIN)) {
 			/* it is there already: wait for recv to take it */
 			ev &= ~POLLIN;
