@@ -45,10 +45,8 @@
 #include "bench_config.h"
 #include "bench_peers.h"
 
-#define HDR 8
-#ifndef QUEUE
-#define QUEUE 256 /* subscriber queue: the most iceoryx 2.0 allows */
-#endif
+#define HDR           8
+#define QUEUE         256   /* subscriber queue: the most iceoryx 2.0 allows */
 #define ROUDI_WAIT_MS 10000 /* for RouDi to be ready */
 #define MATCH_WAIT_MS 10000 /* for publishers to see their subscriber */
 #define LOAN_WAIT_MS  10000 /* for a free chunk */
