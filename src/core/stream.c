@@ -146,8 +146,8 @@ push(struct ipc_stream *s)
 }
 
 /* Finish a detached tail on behalf of the receive side, if any. */
-static void
-kick(struct ipc_stream *s)
+void
+ipc__stream_kick(struct ipc_stream *s)
 {
 	if (atomic_load_explicit(&s->tx_detached, memory_order_relaxed)) {
 		pthread_mutex_lock(&s->txlock);
@@ -574,7 +574,7 @@ recv_raw(struct ipc_stream *s, void *buf, size_t cap)
 ssize_t
 ipc__stream_recv(struct ipc_stream *s, void *buf, size_t cap)
 {
-	kick(s);
+	ipc__stream_kick(s);
 	if (s->rerr != 0) {
 		return ipc__err(s->rerr, s->uri,
 		                "channel failed earlier: the peer broke the "
@@ -654,7 +654,7 @@ ipc__stream_ready(struct ipc_stream *s, short events, const struct pollfd *pfd,
 		}
 		return r;
 	}
-	kick(s);
+	ipc__stream_kick(s);
 	pthread_mutex_lock(&s->txlock);
 	int tx_busy = s->txn > 0;
 	int werr = s->werr;

@@ -85,6 +85,10 @@ int ipc__stream_pollfds(struct ipc_stream *s, short events, struct pollfd *pfd,
                         int *retry_ms);
 short ipc__stream_ready(struct ipc_stream *s, short events,
                         const struct pollfd *pfd, int npfd);
+/* Push the detached rest of a partly sent message, if any, without
+ * blocking (recv and ready do this themselves; a driver whose receive
+ * path does not reach them calls it). */
+void ipc__stream_kick(struct ipc_stream *s);
 /* Try to push out a pending tail, waiting up to timeout_ms (for close).
  * Returns 0 when nothing is pending. */
 int ipc__stream_flush(struct ipc_stream *s, int timeout_ms);
