@@ -66,6 +66,14 @@ struct ipc_stream {
 	int werr;                /* sticky send error (-EPIPE) */
 	int nowait; /* this send cannot wait: whole frame or -EAGAIN when it
 	             * fits the kernel buffer */
+	/* Blocking receives.  A driver sets block_ok when rfd may be put in
+	 * blocking mode (a socket, which the stream always drives with
+	 * MSG_DONTWAIT otherwise, or a read-only descriptor): a receive
+	 * that may wait forever then blocks in read(2) itself, one system
+	 * call where read, poll, read would be three. */
+	int block_ok;
+	int rblock;       /* this receive may wait forever */
+	int rfd_blocking; /* O_NONBLOCK was cleared on rfd */
 };
 
 /* Initialise (no allocation).  rfd/wfd must be non-blocking. */
