@@ -425,8 +425,12 @@ recv_length(struct ipc_stream *s, void *buf, size_t cap)
 			}
 			need = IPC_STREAM_HDR + len;
 			if (avail >= need) {
-				memcpy(buf, s->rbuf + s->rpos + IPC_STREAM_HDR,
-				       len);
+				if (len > 0) {
+					memcpy(buf,
+					       s->rbuf + s->rpos +
+					               IPC_STREAM_HDR,
+					       len);
+				}
 				consumed(s, need);
 				return (ssize_t)len;
 			}
@@ -450,7 +454,7 @@ recv_line(struct ipc_stream *s, void *buf, size_t cap)
 {
 	for (;;) {
 		size_t avail = s->rend - s->rpos;
-		const unsigned char *base = s->rbuf + s->rpos;
+		const unsigned char *base = avail ? s->rbuf + s->rpos : NULL;
 		const unsigned char *nl = NULL;
 		if (avail > s->lscan) {
 			nl = memchr(base + s->lscan, '\n', avail - s->lscan);
@@ -463,7 +467,9 @@ recv_line(struct ipc_stream *s, void *buf, size_t cap)
 			if (len > cap) {
 				return too_small(s, len, cap);
 			}
-			memcpy(buf, base, len);
+			if (len > 0) {
+				memcpy(buf, base, len);
+			}
 			consumed(s, nl ? len + 1 : len);
 			return (ssize_t)len;
 		}
