@@ -9,10 +9,14 @@
 
 extern const struct ipc_driver ipc_driver_fd;
 extern const struct ipc_driver ipc_driver_pipe;
+extern const struct ipc_driver ipc_driver_fifo;
+extern const struct ipc_driver ipc_driver_inproc;
 
 static const struct ipc_driver *const drivers[] = {
         &ipc_driver_fd,
         &ipc_driver_pipe,
+        &ipc_driver_fifo,
+        &ipc_driver_inproc,
         NULL,
 };
 
