@@ -1729,9 +1729,16 @@ kill_and_check(struct sess *s, int op)
 		TU_CHECK_MSG(t >= 0, "returned before the peer was killed");
 		TU_CHECK_MSG(t < DEATH_S,
 		             "the peer's death took %.3f s to report", t);
-		TU_ERR(ipc_recv(s->ch, buf, sizeof buf, IPC_NONBLOCK), -EPIPE);
-		/* The dying process's descriptors close one by one: a send
-		 * may still find its other one open for a moment. */
+		/* The dying process's descriptors close one by one: the
+		 * other direction may still look open for a moment. */
+		double end = tu_now() + 2.0;
+		ssize_t r;
+		while ((r = ipc_recv(s->ch, buf, sizeof buf, IPC_NONBLOCK)) ==
+		               -EAGAIN &&
+		       tu_now() < end) {
+			tu_sleep_ms(5);
+		}
+		TU_ERR(r, -EPIPE);
 		int ok = send_until_epipe(s->ch);
 		if (ok > 0) {
 			printf("note: %d sends accepted after the death was "
