@@ -2384,8 +2384,10 @@ run_case(tu_child_fn fn, const char *name)
 	}
 	printf("%s: %s\n", name, C.uri);
 	fflush(stdout);
+	double t0 = tu_now();
 	enum tu_result res = tu_run_isolated(fn, NULL, LIMIT_S, C.token, C.dir,
 	                                     why, sizeof why);
+	printf("%s: %.2f s\n", name, tu_now() - t0);
 	tu_rmtree(C.dir);
 	if (res == TU_SKIP) {
 		skip(); /* the case printed why */
