@@ -1308,11 +1308,16 @@ case_sizes(void *unused)
 	ctl_put(s.ctl, CMD(CMD_ECHO, n));
 	for (int i = 0; i < n; i++) {
 		size_t len = sizes[i];
+		double t0 = tu_now();
 		fill(out, len, (uint32_t)len);
 		ssize_t r = send_wait(s.ch, out, len, STEP_MS);
 		TU_CHECK_MSG(r == (ssize_t)len, "send of %zu bytes: %s (%zd)",
 		             len, tu_errname((int)r), r);
 		EXPECT_FILL(s.ch, in, len, len, (uint32_t)len);
+		if (tu_now() - t0 > 0.5) {
+			printf("note: the echo of %zu bytes took %.2f s\n",
+			       len, tu_now() - t0);
+		}
 	}
 	ctl_expect(s.ctl, CTL_DONE);
 	ctl_put(s.ctl, CMD_EXIT);
