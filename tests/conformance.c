@@ -788,6 +788,19 @@ send_until_epipe(ipc_channel *ch)
 	}
 }
 
+/* Receive one message and send it back: through blocking calls, or
+ * (polled) through IPC_NONBLOCK calls driven by ipc_poll. */
+static void
+echo_one(ipc_channel *ch, unsigned char *buf, size_t cap, int polled)
+{
+	ssize_t r = polled ? recv_wait(ch, buf, cap, STEP_MS)
+	                   : ipc_recv(ch, buf, cap, 0);
+	TU_OK(r);
+	ssize_t w = polled ? send_wait(ch, buf, (size_t)r, STEP_MS)
+	                   : ipc_send(ch, buf, (size_t)r, 0);
+	TU_CHECK_EQ(w, r);
+}
+
 static int
 peer_cmd(struct side *sd)
 {
@@ -818,12 +831,7 @@ peer_cmd(struct side *sd)
 			break;
 		case CMD_ECHO:
 			for (int i = 0; i < arg; i++) {
-				ssize_t r =
-				        recv_wait(sd->ch, buf, cap, STEP_MS);
-				TU_OK(r);
-				TU_CHECK_EQ(send_wait(sd->ch, buf, (size_t)r,
-				                      STEP_MS),
-				            r);
+				echo_one(sd->ch, buf, cap, i % 2);
 			}
 			ctl_put(sd->ctl, CTL_DONE);
 			break;
@@ -1275,7 +1283,8 @@ case_ordering(void *unused)
 
 /* Message sizes from 0 to min(1 MiB, ipc_max_msg()), and random ones, each
  * sent, echoed by the peer and checked byte for byte (received into a
- * buffer of exactly its size). */
+ * buffer of exactly its size); alternately through blocking calls and
+ * through IPC_NONBLOCK calls driven by ipc_poll. */
 static int
 case_sizes(void *unused)
 {
@@ -1310,10 +1319,17 @@ case_sizes(void *unused)
 		size_t len = sizes[i];
 		double t0 = tu_now();
 		fill(out, len, (uint32_t)len);
-		ssize_t r = send_wait(s.ch, out, len, STEP_MS);
+		int polled = i % 2; /* as the peer's echo_one() */
+		ssize_t r = polled ? send_wait(s.ch, out, len, STEP_MS)
+		                   : ipc_send(s.ch, out, len, 0);
 		TU_CHECK_MSG(r == (ssize_t)len, "send of %zu bytes: %s (%zd)",
 		             len, tu_errname((int)r), r);
-		EXPECT_FILL(s.ch, in, len, len, (uint32_t)len);
+		r = polled ? recv_wait(s.ch, in, len, STEP_MS)
+		           : ipc_recv(s.ch, in, len, 0);
+		TU_CHECK_MSG(r == (ssize_t)len, "echo of %zu bytes: %s (%zd)",
+		             len, tu_errname((int)r), r);
+		TU_CHECK_MSG(mismatch(in, len, (uint32_t)len) < 0,
+		             "echo of %zu bytes differs", len);
 		if (tu_now() - t0 > 0.5) {
 			printf("note: the echo of %zu bytes took %.2f s\n",
 			       len, tu_now() - t0);
