@@ -62,6 +62,8 @@
  *   open_missing      ipc_open without IPC_CREATE on no endpoint fails at
  *                     once with -ENOENT or -ECONNREFUSED
  *   facts             scheme, caps, max_msg (>= 1 MiB when reliable), ipc_fd
+ *   modes             created objects are 0600 whatever the umask, or
+ *                     exactly what mode= says
  *   open_close_repeat open/close cycles leak nothing; an address is
  *                     reusable after both ends closed
  *   creator_waits     the creator's send and recv before any peer exists
@@ -113,6 +115,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1160,6 +1163,85 @@ case_creator_waits(void *unused)
 	EXPECT_STR(s.ch, hello);
 	ctl_expect(s.ctl, CTL_DONE);
 	sess_end(&s);
+	return 0;
+}
+
+/* Check the permission bits of every object new since before. */
+static int
+check_modes(const struct tu_objs *before, int want, const char *when)
+{
+	struct tu_shared *sh = tu_shared();
+	pid_t pids[256];
+	size_t np = 0, idx[64];
+	struct tu_objs now;
+	int seen = 0;
+
+	for (int i = 0; sh != NULL && i < sh->npids && np < 255; i++) {
+		pids[np++] = sh->pids[i];
+	}
+	pids[np++] = getpid();
+	tu_objs_snapshot(&now, C.token, C.dir);
+	size_t n = tu_objs_new(before, &now, pids, np, idx, 64);
+	for (size_t i = 0; i < n; i++) {
+		const char *name = now.names[idx[i]];
+		int m = tu_obj_mode(name);
+		if (m == -1) {
+			continue; /* a directory or an abstract socket */
+		}
+		TU_CHECK_MSG(m >= 0, "%s: cannot read the mode of %s: %s",
+		             when, name, tu_errname(m));
+		TU_CHECK_MSG(m == want, "%s: %s has mode %04o, want %04o",
+		             when, name, m, want);
+		printf("%s: %s has mode %04o\n", when, name, m);
+		seen++;
+	}
+	tu_objs_free(&now);
+	return seen;
+}
+
+static int
+peer_hold(struct side *sd)
+{
+	ctl_expect(sd->ctl, CTL_DONE);
+	return 0;
+}
+
+/* Created objects are mode 0600, whatever the umask, unless the URI says
+ * mode=; then they have exactly that mode. */
+static int
+case_modes(void *unused)
+{
+	struct tu_objs before;
+	ipc_channel *a;
+	struct sess s;
+	char u[700];
+
+	(void)unused;
+	need_open_mode("modes");
+	umask(022);
+	tu_objs_snapshot(&before, C.token, C.dir);
+	TU_OK(ipc_open(&a, C.uri, IPC_CREATE));
+	int seen = check_modes(&before, 0600, "after ipc_open");
+	TU_CHECK_EQ(ipc_close(a), 0);
+	sess_start(&s, peer_hold, NULL, 0);
+	seen += check_modes(&before, 0600, "with a peer");
+	ctl_put(s.ctl, CTL_DONE);
+	sess_end(&s);
+	if (seen == 0) {
+		printf("%s: no object with a mode was found\n", C.uri);
+	}
+
+	with_query(u, sizeof u, C.uri, "mode=0640");
+	umask(077);
+	int r = ipc_open(&a, u, IPC_CREATE);
+	if (r == -EINVAL) {
+		printf("no mode= option (%s)\n", ipc_last_error());
+	} else {
+		TU_OK(r);
+		check_modes(&before, 0640, "mode=0640 under umask 077");
+		TU_CHECK_EQ(ipc_close(a), 0);
+	}
+	tu_objs_free(&before);
 	return 0;
 }
 
@@ -2428,6 +2510,7 @@ CASE(api_misuse)
 CASE(bad_option)
 CASE(open_missing)
 CASE(facts)
+CASE(modes)
 CASE(open_close_repeat)
 CASE(creator_waits)
 CASE(boundaries)
@@ -2588,32 +2671,15 @@ main(int argc, char **argv)
 #n, t_##n, NULL, NULL, NULL                                   \
 	}
 	const struct CMUnitTest tests[] = {
-	        T(api_misuse),
-	        T(bad_option),
-	        T(open_missing),
-	        T(facts),
-	        T(open_close_repeat),
-	        T(creator_waits),
-	        T(boundaries),
-	        T(ordering),
-	        T(sizes),
-	        T(emsgsize_send),
-	        T(emsgsize_recv),
-	        T(nonblock),
-	        T(timeout),
-	        T(eintr),
-	        T(full_send),
-	        T(peer_close),
-	        T(self_close),
-	        T(kill_recv),
-	        T(kill_creator),
-	        T(kill_send),
-	        T(poll),
-	        T(zerocopy),
-	        T(duplex),
-	        T(pair_fork),
-	        T(stream),
-	        T(listener),
+	        T(api_misuse),    T(bad_option),    T(open_missing),
+	        T(facts),         T(modes),         T(open_close_repeat),
+	        T(creator_waits), T(boundaries),    T(ordering),
+	        T(sizes),         T(emsgsize_send), T(emsgsize_recv),
+	        T(nonblock),      T(timeout),       T(eintr),
+	        T(full_send),     T(peer_close),    T(self_close),
+	        T(kill_recv),     T(kill_creator),  T(kill_send),
+	        T(poll),          T(zerocopy),      T(duplex),
+	        T(pair_fork),     T(stream),        T(listener),
 	};
 	char group[600];
 	snprintf(group, sizeof group, "conformance %s", argv[1]);

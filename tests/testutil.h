@@ -152,6 +152,13 @@ int tu_objs_snapshot(struct tu_objs *o, const char *token, const char *dir);
  * one of pids[0..npids) used them.  Returns how many. */
 int tu_objs_diff(const struct tu_objs *before, const struct tu_objs *after,
                  const pid_t *pids, size_t npids, char *report, size_t n);
+/* Names in after and not in before, each an index into after->names, as
+ * tu_objs_diff() counts them.  Returns how many (at most max). */
+size_t tu_objs_new(const struct tu_objs *before, const struct tu_objs *after,
+                   const pid_t *pids, size_t npids, size_t *idx, size_t max);
+/* Permission bits (0..0777) of one object named as in struct tu_objs, -1
+ * for directories and abstract sockets (no mode), or -errno. */
+int tu_obj_mode(const char *name);
 /* Remove what tu_objs_diff() would report (unlink, mq_unlink, IPC_RMID). */
 void tu_objs_remove_new(const struct tu_objs *before,
                         const struct tu_objs *after, const pid_t *pids,
