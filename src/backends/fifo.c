@@ -503,7 +503,7 @@ fifo_send(ipc_channel *ch, const void *buf, size_t len)
 		}
 		return -EAGAIN;
 	}
-	return ipc__stream_send(&p->st, buf, len);
+	return ipc__sdrv_send(ch, buf, len);
 }
 
 /* Push the kept rest of a partly sent message, as the stream's recv would

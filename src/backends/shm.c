@@ -1,0 +1,1436 @@
+/*
+ * shm://NAME: the shared-memory fast path.  Two SPSC rings (src/core/
+ * ring.h) in one sealed memfd, one per direction; futex waits after a
+ * short spin; zero-copy reserve/commit and acquire/release in place.
+ *
+ * Rendezvous.  The serving side (ipc_open with IPC_CREATE, or ipc_listen)
+ * binds the abstract Unix seqpacket socket "@libipc/shm/NAME".  An opener
+ * connects and returns at once.  The server, when it accepts (ipc_accept,
+ * or the first call on an IPC_CREATE channel), checks the client's
+ * credentials against mode=, creates the memfd holding both rings (sealed
+ * against shrinking and growing, so the client can map it safely) and four
+ * eventfds, and sends them in one "hello" message with SCM_RIGHTS.  Both
+ * sides map the memfd and close it: nothing is ever named in /dev/shm, and
+ * the memory goes away with the last mapping, even after kill -9 of both.
+ *
+ * The socket stays open for the life of the channel and carries nothing
+ * after the hello: its hang-up is the peer's death.  A side blocked in the
+ * futex sleeps in slices of SLICE_MS and looks at the socket between them,
+ * and poll watches it, so a dead peer is reported as -EPIPE / IPC_POLLHUP
+ * within a slice.  A clean close sets the rings' close flags (and wakes a
+ * sleeper), which is seen at once and costs nothing per message.
+ *
+ * Fork.  Each end counts the processes holding it (holders[] in the
+ * segment, raised for every open channel in a pthread_atfork child
+ * handler); a close marks the rings closed only when the last holder of
+ * the end closes, so that after ipc_pair + fork each process can close the
+ * end it does not use without disturbing the other.
+ *
+ * Poll and event loops.  Each end owns two eventfds ("data for me", "room
+ * for me") that the peer writes only while this end has armed
+ * IPC_RING_NOTIFY (poll/pollfds, or recv returning -EAGAIN after ipc_fd
+ * was taken); the peer clears the flag and writes once.  A busy stream
+ * with nobody polling therefore makes no system call.  ipc_fd() is an
+ * epoll descriptor holding the "data" eventfd and the socket, so it also
+ * turns readable when the peer dies.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/driver.h"
+#include "core/ring.h"
+
+#define SHM_DEFAULT_SIZE    (4u << 20) /* carries 1 MiB messages, 3 in flight */
+#define SHM_DEFAULT_SPIN_US 50u        /* longer than a futex wake-up */
+#define SHM_MAX_SPIN_US     1000000u
+#define SLICE_MS            200 /* peer-death check while asleep or spinning */
+#define SEG_HDR             4096u                 /* segment header page */
+#define SEG_MAGIC           0x31676573636d6873ull /* "shmcseg1" */
+#define HELLO_MAGIC         0x6c6c6568u           /* "hell" */
+#define SHM_VERSION         1u
+#define NFDS                5 /* memfd, then data/room eventfds of end 0, then of end 1 */
+#define PREFIX              "libipc/shm/"
+
+/* The segment header (first page of the memfd). */
+struct shm_seg {
+	uint64_t magic;
+	uint64_t version;
+	uint64_t ring_size;
+	uint64_t seg_len;
+	_Atomic uint32_t holders[2]; /* processes holding each end */
+};
+
+/* The one message the server sends on the socket. */
+struct shm_hello {
+	uint32_t magic;
+	uint32_t version;
+	int32_t status; /* 0, or a positive errno: the server refused */
+	uint32_t reserved;
+	uint64_t ring_size;
+	uint64_t seg_len;
+	char name[208]; /* the full name (abstract names may be hashed) */
+};
+
+enum { ST_WAIT_PEER, ST_WAIT_HELLO, ST_READY, ST_FAILED };
+
+struct shm_chan {
+	struct ipc_ring tx; /* we produce */
+	char pad0[64];
+	struct ipc_ring rx; /* we consume */
+	char pad1[64];
+	_Atomic int state;
+	_Atomic int dead;     /* the socket hung up */
+	int failed;           /* ST_FAILED: the error to return */
+	pthread_mutex_t lock; /* connecting, epoll set-up */
+	struct shm_seg *seg;
+	size_t seg_len;
+	size_t ring_size;
+	int size_set; /* size= given (an opener checks the server's) */
+	int end;      /* 0: server / first of a pair, 1: client */
+	int sock;     /* rendezvous, then liveness */
+	int lsock;    /* IPC_CREATE: listening until the peer comes */
+	int efd_data, efd_room;   /* ours: the peer writes them */
+	int pefd_data, pefd_room; /* the peer's: we write them */
+	int epfd;                 /* ipc_fd(), made on demand */
+	_Atomic int fd_exported;
+	unsigned mode;
+	uint64_t spin_ns;
+	size_t want_tx; /* length of the last send that found no room */
+	const char *uri;
+	char name[208];
+	int listed;                   /* on the fork list */
+	struct shm_chan *next, *prev; /* fork list */
+};
+
+struct shm_listener {
+	int lsock;
+	unsigned mode;
+	size_t ring_size;
+	uint64_t spin_ns;
+	char name[208];
+};
+
+static const struct ipc_optspec shm_opts[] = {
+        {"size", IPC_OPT_SIZE, IPC_RING_MIN, IPC_RING_MAX, NULL,
+         "ring bytes per direction, a power of two (default 4M)"},
+        {"spin", IPC_OPT_STR, 0, 0, NULL,
+         "microseconds to spin before sleeping (default 50), or busy"},
+        {"mode", IPC_OPT_MODE, 0, 0777, NULL,
+         "who may be the peer, as permission bits (default 0600)"},
+        {NULL, 0, 0, 0, NULL, NULL},
+};
+
+/* ---------------------------------------------------------- fork list -- */
+
+static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static struct shm_chan *fork_list;
+
+static void
+fork_prepare(void)
+{
+	pthread_mutex_lock(&fork_lock);
+}
+
+static void
+fork_parent(void)
+{
+	pthread_mutex_unlock(&fork_lock);
+}
+
+static void
+fork_child(void)
+{
+	/* This process now holds every end the parent held. */
+	for (struct shm_chan *s = fork_list; s != NULL; s = s->next) {
+		atomic_fetch_add(&s->seg->holders[s->end], 1);
+	}
+	pthread_mutex_unlock(&fork_lock);
+}
+
+static void
+fork_init(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static void
+list_add(struct shm_chan *s)
+{
+	pthread_once(&fork_once, fork_init);
+	pthread_mutex_lock(&fork_lock);
+	s->prev = NULL;
+	s->next = fork_list;
+	if (fork_list != NULL) {
+		fork_list->prev = s;
+	}
+	fork_list = s;
+	s->listed = 1;
+	pthread_mutex_unlock(&fork_lock);
+}
+
+static void
+list_del(struct shm_chan *s)
+{
+	if (!s->listed) {
+		return;
+	}
+	pthread_mutex_lock(&fork_lock);
+	if (s->prev != NULL) {
+		s->prev->next = s->next;
+	} else {
+		fork_list = s->next;
+	}
+	if (s->next != NULL) {
+		s->next->prev = s->prev;
+	}
+	s->listed = 0;
+	pthread_mutex_unlock(&fork_lock);
+}
+
+/* ------------------------------------------------------------ helpers -- */
+
+static void
+close_fd(int *fd)
+{
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static size_t
+page_round(size_t n)
+{
+	return (n + 4095) & ~(size_t)4095;
+}
+
+static size_t
+seg_len_for(size_t ring_size)
+{
+	return SEG_HDR + 2 * page_round(ipc_ring_region_size(ring_size));
+}
+
+/* The ring ops: futex waiting, eventfd notification of a polling peer. */
+static void
+shm_notify(void *ctx, enum ipc_ring_role role)
+{
+	struct shm_chan *s = ctx;
+	uint64_t one = 1;
+	int fd = role == IPC_RING_CONSUMER ? s->pefd_data : s->pefd_room;
+	ssize_t n = write(fd, &one, sizeof(one));
+	(void)n; /* EAGAIN: the counter is already non-zero */
+}
+
+/* Make our own "data" eventfd readable (ipc_fd found data waiting). */
+static void
+self_poke(struct shm_chan *s)
+{
+	uint64_t one = 1;
+	ssize_t n = write(s->efd_data, &one, sizeof(one));
+	(void)n;
+}
+
+static const struct ipc_ring_ops shm_ring_ops = {
+        .wait = ipc__ring_futex_wait,
+        .wake = ipc__ring_futex_wake,
+        .notify = shm_notify,
+};
+
+/* Options shared by open, pair and listen. */
+static int
+parse_opts(const struct ipc_uri *u, size_t *size, int *size_set,
+           uint64_t *spin_ns, unsigned *mode)
+{
+	*size_set = ipc__opt_isset(u, "size");
+	unsigned long long sz = ipc__opt_num(u, "size", SHM_DEFAULT_SIZE);
+	if (!ipc_ring_size_ok(sz)) {
+		return ipc__err(-EINVAL, u->text,
+		                "size=%llu is not a power of two from %u to "
+		                "%llu",
+		                sz, IPC_RING_MIN, IPC_RING_MAX);
+	}
+	*size = (size_t)sz;
+	const char *sp = ipc__opt_str(u, "spin", NULL);
+	*spin_ns = (uint64_t)SHM_DEFAULT_SPIN_US * 1000u;
+	if (sp != NULL) {
+		if (strcmp(sp, "busy") == 0) {
+			*spin_ns = UINT64_MAX;
+		} else {
+			char *end;
+			errno = 0;
+			unsigned long long us = strtoull(sp, &end, 10);
+			if (*sp < '0' || *sp > '9' || *end != '\0' ||
+			    errno != 0 || us > SHM_MAX_SPIN_US) {
+				return ipc__err(
+				        -EINVAL, u->text,
+				        "spin='%s' is not a number of "
+				        "microseconds from 0 to %u, or "
+				        "'busy'",
+				        sp, SHM_MAX_SPIN_US);
+			}
+			*spin_ns = us * 1000u;
+		}
+	}
+	*mode = (unsigned)ipc__opt_num(u, "mode", 0600);
+	return 0;
+}
+
+static uint64_t
+fnv1a(const char *s, uint64_t h)
+{
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* The abstract address of NAME.  Names too long for sun_path are hashed
+ * (the hello carries the full name, which the client checks). */
+static socklen_t
+make_addr(struct sockaddr_un *sa, const char *name)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	char *p = sa->sun_path + 1;
+	size_t room = sizeof(sa->sun_path) - 1;
+	size_t n;
+	if (strlen(PREFIX) + strlen(name) <= room) {
+		n = (size_t)snprintf(p, room + 1, "%s%s", PREFIX, name);
+	} else {
+		n = (size_t)snprintf(
+		        p, room + 1, "%s#%016llx%016llx%.48s", PREFIX,
+		        (unsigned long long)fnv1a(name, 0xcbf29ce484222325ull),
+		        (unsigned long long)fnv1a(name, 0x84222325cbf29ce4ull),
+		        name);
+	}
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+}
+
+/* May the process at the other end of fd be our peer under mode? */
+static int
+peer_allowed(int fd, unsigned mode, const char *uri)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+		return ipc__errno(-errno, uri, "SO_PEERCRED");
+	}
+	if (cr.uid == geteuid() || cr.uid == 0 || (mode & 0007) != 0) {
+		return 0;
+	}
+	if ((mode & 0070) != 0 && cr.gid == getegid()) {
+		return 0;
+	}
+	return ipc__err(-EACCES, uri,
+	                "peer uid %u gid %u is not allowed by mode=%04o "
+	                "(same user only by default)",
+	                (unsigned)cr.uid, (unsigned)cr.gid, mode);
+}
+
+static void
+chan_init(struct shm_chan *s, const char *uri)
+{
+	memset(s, 0, sizeof(*s));
+	s->sock = s->lsock = -1;
+	s->efd_data = s->efd_room = s->pefd_data = s->pefd_room = -1;
+	s->epfd = -1;
+	s->uri = uri;
+	pthread_mutex_init(&s->lock, NULL);
+}
+
+/* Release everything a channel holds, except the close flags. */
+static void
+chan_free(struct shm_chan *s)
+{
+	list_del(s);
+	if (s->seg != NULL) {
+		munmap(s->seg, s->seg_len);
+		s->seg = NULL;
+	}
+	close_fd(&s->sock);
+	close_fd(&s->lsock);
+	close_fd(&s->efd_data);
+	close_fd(&s->efd_room);
+	close_fd(&s->pefd_data);
+	close_fd(&s->pefd_room);
+	close_fd(&s->epfd);
+	pthread_mutex_destroy(&s->lock);
+}
+
+/* Map a segment and bind both rings as end `end`. */
+static int
+map_segment(struct shm_chan *s, int memfd, size_t ring_size, int end)
+{
+	size_t len = seg_len_for(ring_size);
+	void *m =
+	        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (m == MAP_FAILED) {
+		return ipc__errno(-errno, s->uri, "mmap of %zu bytes", len);
+	}
+	s->seg = m;
+	s->seg_len = len;
+	s->ring_size = ring_size;
+	s->end = end;
+	/* Our copy of the size decides the layout, not the header. */
+	size_t stride = page_round(ipc_ring_region_size(ring_size));
+	unsigned char *base = (unsigned char *)m + SEG_HDR;
+	int r = ipc_ring_attach(&s->tx, base + (size_t)end * stride, ring_size,
+	                        IPC_RING_PRODUCER, &shm_ring_ops, s);
+	if (r == 0) {
+		r = ipc_ring_attach(&s->rx, base + (size_t)(1 - end) * stride,
+		                    ring_size, IPC_RING_CONSUMER,
+		                    &shm_ring_ops, s);
+	}
+	if (r < 0) {
+		munmap(m, len);
+		s->seg = NULL;
+		return ipc__err(
+		        -EPROTO, s->uri,
+		        "the peer's segment does not hold valid rings");
+	}
+	return 0;
+}
+
+/* Create a sealed memfd with both rings formatted, and 4 eventfds.
+ * fds[0] = memfd, fds[1..2] = end 0 data/room, fds[3..4] = end 1. */
+static int
+make_segment(size_t ring_size, unsigned mode, const char *name,
+             const char *uri, int fds[NFDS])
+{
+	char label[64];
+	size_t len = seg_len_for(ring_size);
+	for (int i = 0; i < NFDS; i++) {
+		fds[i] = -1;
+	}
+	snprintf(label, sizeof(label), "libipc-shm:%.40s", name);
+	fds[0] = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fds[0] < 0) {
+		return ipc__errno(-errno, uri, "memfd_create");
+	}
+	int r = 0;
+	if (ftruncate(fds[0], (off_t)len) < 0) {
+		r = ipc__errno(-errno, uri, "ftruncate of the memfd to %zu",
+		               len);
+		goto fail;
+	}
+	if (fchmod(fds[0], mode & 0777) < 0) {
+		r = ipc__errno(-errno, uri, "fchmod of the memfd");
+		goto fail;
+	}
+	if (fcntl(fds[0], F_ADD_SEALS,
+	          F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		r = ipc__errno(-errno, uri, "sealing the memfd");
+		goto fail;
+	}
+	struct shm_seg *seg = mmap(NULL, SEG_HDR, PROT_READ | PROT_WRITE,
+	                           MAP_SHARED, fds[0], 0);
+	if (seg == MAP_FAILED) {
+		r = ipc__errno(-errno, uri, "mmap of the segment header");
+		goto fail;
+	}
+	seg->magic = SEG_MAGIC;
+	seg->version = SHM_VERSION;
+	seg->ring_size = ring_size;
+	seg->seg_len = len;
+	atomic_store(&seg->holders[0], 1);
+	atomic_store(&seg->holders[1], 1);
+	munmap(seg, SEG_HDR);
+	/* Format the rings through a full mapping. */
+	unsigned char *m =
+	        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
+	if (m == MAP_FAILED) {
+		r = ipc__errno(-errno, uri, "mmap of %zu bytes", len);
+		goto fail;
+	}
+	size_t stride = page_round(ipc_ring_region_size(ring_size));
+	ipc_ring_format(m + SEG_HDR, ring_size);
+	ipc_ring_format(m + SEG_HDR + stride, ring_size);
+	munmap(m, len);
+	for (int i = 1; i < NFDS; i++) {
+		fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fds[i] < 0) {
+			r = ipc__errno(-errno, uri, "eventfd");
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	for (int i = 0; i < NFDS; i++) {
+		close_fd(&fds[i]);
+	}
+	return r;
+}
+
+/* Take the eventfds of end `end` (and the peer's) from fds[1..4]. */
+static void
+take_efds(struct shm_chan *s, int fds[NFDS], int end)
+{
+	int me = 1 + 2 * end, peer = 1 + 2 * (1 - end);
+	s->efd_data = fds[me];
+	s->efd_room = fds[me + 1];
+	s->pefd_data = fds[peer];
+	s->pefd_room = fds[peer + 1];
+	fds[me] = fds[me + 1] = fds[peer] = fds[peer + 1] = -1;
+}
+
+/* Keep ipc_fd()'s epoll set in step with the connection state. */
+static void
+epoll_update(struct shm_chan *s)
+{
+	if (s->epfd < 0) {
+		return;
+	}
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
+	if (s->lsock >= 0) {
+		ev.data.fd = s->lsock;
+		epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lsock, &ev);
+	}
+	if (s->sock >= 0) {
+		ev.data.fd = s->sock;
+		epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sock, &ev);
+	}
+	if (s->efd_data >= 0) {
+		ev.events = EPOLLIN;
+		ev.data.fd = s->efd_data;
+		epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->efd_data, &ev);
+	}
+}
+
+static void
+send_refusal(int conn, int err)
+{
+	struct shm_hello h;
+	memset(&h, 0, sizeof(h));
+	h.magic = HELLO_MAGIC;
+	h.version = SHM_VERSION;
+	h.status = err;
+	ssize_t n = send(conn, &h, sizeof(h), MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)n;
+}
+
+/* Server side: conn was accepted and allowed.  Build the segment, send
+ * the hello and become end 0.  On failure conn is closed. */
+static int
+serve(struct shm_chan *s, int conn)
+{
+	int fds[NFDS];
+	int r = make_segment(s->ring_size, s->mode, s->name, s->uri, fds);
+	if (r < 0) {
+		send_refusal(conn, -r);
+		close(conn);
+		return r;
+	}
+	struct shm_hello h;
+	memset(&h, 0, sizeof(h));
+	h.magic = HELLO_MAGIC;
+	h.version = SHM_VERSION;
+	h.ring_size = s->ring_size;
+	h.seg_len = seg_len_for(s->ring_size);
+	snprintf(h.name, sizeof(h.name), "%s", s->name);
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * NFDS)];
+		struct cmsghdr align;
+	} cm;
+	memset(&cm, 0, sizeof(cm));
+	struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = cm.buf,
+	                    .msg_controllen = sizeof(cm.buf)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * NFDS);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * NFDS);
+	if (sendmsg(conn, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		r = ipc__errno(-errno, s->uri, "sending the segment");
+		goto fail;
+	}
+	r = map_segment(s, fds[0], s->ring_size, 0);
+	if (r < 0) {
+		goto fail;
+	}
+	close_fd(&fds[0]);
+	take_efds(s, fds, 0);
+	s->sock = conn;
+	return 0;
+fail:
+	for (int i = 0; i < NFDS; i++) {
+		close_fd(&fds[i]);
+	}
+	close(conn);
+	return r;
+}
+
+/* Accept one allowed client on lsock and serve it.  -EAGAIN: none. */
+static int
+accept_one(struct shm_chan *s, int lsock)
+{
+	for (;;) {
+		int conn = accept4(lsock, NULL, NULL,
+		                   SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (conn < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR || errno == ECONNABORTED) {
+				return -EAGAIN;
+			}
+			return ipc__errno(-errno, s->uri, "accept");
+		}
+		int r = peer_allowed(conn, s->mode, s->uri);
+		if (r == -EACCES) {
+			/* Refuse this one and keep serving others. */
+			send_refusal(conn, EACCES);
+			close(conn);
+			continue;
+		}
+		if (r < 0) {
+			close(conn);
+			return r;
+		}
+		return serve(s, conn);
+	}
+}
+
+static void
+close_fds(int *fds, int n)
+{
+	for (int i = 0; i < n; i++) {
+		close_fd(&fds[i]);
+	}
+}
+
+/* Client side: read the hello.  -EAGAIN: not there yet. */
+static int
+take_hello(struct shm_chan *s)
+{
+	struct shm_hello h;
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * NFDS)];
+		struct cmsghdr align;
+	} cm;
+	int fds[NFDS], nfd = 0;
+	struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = cm.buf,
+	                    .msg_controllen = sizeof(cm.buf)};
+	memset(&h, 0, sizeof(h));
+	ssize_t n = recvmsg(s->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == EINTR) {
+			return -EAGAIN;
+		}
+		return ipc__errno(-EPIPE, s->uri,
+		                  "the server went away before serving us");
+	}
+	if (n == 0) {
+		return ipc__err(-EPIPE, s->uri,
+		                "the server went away before serving us");
+	}
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL;
+	     c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET ||
+		    c->cmsg_type != SCM_RIGHTS) {
+			continue;
+		}
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *p = (int *)(void *)CMSG_DATA(c);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, p + i, sizeof(fd));
+			if (nfd < NFDS) {
+				fds[nfd++] = fd;
+			} else {
+				close(fd);
+			}
+		}
+	}
+	int r = 0;
+	if ((size_t)n != sizeof(h) || h.magic != HELLO_MAGIC ||
+	    h.version != SHM_VERSION) {
+		r = ipc__err(-EPROTO, s->uri,
+		             "the server's hello is not a libipc shm hello");
+		goto fail;
+	}
+	if (h.status != 0) {
+		r = ipc__err(h.status > 0 && h.status < 4096 ? -h.status
+		                                             : -EPROTO,
+		             s->uri, "the server refused us: %s",
+		             strerror(h.status > 0 ? h.status : EPROTO));
+		goto fail;
+	}
+	h.name[sizeof(h.name) - 1] = '\0';
+	if (strcmp(h.name, s->name) != 0) {
+		r = ipc__err(-ECONNREFUSED, s->uri,
+		             "the server serves another name ('%.60s') at "
+		             "this address",
+		             h.name);
+		goto fail;
+	}
+	if ((mh.msg_flags & MSG_CTRUNC) || nfd != NFDS) {
+		r = ipc__err(-EPROTO, s->uri,
+		             "the server's hello carries %d descriptors, not "
+		             "%d",
+		             nfd, NFDS);
+		goto fail;
+	}
+	if (!ipc_ring_size_ok(h.ring_size) ||
+	    h.seg_len != seg_len_for(h.ring_size)) {
+		r = ipc__err(-EPROTO, s->uri,
+		             "the server's ring size %llu is not valid",
+		             (unsigned long long)h.ring_size);
+		goto fail;
+	}
+	if (s->size_set && h.ring_size != s->ring_size) {
+		r = ipc__err(-EINVAL, s->uri,
+		             "size=%zu differs from the server's ring size "
+		             "%llu",
+		             s->ring_size, (unsigned long long)h.ring_size);
+		goto fail;
+	}
+	/* The memfd must be exactly as long as said, and unable to shrink
+	 * under our mapping (which would make our reads fault). */
+	struct stat st;
+	int seals = fcntl(fds[0], F_GET_SEALS);
+	if (fstat(fds[0], &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != h.seg_len || seals < 0 ||
+	    !(seals & F_SEAL_SHRINK)) {
+		r = ipc__err(-EPROTO, s->uri,
+		             "the server's segment is not a sealed memfd of "
+		             "%llu bytes",
+		             (unsigned long long)h.seg_len);
+		goto fail;
+	}
+	for (int i = 1; i < NFDS; i++) {
+		int fl = fcntl(fds[i], F_GETFL);
+		if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) < 0) {
+			r = ipc__errno(-errno, s->uri, "eventfd from server");
+			goto fail;
+		}
+	}
+	r = map_segment(s, fds[0], (size_t)h.ring_size, 1);
+	if (r < 0) {
+		goto fail;
+	}
+	close_fd(&fds[0]);
+	take_efds(s, fds, 1);
+	return 0;
+fail:
+	close_fds(fds, nfd);
+	return r;
+}
+
+/* Connect the channel if it is not yet: non-blocking.  0 when ready. */
+static int
+connect_slow(ipc_channel *ch, struct shm_chan *s)
+{
+	pthread_mutex_lock(&s->lock);
+	int st = atomic_load(&s->state), r = 0;
+	if (st == ST_READY) {
+		goto out;
+	}
+	if (st == ST_FAILED) {
+		r = ipc__err(s->failed, s->uri, "the channel failed earlier");
+		goto out;
+	}
+	if (st == ST_WAIT_PEER) {
+		r = accept_one(s, s->lsock);
+		if (r == 0) {
+			/* One peer per IPC_CREATE channel: stop listening so
+			 * the name is free and later openers are refused. */
+			if (s->epfd >= 0) {
+				epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lsock,
+				          NULL);
+			}
+			close_fd(&s->lsock);
+		}
+	} else {
+		r = take_hello(s);
+	}
+	if (r == -EAGAIN) {
+		goto out;
+	}
+	if (r < 0) {
+		s->failed = r;
+		close_fd(&s->lsock);
+		atomic_store(&s->state, ST_FAILED);
+		goto out;
+	}
+	ch->max_msg = ipc_ring_max_msg(s->ring_size);
+	list_add(s);
+	epoll_update(s);
+	atomic_store(&s->state, ST_READY);
+	if (atomic_load(&s->fd_exported) && ipc_ring_arm_notify(&s->rx, 0)) {
+		self_poke(s);
+	}
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static inline int
+ensure_ready(ipc_channel *ch, struct shm_chan *s)
+{
+	if (__builtin_expect(
+	            atomic_load_explicit(&s->state, memory_order_acquire) ==
+	                    ST_READY,
+	            1)) {
+		return 0;
+	}
+	return connect_slow(ch, s);
+}
+
+/* Look at the socket without waiting: has the peer gone? */
+static int
+check_alive(struct shm_chan *s)
+{
+	if (atomic_load(&s->dead)) {
+		return 0;
+	}
+	struct pollfd p = {.fd = s->sock, .events = POLLIN | POLLRDHUP};
+	if (poll(&p, 1, 0) > 0 &&
+	    (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) {
+		/* Nothing but the hello is ever sent on it: readable means
+		 * the peer has gone. */
+		atomic_store(&s->dead, 1);
+		return 0;
+	}
+	return 1;
+}
+
+/* Our own eventfd may hold a count from an earlier arming: clear it
+ * before arming again (only if the peer consumed the arming). */
+static void
+drain(int fd)
+{
+	uint64_t v;
+	ssize_t n = read(fd, &v, sizeof(v));
+	(void)n;
+}
+
+static int
+arm_rx(struct shm_chan *s)
+{
+	if (!ipc_ring_notify_armed(&s->rx)) {
+		drain(s->efd_data);
+	}
+	return ipc_ring_arm_notify(&s->rx, 0);
+}
+
+static int
+arm_tx(struct shm_chan *s)
+{
+	if (!ipc_ring_notify_armed(&s->tx)) {
+		drain(s->efd_room);
+	}
+	return ipc_ring_arm_notify(&s->tx, s->want_tx);
+}
+
+/* ---------------------------------------------------------- the slots -- */
+
+static int
+tx_fail(ipc_channel *ch, struct shm_chan *s, int r, size_t len)
+{
+	switch (r) {
+	case -EAGAIN:
+		s->want_tx = len;
+		if (atomic_load_explicit(&s->dead, memory_order_relaxed)) {
+			return ipc__err(-EPIPE, ch->uri, "the peer died");
+		}
+		return -EAGAIN;
+	case -EPIPE:
+		return ipc__err(-EPIPE, ch->uri, "the peer closed");
+	case -EMSGSIZE:
+		return ipc__err(-EMSGSIZE, ch->uri,
+		                "message of %zu bytes exceeds the ring's "
+		                "maximum of %zu",
+		                len, ipc_ring_max_msg(s->ring_size));
+	case -EPROTO:
+		return ipc__err(-EPROTO, ch->uri,
+		                "the peer corrupted the shared ring");
+	default:
+		return ipc__err(r, ch->uri, "reserve failed");
+	}
+}
+
+static ssize_t
+shm_send(ipc_channel *ch, const void *buf, size_t len)
+{
+	struct shm_chan *s = ipc__priv(ch);
+	void *dst;
+	int r = ensure_ready(ch, s);
+	if (r < 0) {
+		return r;
+	}
+	r = ipc_ring_reserve(&s->tx, len, &dst);
+	if (__builtin_expect(r != 0, 0)) {
+		return tx_fail(ch, s, r, len);
+	}
+	if (len > 0) {
+		memcpy(dst, buf, len);
+	}
+	ipc_ring_commit(&s->tx, len);
+	return (ssize_t)len;
+}
+
+static int
+rx_fail(ipc_channel *ch, struct shm_chan *s, int r)
+{
+	switch (r) {
+	case -EAGAIN:
+		if (atomic_load_explicit(&s->dead, memory_order_relaxed)) {
+			/* Messages published before the death were seen
+			 * first: the ring is empty now. */
+			return ipc__err(-EPIPE, ch->uri, "the peer died");
+		}
+		return -EAGAIN;
+	case -EPIPE:
+		return ipc__err(-EPIPE, ch->uri, "the peer closed");
+	case -EPROTO:
+		return ipc__err(-EPROTO, ch->uri,
+		                "the peer corrupted the shared ring");
+	case -EBUSY:
+		return ipc__err(-EBUSY, ch->uri,
+		                "a message is acquired: release it first");
+	default:
+		return ipc__err(r, ch->uri, "receive failed");
+	}
+}
+
+/* acquire, with the event-loop arming on an empty ring. */
+static int
+rx_next(struct shm_chan *s, const void **src, size_t *n)
+{
+	int r = ipc_ring_acquire(&s->rx, src, n);
+	if (r == -EAGAIN &&
+	    atomic_load_explicit(&s->fd_exported, memory_order_relaxed)) {
+		/* ipc_fd users poll the eventfd next: arm it, and look
+		 * once more in case the producer missed the flag. */
+		if (arm_rx(s)) {
+			r = ipc_ring_acquire(&s->rx, src, n);
+		}
+	}
+	return r;
+}
+
+static ssize_t
+shm_recv(ipc_channel *ch, void *buf, size_t cap)
+{
+	struct shm_chan *s = ipc__priv(ch);
+	const void *src;
+	size_t n;
+	int r = ensure_ready(ch, s);
+	if (r < 0) {
+		return r;
+	}
+	r = rx_next(s, &src, &n);
+	if (__builtin_expect(r != 0, 0)) {
+		return rx_fail(ch, s, r);
+	}
+	if (n > cap) {
+		ipc_ring_unacquire(&s->rx);
+		return ipc__err(
+		        -EMSGSIZE, ch->uri,
+		        "message of %zu bytes does not fit the %zu-byte "
+		        "buffer",
+		        n, cap);
+	}
+	if (n > 0) {
+		memcpy(buf, src, n);
+	}
+	ipc_ring_release(&s->rx);
+	return (ssize_t)n;
+}
+
+static int
+shm_reserve(ipc_channel *ch, size_t len, void **buf)
+{
+	struct shm_chan *s = ipc__priv(ch);
+	int r = ensure_ready(ch, s);
+	if (r < 0) {
+		return r;
+	}
+	r = ipc_ring_reserve(&s->tx, len, buf);
+	return r == 0 ? 0 : tx_fail(ch, s, r, len);
+}
+
+static int
+shm_commit(ipc_channel *ch, size_t len)
+{
+	struct shm_chan *s = ipc__priv(ch);
+	int r = ipc_ring_commit(&s->tx, len);
+	if (r < 0) {
+		return ipc__err(r, ch->uri, "commit without a reservation");
+	}
+	return 0;
+}
+
+static int
+shm_acquire(ipc_channel *ch, const void **buf, size_t *len)
+{
+	struct shm_chan *s = ipc__priv(ch);
+	int r = ensure_ready(ch, s);
+	if (r < 0) {
+		return r;
+	}
+	r = rx_next(s, buf, len);
+	return r == 0 ? 0 : rx_fail(ch, s, r);
+}
+
+static int
+shm_release(ipc_channel *ch)
+{
+	struct shm_chan *s = ipc__priv(ch);
+	int r = ipc_ring_release(&s->rx);
+	if (r < 0) {
+		return ipc__err(r, ch->uri, "release without an acquire");
+	}
+	return 0;
+}
+
+static int
+shm_wait(ipc_channel *ch, short events, const struct timespec *deadline)
+{
+	struct shm_chan *s = ipc__priv(ch);
+	int st = atomic_load(&s->state);
+	if (st == ST_FAILED) {
+		return 0;
+	}
+	if (st != ST_READY) {
+		/* Waiting for the peer to connect or to serve us. */
+		pthread_mutex_lock(&s->lock);
+		int fd = s->lsock >= 0 ? s->lsock : s->sock;
+		pthread_mutex_unlock(&s->lock);
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (fd < 0 || atomic_load(&s->state) != st) {
+			return 0;
+		}
+		int rc = poll(&p, 1, ipc__remaining_ms(deadline));
+		if (rc == 0) {
+			return -ETIMEDOUT;
+		}
+		return 0;
+	}
+	int in = (events & IPC_POLLIN) != 0;
+	struct ipc_ring *ring = in ? &s->rx : &s->tx;
+	size_t len = in ? 0 : s->want_tx;
+	uint64_t spin = s->spin_ns;
+	uint64_t dl = UINT64_MAX;
+	if (deadline != NULL) {
+		dl = deadline->tv_sec < 0
+		             ? 0
+		             : (uint64_t)deadline->tv_sec * 1000000000u +
+		                       (uint64_t)deadline->tv_nsec;
+	}
+	for (;;) {
+		if (atomic_load(&s->dead)) {
+			return 0;
+		}
+		uint64_t t = now_ns();
+		uint64_t until = t + (uint64_t)SLICE_MS * 1000000u;
+		if (until > dl) {
+			until = dl;
+		}
+		struct timespec ts = {.tv_sec = (time_t)(until / 1000000000u),
+		                      .tv_nsec = (long)(until % 1000000000u)};
+		int r = ipc_ring_wait(ring, len, spin, &ts);
+		if (r == 0) {
+			return 0;
+		}
+		if (!check_alive(s)) {
+			return 0;
+		}
+		if (until >= dl) {
+			return -ETIMEDOUT;
+		}
+		if (spin != UINT64_MAX) {
+			spin = 0; /* spun once already: sleep from now on */
+		}
+	}
+}
+
+static int
+shm_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
+{
+	struct shm_chan *s = ipc__priv(ch);
+	int st = atomic_load(&s->state);
+	if (st == ST_FAILED) {
+		*retry_ms = 0;
+		return 0;
+	}
+	if (st != ST_READY) {
+		pthread_mutex_lock(&s->lock);
+		pfd[0].fd = s->lsock >= 0 ? s->lsock : s->sock;
+		pthread_mutex_unlock(&s->lock);
+		pfd[0].events = POLLIN;
+		if (atomic_load(&s->state) != st) {
+			*retry_ms = 0;
+		}
+		return 1;
+	}
+	int n = 0, ready = 0;
+	if (events & IPC_POLLIN) {
+		ready |= arm_rx(s);
+		pfd[n].fd = s->efd_data;
+		pfd[n].events = POLLIN;
+		n++;
+	}
+	if (events & IPC_POLLOUT) {
+		ready |= arm_tx(s);
+		pfd[n].fd = s->efd_room;
+		pfd[n].events = POLLIN;
+		n++;
+	}
+	pfd[n].fd = s->sock;
+	pfd[n].events = POLLIN | POLLRDHUP;
+	n++;
+	if (ready || atomic_load(&s->dead)) {
+		*retry_ms = 0;
+	}
+	return n;
+}
+
+static short
+shm_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
+{
+	struct shm_chan *s = ipc__priv(ch);
+	int st = atomic_load(&s->state);
+	if (st != ST_READY && st != ST_FAILED) {
+		int go = pfd == NULL;
+		for (int i = 0; i < npfd; i++) {
+			go |= pfd[i].revents != 0;
+		}
+		if (go) {
+			connect_slow(ch, s);
+		}
+		st = atomic_load(&s->state);
+	}
+	if (st == ST_FAILED) {
+		/* Calls fail at once; a server that went away is a hang-up. */
+		return (s->failed == -EPIPE ? IPC_POLLHUP : IPC_POLLERR) |
+		       (events & (IPC_POLLIN | IPC_POLLOUT));
+	}
+	if (st != ST_READY) {
+		return 0;
+	}
+	for (int i = 0; i < npfd; i++) {
+		if (pfd[i].fd == s->sock &&
+		    (pfd[i].revents &
+		     (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) {
+			atomic_store(&s->dead, 1);
+		}
+	}
+	short r = 0;
+	int gone = atomic_load(&s->dead) || ipc_ring_peer_closed(&s->rx) ||
+	           ipc_ring_peer_closed(&s->tx);
+	if ((events & IPC_POLLIN) && (gone || ipc_ring_readable(&s->rx))) {
+		r |= IPC_POLLIN;
+	}
+	if ((events & IPC_POLLOUT) &&
+	    (gone || ipc_ring_writable(&s->tx, s->want_tx))) {
+		r |= IPC_POLLOUT;
+	}
+	if (gone) {
+		r |= IPC_POLLHUP;
+	}
+	if (s->rx.broken || s->tx.broken) {
+		r |= IPC_POLLERR;
+	}
+	return r;
+}
+
+static int
+shm_fd(const ipc_channel *ch)
+{
+	/* The channel is not const in the caller's hands: ipc_fd makes
+	 * the descriptor on first use. */
+	struct shm_chan *s = (struct shm_chan *)ipc__cpriv(ch);
+	pthread_mutex_lock(&s->lock);
+	if (s->epfd < 0) {
+		s->epfd = epoll_create1(EPOLL_CLOEXEC);
+		if (s->epfd < 0) {
+			int e = -errno;
+			pthread_mutex_unlock(&s->lock);
+			return ipc__errno(e, ch->uri, "epoll_create1");
+		}
+		epoll_update(s);
+	}
+	atomic_store(&s->fd_exported, 1);
+	if (atomic_load(&s->state) == ST_READY && arm_rx(s)) {
+		/* Something is there already: make the descriptor say so. */
+		self_poke(s);
+	}
+	int fd = s->epfd;
+	pthread_mutex_unlock(&s->lock);
+	return fd;
+}
+
+static int
+shm_close(ipc_channel *ch)
+{
+	struct shm_chan *s = ipc__priv(ch);
+	list_del(s);
+	if (atomic_load(&s->state) == ST_READY &&
+	    atomic_fetch_sub(&s->seg->holders[s->end], 1) == 1) {
+		/* The last holder of this end: tell the peer. */
+		ipc_ring_close(&s->tx);
+		ipc_ring_close(&s->rx);
+	}
+	chan_free(s);
+	return 0;
+}
+
+/* ------------------------------------------------------ open and pair -- */
+
+static int
+bind_name(const char *name, const char *uri, int *out)
+{
+	struct sockaddr_un sa;
+	socklen_t len = make_addr(&sa, name);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	                0);
+	if (fd < 0) {
+		return ipc__errno(-errno, uri, "socket");
+	}
+	if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
+		int e = errno;
+		close(fd);
+		if (e == EADDRINUSE) {
+			return ipc__err(-EEXIST, uri,
+			                "the name is served already (abstract "
+			                "socket @%s in use)",
+			                sa.sun_path + 1);
+		}
+		return ipc__errno(-e, uri, "bind @%s", sa.sun_path + 1);
+	}
+	if (listen(fd, SOMAXCONN) < 0) {
+		int e = -errno;
+		close(fd);
+		return ipc__errno(e, uri, "listen");
+	}
+	*out = fd;
+	return 0;
+}
+
+static int
+shm_open_chan(ipc_channel *ch, const struct ipc_uri *u, int flags)
+{
+	struct shm_chan *s = ipc__priv(ch);
+	chan_init(s, ch->uri);
+	int r = parse_opts(u, &s->ring_size, &s->size_set, &s->spin_ns,
+	                   &s->mode);
+	if (r < 0) {
+		chan_free(s);
+		return r;
+	}
+	snprintf(s->name, sizeof(s->name), "%s", u->name);
+	ch->max_msg = ipc_ring_max_msg(s->ring_size);
+	if (flags & IPC_CREATE) {
+		r = bind_name(s->name, u->text, &s->lsock);
+		if (r < 0) {
+			chan_free(s);
+			return r;
+		}
+		atomic_store(&s->state, ST_WAIT_PEER);
+		return 0;
+	}
+	struct sockaddr_un sa;
+	socklen_t len = make_addr(&sa, s->name);
+	s->sock = socket(AF_UNIX,
+	                 SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->sock < 0) {
+		r = ipc__errno(-errno, u->text, "socket");
+		chan_free(s);
+		return r;
+	}
+	if (connect(s->sock, (struct sockaddr *)&sa, len) < 0) {
+		int e = errno;
+		chan_free(s);
+		if (e == ECONNREFUSED || e == ENOENT) {
+			return ipc__err(
+			        -ECONNREFUSED, u->text,
+			        "nobody serves this name (open it with "
+			        "IPC_CREATE or ipc_listen first)");
+		}
+		if (e == EAGAIN) {
+			return ipc__err(-ECONNREFUSED, u->text,
+			                "the server's backlog is full");
+		}
+		return ipc__errno(-e, u->text, "connect to @%s",
+		                  sa.sun_path + 1);
+	}
+	r = peer_allowed(s->sock, s->mode, u->text);
+	if (r < 0) {
+		chan_free(s);
+		return r;
+	}
+	atomic_store(&s->state, ST_WAIT_HELLO);
+	return 0;
+}
+
+static int
+shm_pair(ipc_channel *a, ipc_channel *b, const struct ipc_uri *u)
+{
+	struct shm_chan *sa = ipc__priv(a), *sb = ipc__priv(b);
+	int fds[NFDS], sv[2], r;
+	size_t size;
+	int size_set;
+	uint64_t spin;
+	unsigned mode;
+	chan_init(sa, a->uri);
+	chan_init(sb, b->uri);
+	r = parse_opts(u, &size, &size_set, &spin, &mode);
+	if (r < 0) {
+		goto fail_init;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	               0, sv) < 0) {
+		r = ipc__errno(-errno, u->text, "socketpair");
+		goto fail_init;
+	}
+	sa->sock = sv[0];
+	sb->sock = sv[1];
+	r = make_segment(size, mode, "pair", u->text, fds);
+	if (r < 0) {
+		goto fail_init;
+	}
+	sa->spin_ns = sb->spin_ns = spin;
+	sa->mode = sb->mode = mode;
+	r = map_segment(sa, fds[0], size, 0);
+	if (r == 0) {
+		r = map_segment(sb, fds[0], size, 1);
+	}
+	close_fd(&fds[0]);
+	if (r < 0) {
+		close_fds(fds, NFDS);
+		goto fail_init;
+	}
+	take_efds(sa, fds, 0);
+	/* Both ends need the eventfds of both: duplicate for b. */
+	sb->efd_data = fcntl(sa->pefd_data, F_DUPFD_CLOEXEC, 0);
+	sb->efd_room = fcntl(sa->pefd_room, F_DUPFD_CLOEXEC, 0);
+	sb->pefd_data = fcntl(sa->efd_data, F_DUPFD_CLOEXEC, 0);
+	sb->pefd_room = fcntl(sa->efd_room, F_DUPFD_CLOEXEC, 0);
+	if (sb->efd_data < 0 || sb->efd_room < 0 || sb->pefd_data < 0 ||
+	    sb->pefd_room < 0) {
+		r = ipc__errno(-errno, u->text, "dup of an eventfd");
+		goto fail_init;
+	}
+	a->max_msg = b->max_msg = ipc_ring_max_msg(size);
+	list_add(sa);
+	list_add(sb);
+	atomic_store(&sa->state, ST_READY);
+	atomic_store(&sb->state, ST_READY);
+	return 0;
+fail_init:
+	chan_free(sa);
+	chan_free(sb);
+	return r;
+}
+
+/* ------------------------------------------------------------ listener -- */
+
+static int
+shm_listen(ipc_listener *l, const struct ipc_uri *u, int flags)
+{
+	struct shm_listener *sl = ipc__lpriv(l);
+	int size_set;
+	(void)flags;
+	sl->lsock = -1;
+	int r = parse_opts(u, &sl->ring_size, &size_set, &sl->spin_ns,
+	                   &sl->mode);
+	if (r < 0) {
+		return r;
+	}
+	snprintf(sl->name, sizeof(sl->name), "%s", u->name);
+	return bind_name(sl->name, u->text, &sl->lsock);
+}
+
+static int
+shm_accept(ipc_listener *l, ipc_channel *ch)
+{
+	struct shm_listener *sl = ipc__lpriv(l);
+	struct shm_chan *s = ipc__priv(ch);
+	chan_init(s, ch->uri);
+	s->ring_size = sl->ring_size;
+	s->spin_ns = sl->spin_ns;
+	s->mode = sl->mode;
+	snprintf(s->name, sizeof(s->name), "%s", sl->name);
+	int r = accept_one(s, sl->lsock);
+	if (r < 0) {
+		chan_free(s);
+		return r;
+	}
+	ch->max_msg = ipc_ring_max_msg(s->ring_size);
+	list_add(s);
+	atomic_store(&s->state, ST_READY);
+	return 0;
+}
+
+static int
+shm_listener_fd(const ipc_listener *l)
+{
+	const struct shm_listener *sl = ipc__clpriv(l);
+	return sl->lsock;
+}
+
+static int
+shm_listener_close(ipc_listener *l)
+{
+	struct shm_listener *sl = ipc__lpriv(l);
+	close_fd(&sl->lsock);
+	return 0;
+}
+
+const struct ipc_driver ipc_driver_shm = {
+        .scheme = "shm",
+        .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_ZEROCOPY |
+                IPC_CAP_LISTEN | IPC_CAP_PEERCLOSE,
+        .addr = IPC_ADDR_NAME,
+        .opts = shm_opts,
+        .priv_size = sizeof(struct shm_chan),
+        .lpriv_size = sizeof(struct shm_listener),
+        .open = shm_open_chan,
+        .pair = shm_pair,
+        .send = shm_send,
+        .recv = shm_recv,
+        .close = shm_close,
+        .pollfds = shm_pollfds,
+        .ready = shm_ready,
+        .wait = shm_wait,
+        .reserve = shm_reserve,
+        .commit = shm_commit,
+        .acquire = shm_acquire,
+        .release = shm_release,
+        .fd = shm_fd,
+        .listen = shm_listen,
+        .accept = shm_accept,
+        .listener_fd = shm_listener_fd,
+        .listener_close = shm_listener_close,
+};
