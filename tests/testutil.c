@@ -948,7 +948,12 @@ tu_time_to_epipe(ipc_channel *ch, pid_t pid, int delay_ms, int op,
 	if (op == 'r') {
 		*rc = ipc_recv(ch, buf, sizeof buf, 0);
 	} else {
-		*rc = ipc_send(ch, buf, 16, 0);
+		/* A full channel may still take a message now and then
+		 * (TCP keeps moving data to the receiver): send until a
+		 * call fails, which must be the one that blocks. */
+		do {
+			*rc = ipc_send(ch, buf, 16, 0);
+		} while (*rc == 16);
 	}
 	return tu_killer_join(&k);
 }

@@ -201,9 +201,10 @@ int tu_killer_start(struct tu_killer *k, pid_t pid, int delay_ms);
 double tu_killer_join(struct tu_killer *k);
 
 /* Kill pid (the peer of ch) with SIGKILL after delay_ms while this thread
- * blocks in ipc_recv (op 'r') or in ipc_send of a small message (op 's')
- * on ch.  *rc gets what the call returned; the result is the seconds from
- * the kill to the return.  The caller reaps pid. */
+ * blocks in ipc_recv (op 'r') or in ipc_send of 16-byte messages (op 's',
+ * repeated while they succeed: fill the channel first) on ch.  *rc gets what
+ * the call returned; the result is the seconds from the kill to the return.
+ * The caller reaps pid. */
 double tu_time_to_epipe(ipc_channel *ch, pid_t pid, int delay_ms, int op,
                         long long *rc);
 
