@@ -444,28 +444,46 @@ need_process(const char *what)
 static void
 ctl_put(int fd, int v)
 {
-	ssize_t r = send(fd, &v, sizeof v, MSG_NOSIGNAL);
+	ssize_t r;
 
+	do {
+		r = send(fd, &v, sizeof v, MSG_NOSIGNAL);
+	} while (r < 0 && errno == EINTR);
 	TU_CHECK_MSG(r == (ssize_t)sizeof v, "control socket: send: %s",
 	             r < 0 ? strerror(errno) : "short");
 }
 
+/* Signals (the eintr case sends many) must not cut these waits short. */
 static int
 ctl_get(int fd)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN};
-	int v;
+	double end = tu_now() + CTL_MS / 1000.0;
+	unsigned char v[sizeof(int)];
+	size_t got = 0;
 
-	int pr = poll(&p, 1, CTL_MS);
-	TU_CHECK_MSG(pr == 1,
-	             "control socket: nothing from the other side "
-	             "in %d ms",
-	             CTL_MS);
-	ssize_t r = recv(fd, &v, sizeof v, MSG_WAITALL);
-	TU_CHECK_MSG(r == (ssize_t)sizeof v,
-	             "control socket: the other side is gone (%s)",
-	             r < 0 ? strerror(errno) : "closed");
-	return v;
+	while (got < sizeof v) {
+		int left = (int)((end - tu_now()) * 1000);
+		int pr = left > 0 ? poll(&p, 1, left) : 0;
+		if (pr < 0 && errno == EINTR) {
+			continue;
+		}
+		TU_CHECK_MSG(pr == 1,
+		             "control socket: nothing from the other side in "
+		             "%d ms",
+		             CTL_MS);
+		ssize_t r = recv(fd, v + got, sizeof v - got, MSG_DONTWAIT);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
+			continue;
+		}
+		TU_CHECK_MSG(r > 0,
+		             "control socket: the other side is gone (%s)",
+		             r < 0 ? strerror(errno) : "closed");
+		got += (size_t)r;
+	}
+	int val;
+	memcpy(&val, v, sizeof val);
+	return val;
 }
 
 static void

@@ -911,8 +911,9 @@ killer_main(void *arg)
 	struct tu_killer *k = arg;
 
 	tu_sleep_ms(k->delay_ms);
-	kill(k->pid, SIGKILL);
+	/* Noted first: the victim's peer may return before kill() does. */
 	k->killed_at = tu_now();
+	kill(k->pid, SIGKILL);
 	return NULL;
 }
 

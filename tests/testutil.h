@@ -194,7 +194,7 @@ struct tu_killer {
 	pthread_t th;
 	pid_t pid;
 	int delay_ms;
-	double killed_at; /* tu_now() right after kill() */
+	double killed_at; /* tu_now() right before kill() */
 };
 int tu_killer_start(struct tu_killer *k, pid_t pid, int delay_ms);
 /* Join; returns the seconds from the kill to now. */
