@@ -3,7 +3,7 @@
  * once and run over every URI the build registers (tests/meson.build has
  * the list, one meson test per entry).
  *
- * Usage: conformance TEMPLATE [CASE-PATTERN]
+ * Usage: conformance TEMPLATE [CASE-PATTERN [SKIP-PATTERN]]
  *
  * TEMPLATE says how the two ends of a channel are made:
  *   scheme://...     ipc_open: the test process opens with IPC_CREATE and
@@ -23,7 +23,8 @@
  *                    fd://R,W on its ends.
  *   inproc://...     as scheme://..., but the peer is a thread of the test
  *                    process (inproc channels cannot cross processes).
- * CASE-PATTERN is a cmocka test filter (e.g. "stream" or "kill*").
+ * CASE-PATTERN selects cases by name (cmocka's filter: "*", "stream",
+ * "kill*"); SKIP-PATTERN leaves matching cases out.
  * CONF_SEED=N sets the seed of the random sizes (printed at the start).
  *
  * How a case runs.  Every case runs in its own forked process that leads
@@ -2682,8 +2683,9 @@ main(int argc, char **argv)
 {
 	const char *why;
 
-	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "usage: %s TEMPLATE [CASE-PATTERN]\n",
+	if (argc < 2 || argc > 4) {
+		fprintf(stderr,
+		        "usage: %s TEMPLATE [CASE-PATTERN [SKIP-PATTERN]]\n",
 		        argv[0]);
 		return 2;
 	}
@@ -2710,8 +2712,11 @@ main(int argc, char **argv)
 		        argv[1]);
 	}
 	printf("caps 0x%x, max_msg %zu\n", G.caps, G.max_msg);
-	if (argc == 3) {
+	if (argc >= 3) {
 		cmocka_set_test_filter(argv[2]);
+	}
+	if (argc == 4) {
+		cmocka_set_skip_filter(argv[3]);
 	}
 
 #define T(n)                                                                  \
