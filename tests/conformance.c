@@ -102,6 +102,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -2583,6 +2584,40 @@ CASE(pair_fork)
 CASE(stream)
 CASE(listener)
 
+/* clang-format off */
+#define T(n) {#n, t_##n, NULL, NULL, NULL}
+static const struct CMUnitTest tests[] = {
+	T(api_misuse),
+	T(bad_option),
+	T(open_missing),
+	T(facts),
+	T(modes),
+	T(open_close_repeat),
+	T(creator_waits),
+	T(boundaries),
+	T(ordering),
+	T(sizes),
+	T(emsgsize_send),
+	T(emsgsize_recv),
+	T(nonblock),
+	T(timeout),
+	T(eintr),
+	T(full_send),
+	T(peer_close),
+	T(self_close),
+	T(kill_recv),
+	T(kill_creator),
+	T(kill_send),
+	T(poll),
+	T(zerocopy),
+	T(duplex),
+	T(pair_fork),
+	T(stream),
+	T(listener),
+};
+#undef T
+/* clang-format on */
+
 /* Open one channel the way the cases will, to learn caps and max_msg. */
 static int
 probe(void)
@@ -2713,27 +2748,21 @@ main(int argc, char **argv)
 	}
 	printf("caps 0x%x, max_msg %zu\n", G.caps, G.max_msg);
 	if (argc >= 3) {
+		/* A pattern that selects nothing must not pass quietly. */
+		size_t hits = 0;
+		for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+			hits += fnmatch(argv[2], tests[i].name, 0) == 0;
+		}
+		if (hits == 0) {
+			fprintf(stderr, "no case matches \"%s\"\n", argv[2]);
+			return 2;
+		}
 		cmocka_set_test_filter(argv[2]);
 	}
 	if (argc == 4) {
 		cmocka_set_skip_filter(argv[3]);
 	}
 
-#define T(n)                                                                  \
-	{                                                                     \
-#n, t_##n, NULL, NULL, NULL                                   \
-	}
-	const struct CMUnitTest tests[] = {
-	        T(api_misuse),    T(bad_option),    T(open_missing),
-	        T(facts),         T(modes),         T(open_close_repeat),
-	        T(creator_waits), T(boundaries),    T(ordering),
-	        T(sizes),         T(emsgsize_send), T(emsgsize_recv),
-	        T(nonblock),      T(timeout),       T(eintr),
-	        T(full_send),     T(peer_close),    T(self_close),
-	        T(kill_recv),     T(kill_creator),  T(kill_send),
-	        T(poll),          T(zerocopy),      T(duplex),
-	        T(pair_fork),     T(stream),        T(listener),
-	};
 	char group[600];
 	snprintf(group, sizeof group, "conformance %s", argv[1]);
 	return cmocka_run_group_tests_name(group, tests, NULL, NULL);
