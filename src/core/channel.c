@@ -237,6 +237,7 @@ ipc_send(ipc_channel *ch, const void *buf, size_t len, int flags)
 		                len, ch->max_msg);
 	}
 	call_init(&c, ch, flags);
+	ch->send_nowait = c.nonblock;
 	for (;;) {
 		r = ch->drv->send(ch, buf, len);
 		if (r == -EINPROGRESS) {

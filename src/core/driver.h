@@ -134,6 +134,9 @@ struct ipc_channel {
 	size_t rxcopy_cap;
 	int acquired;
 	int opened; /* the driver's open succeeded: close is owed */
+	/* Set by the core before each send: this call cannot wait, so the
+	 * driver should prefer -EAGAIN to sending part of the message. */
+	int send_nowait;
 	max_align_t priv[];
 };
 

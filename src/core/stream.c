@@ -18,6 +18,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -155,6 +158,46 @@ kick(struct ipc_stream *s)
 	}
 }
 
+/*
+ * A non-blocking send should not leave part of a message in the kernel
+ * that only a later call can finish.  Frames up to PIPE_BUF are written
+ * whole or not at all by pipes; for larger ones, look at the free space
+ * first.  Pipes and FIFOs count capacity in page slots, not bytes (a
+ * 4100-byte write can take two slots), so the only exact answer is "an
+ * empty pipe takes any frame smaller than its size": larger frames wait
+ * for the reader to drain.  Sockets: send buffer minus queued bytes (both
+ * in the kernel's accounting, which includes per-packet overhead, hence
+ * the margin).  A frame larger than the whole buffer can never fit and is
+ * written as far as it goes; the rest follows on later calls.
+ */
+#define PIPE_BUF_ATOMIC 4096
+
+static int
+room_for(struct ipc_stream *s, size_t total)
+{
+	int queued = 0;
+	size_t cap;
+
+	if (s->is_socket) {
+		int sndbuf = 0;
+		socklen_t sl = sizeof(sndbuf);
+		if (getsockopt(s->wfd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) <
+		            0 ||
+		    ioctl(s->wfd, SIOCOUTQ, &queued) < 0) {
+			return 1;
+		}
+		cap = (size_t)sndbuf;
+		size_t need = total + total / 8 + 2048;
+		return need > cap || (size_t)queued + need <= cap;
+	}
+	int psz = fcntl(s->wfd, F_GETPIPE_SZ);
+	if (psz <= 0 || ioctl(s->wfd, FIONREAD, &queued) < 0) {
+		return 1; /* not a pipe: write as far as it goes */
+	}
+	cap = (size_t)psz;
+	return total + PIPE_BUF_ATOMIC > cap || queued == 0;
+}
+
 static ssize_t
 send_locked(struct ipc_stream *s, const void *buf, size_t len)
 {
@@ -210,6 +253,9 @@ send_locked(struct ipc_stream *s, const void *buf, size_t len)
 		break;
 	}
 	size_t total = iov_total(v, n);
+	if (s->nowait && total > PIPE_BUF_ATOMIC && !room_for(s, total)) {
+		return -EAGAIN;
+	}
 	ssize_t w = do_writev(s, v, n);
 	if (w == -EAGAIN || w == -EWOULDBLOCK) {
 		return -EAGAIN;
@@ -646,7 +692,10 @@ ipc__stream_ready(struct ipc_stream *s, short events, const struct pollfd *pfd,
 ssize_t
 ipc__sdrv_send(ipc_channel *ch, const void *buf, size_t len)
 {
-	return ipc__stream_send(ipc__priv(ch), buf, len);
+	struct ipc_stream *s = ipc__priv(ch);
+
+	s->nowait = ch->send_nowait;
+	return ipc__stream_send(s, buf, len);
 }
 
 ssize_t

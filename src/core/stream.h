@@ -64,6 +64,8 @@ struct ipc_stream {
 	size_t tail_cap;
 	_Atomic int tx_detached; /* read by the receive side without lock */
 	int werr;                /* sticky send error (-EPIPE) */
+	int nowait; /* this send cannot wait: whole frame or -EAGAIN when it
+	             * fits the kernel buffer */
 };
 
 /* Initialise (no allocation).  rfd/wfd must be non-blocking. */
