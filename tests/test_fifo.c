@@ -676,8 +676,8 @@ test_opener_killed(void **state)
 	assert_int_equal(ipc_recv(c, buf, sizeof(buf), 0), 4);
 	assert_int_equal(blocked_call_during_kill(c, pid, 'r', &secs), -EPIPE);
 	assert_true(secs < 1.0);
-	/* once the process is gone entirely, send fails too (before, it
-	 * may still hold the other FIFO for a moment) */
+	/* at once, even if the dying process still holds the other FIFO */
+	assert_int_equal(ipc_send(c, "x", 1, IPC_NONBLOCK), -EPIPE);
 	reap(pid);
 	assert_int_equal(ipc_send(c, "x", 1, 0), -EPIPE);
 	assert_int_equal(ipc_close(c), 0);
@@ -701,6 +701,8 @@ test_opener_killed_during_send(void **state)
 	assert_int_equal(ipc_recv(c, buf, sizeof(buf), 0), 4);
 	assert_int_equal(blocked_call_during_kill(c, pid, 's', &secs), -EPIPE);
 	assert_true(secs < 1.0);
+	/* at once, even if the dying process still holds the other FIFO */
+	assert_int_equal(ipc_recv(c, buf, sizeof(buf), IPC_NONBLOCK), -EPIPE);
 	assert_int_equal(ipc_close(c), 0);
 	reap(pid);
 	close(nt);
@@ -739,6 +741,7 @@ test_creator_killed(void **state)
 	assert_int_equal(ipc_recv(o, buf, sizeof(buf), 0), 3);
 	assert_int_equal(blocked_call_during_kill(o, pid, 'r', &secs), -EPIPE);
 	assert_true(secs < 1.0);
+	assert_int_equal(ipc_send(o, "x", 1, IPC_NONBLOCK), -EPIPE);
 	reap(pid);
 	assert_int_equal(ipc_send(o, "x", 1, 0), -EPIPE);
 	assert_int_equal(ipc_close(o), 0);

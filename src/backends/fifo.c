@@ -48,12 +48,13 @@
 struct fifo_priv {
 	struct ipc_stream st; /* first: the stream slots rely on it */
 	int creator;
-	int rfd;       /* creator: PATH.in; opener: PATH.out */
-	int wfd;       /* opener: PATH.in; creator: -1 (st.wfd once the
-	                  peer reads PATH.out) */
-	int opath;     /* creator: O_PATH descriptor of PATH.out, or -1 */
-	int peer_seen; /* recv side: a writer has been seen on rfd */
-	char *in_path; /* creator: removed at close if still ours */
+	int rfd;          /* creator: PATH.in; opener: PATH.out */
+	int wfd;          /* opener: PATH.in; creator: -1 (st.wfd once the
+	                     peer reads PATH.out) */
+	int opath;        /* creator: O_PATH descriptor of PATH.out, or -1 */
+	int peer_seen;    /* recv side: a writer has been seen on rfd */
+	_Atomic int gone; /* either FIFO said the peer closed or died */
+	char *in_path;    /* creator: removed at close if still ours */
 	char *out_path;
 	dev_t in_dev, out_dev;
 	ino_t in_ino, out_ino;
@@ -496,28 +497,31 @@ fifo_send(ipc_channel *ch, const void *buf, size_t len)
 		        -EINVAL, ch->uri,
 		        "framing=line: the message contains a newline");
 	}
+	if (atomic_load(&p->gone)) {
+		return ipc__err(-EPIPE, ch->uri, "the peer closed");
+	}
 	if (p->creator && try_connect(ch) < 0) {
 		if (creator_peer_gone(p)) {
+			atomic_store(&p->gone, 1);
 			return ipc__err(-EPIPE, ch->uri,
 			                "the peer closed before reading");
 		}
 		return -EAGAIN;
 	}
-	return ipc__sdrv_send(ch, buf, len);
+	ssize_t r = ipc__sdrv_send(ch, buf, len);
+	if (r == -EPIPE) {
+		atomic_store(&p->gone, 1);
+	}
+	return r;
 }
 
 /* Push the kept rest of a partly sent message, as the stream's recv would
  * have, so that a caller who only receives meanwhile does not leave its
- * peer waiting for the end of that message (the stream's ready() does
- * that push when handed descriptors). */
+ * peer waiting for the end of that message. */
 static void
 kick_tail(struct fifo_priv *p)
 {
-	struct pollfd none = {.fd = -1, .events = 0, .revents = 0};
-
-	if (atomic_load_explicit(&p->st.tx_detached, memory_order_relaxed)) {
-		(void)ipc__stream_ready(&p->st, 0, &none, 0);
-	}
+	ipc__stream_kick(&p->st);
 }
 
 /* Recv side, before any writer was seen: would a read tell anything?
@@ -545,7 +549,8 @@ recv_gate(ipc_channel *ch)
 		return 0;
 	}
 	if (n > 1 && (pfd[1].revents & (POLLERR | POLLHUP))) {
-		return -EPIPE;
+		return ipc__err(-EPIPE, ch->uri,
+		                "the peer closed before it ever wrote");
 	}
 	return -EAGAIN;
 }
@@ -554,16 +559,24 @@ static ssize_t
 fifo_recv(ipc_channel *ch, void *buf, size_t cap)
 {
 	struct fifo_priv *p = ipc__priv(ch);
-	int err = recv_gate(ch);
+	ssize_t r = recv_gate(ch);
 
-	if (err == -EPIPE) {
-		return ipc__err(err, ch->uri, "the peer closed");
-	}
-	if (err < 0) {
+	if (r == -EAGAIN) {
 		kick_tail(p);
-		return err;
+	} else if (r == 0) {
+		r = ipc__stream_recv(&p->st, buf, cap);
 	}
-	return ipc__stream_recv(&p->st, buf, cap);
+	/* A libipc peer holds both FIFOs until it closes or dies, and the
+	 * kernel lets go of a dead process's two ends in no set order: once
+	 * either end has said so, the peer is gone, and with nothing left
+	 * to read, recv says so too. */
+	if (r == -EAGAIN && atomic_load(&p->gone)) {
+		return ipc__err(-EPIPE, ch->uri, "the peer closed");
+	}
+	if (r == -EPIPE) {
+		atomic_store(&p->gone, 1);
+	}
+	return r;
 }
 
 /* Where each part of a wait sits in the pollfd array. */
@@ -656,6 +669,10 @@ fifo_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 	if (lo.s_events != 0 || lo.s_n > 0) {
 		r |= ipc__stream_ready(&p->st, lo.s_events, my + lo.s_off,
 		                       lo.s_n);
+	}
+	if (atomic_load(&p->gone)) {
+		/* recv and send would both return at once */
+		r |= IPC_POLLHUP | (events & (IPC_POLLIN | IPC_POLLOUT));
 	}
 	return r;
 }

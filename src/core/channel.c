@@ -279,6 +279,7 @@ ipc_recv(ipc_channel *ch, void *buf, size_t cap, int flags)
 		return ipc__err(-EINVAL, ch->uri, "ipc_recv: buf is NULL");
 	}
 	call_init(&c, ch, flags);
+	ch->recv_block = !c.nonblock && ch->timeout_ms < 0;
 	for (;;) {
 		r = ch->drv->recv(ch, buf, cap);
 		if (r != -EAGAIN) {

@@ -109,7 +109,8 @@ ipc__sock_inet_addrs(const struct ipc_uri *u, int socktype, int passive,
 		host = NULL;
 	}
 	if (host == NULL && !passive) {
-		return ipc__err(-EINVAL, u->text, "needs a host to connect to");
+		return ipc__err(-EINVAL, u->text,
+		                "needs a host to connect to");
 	}
 	snprintf(port, sizeof(port), "%u", u->port);
 	memset(&hints, 0, sizeof(hints));
@@ -344,7 +345,8 @@ ipc__sock_unix_bind(int fd, int type, const struct ipc_sockaddr *a,
 		}
 		if (abstract) {
 			return ipc__err(-EEXIST, u->text,
-			                "abstract name @%s is in use", path + 1);
+			                "abstract name @%s is in use",
+			                path + 1);
 		}
 		if (attempt > 0) {
 			return ipc__err(-EEXIST, u->text,
@@ -383,7 +385,8 @@ ipc__sock_unix_bind(int fd, int type, const struct ipc_sockaddr *a,
 		return 0;
 	}
 	if (lstat(path, &st) < 0) {
-		return ipc__errno(-errno, u->text, "lstat %s after bind", path);
+		return ipc__errno(-errno, u->text, "lstat %s after bind",
+		                  path);
 	}
 	f->path = strdup(path);
 	if (f->path == NULL) {
@@ -568,7 +571,8 @@ ipc__fd_hungup(int fd)
 	return r > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
-/* ----------------------------------------------------- the message layer -- */
+/* ----------------------------------------------------- the message layer --
+ */
 
 static const unsigned char carrier_magic[8] = {'l', 'i', 'b', 'i',
                                                'p', 'c', 'M', '1'};
@@ -585,9 +589,9 @@ union ctlbuf {
 struct rxctl {
 	int fds[MAXFDS];
 	int nfds;
-	int creds;   /* an SCM_CREDENTIALS message: a real record */
-	int ctrunc;  /* descriptors were dropped */
-	int trunc;   /* the datagram was longer than the buffer */
+	int creds;  /* an SCM_CREDENTIALS message: a real record */
+	int ctrunc; /* descriptors were dropped */
+	int trunc;  /* the datagram was longer than the buffer */
 };
 
 static void
@@ -738,10 +742,11 @@ carrier_read(const struct ipc_msgsock *m, int fd, unsigned long long len,
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    (unsigned long long)st.st_size < len) {
-		return ipc__err(-EPROTO, m->uri,
-		                "peer passed a message file that does not hold "
-		                "the %llu bytes announced",
-		                len);
+		return ipc__err(
+		        -EPROTO, m->uri,
+		        "peer passed a message file that does not hold "
+		        "the %llu bytes announced",
+		        len);
 	}
 	while (got < len) {
 		ssize_t r = pread(fd, (unsigned char *)buf + got, len - got,
@@ -793,8 +798,9 @@ rx_finish(const struct ipc_msgsock *m, void *buf, size_t cap,
 		if (p != buf) {
 			/* peeked as a carrier, read as something else:
 			 * only another reader could do that */
-			return ipc__err(-EPROTO, m->uri,
-			                "datagram changed between peek and read");
+			return ipc__err(
+			        -EPROTO, m->uri,
+			        "datagram changed between peek and read");
 		}
 		return (ssize_t)n;
 	}
@@ -802,13 +808,15 @@ rx_finish(const struct ipc_msgsock *m, void *buf, size_t cap,
 	rx_closefds(c);
 	if (memfd < 0) {
 		if (c->ctrunc) {
-			return ipc__err(-EMFILE, m->uri,
-			                "the descriptor of a large message was "
-			                "dropped (descriptor limit reached?)");
+			return ipc__err(
+			        -EMFILE, m->uri,
+			        "the descriptor of a large message was "
+			        "dropped (descriptor limit reached?)");
 		}
 		if (p != buf) {
-			return ipc__err(-EPROTO, m->uri,
-			                "datagram changed between peek and read");
+			return ipc__err(
+			        -EPROTO, m->uri,
+			        "datagram changed between peek and read");
 		}
 		return (ssize_t)n; /* the 16 bytes are a plain message */
 	}
@@ -845,8 +853,8 @@ ipc__msg_recv(const struct ipc_msgsock *m, void *buf, size_t cap,
 	if (n < 0) {
 		return n;
 	}
-	carrier = (size_t)n == sizeof(hdr) && carrier_len(hdr, sizeof(hdr),
-	                                                  &len);
+	carrier = (size_t)n == sizeof(hdr) &&
+	          carrier_len(hdr, sizeof(hdr), &len);
 	if (carrier) {
 		int fd = rx_take(&c, S_IFREG);
 		carrier = fd >= 0 || c.ctrunc;
@@ -881,9 +889,10 @@ ipc__msg_recv(const struct ipc_msgsock *m, void *buf, size_t cap,
 			if (n >= 0) {
 				rx_closefds(&c);
 			}
-			return ipc__err(-EPROTO, m->uri,
-			                "peer sent a datagram above maxmsg %zu",
-			                m->max_msg);
+			return ipc__err(
+			        -EPROTO, m->uri,
+			        "peer sent a datagram above maxmsg %zu",
+			        m->max_msg);
 		}
 		return ipc__err(-EMSGSIZE, m->uri,
 		                "message of %zd bytes does not fit in %zu", n,
@@ -959,8 +968,8 @@ carrier_make(const struct ipc_msgsock *m, const void *buf, size_t len)
 		                  "memfd_create for a %zu-byte message", len);
 	}
 	while (off < len) {
-		ssize_t r = write(fd, (const unsigned char *)buf + off,
-		                  len - off);
+		ssize_t r =
+		        write(fd, (const unsigned char *)buf + off, len - off);
 		if (r < 0 && errno == EINTR) {
 			continue;
 		}
@@ -1003,8 +1012,8 @@ ipc__msg_send(const struct ipc_msgsock *m, const void *buf, size_t len,
 		n = tx(m, buf, len, fds, nfds);
 		if (n >= 0 && (size_t)n != len) {
 			return ipc__err(-EIO, m->uri,
-			                "datagram of %zu bytes sent as %zd", len,
-			                n);
+			                "datagram of %zu bytes sent as %zd",
+			                len, n);
 		}
 		return n;
 	}
@@ -1074,7 +1083,8 @@ ipc__msg_init(struct ipc_msgsock *m, int fd, int is_unix, int passcred,
 	return 0;
 }
 
-/* ------------------------------------------------------ one-peer creators -- */
+/* ------------------------------------------------------ one-peer creators --
+ */
 
 int
 ipc__sockwait_init(struct ipc_sockwait *w, int lfd, struct ipc_sockfile *file,

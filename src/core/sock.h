@@ -156,8 +156,8 @@ void ipc__sockwait_fini(struct ipc_sockwait *w);
  * struct ipc_msgin.lifeline when it asked for one. */
 struct ipc_msgsock {
 	int fd;
-	int is_unix;       /* descriptors may be passed */
-	int passcred;      /* SO_PASSCRED is on: tells EOF from empty records */
+	int is_unix;  /* descriptors may be passed */
+	int passcred; /* SO_PASSCRED is on: tells EOF from empty records */
 	size_t inline_max; /* largest message sent as one plain datagram */
 	size_t max_msg;    /* largest message accepted */
 	const char *uri;
@@ -183,8 +183,8 @@ int ipc__msg_init(struct ipc_msgsock *m, int fd, int is_unix, int passcred,
 /* Send one message, attaching extra_fd (>= 0) to it.  Returns len,
  * -EAGAIN, a recorded error, or an unrecorded one for which
  * ipc__sock_gone() holds: the caller reports the peer's end. */
-ssize_t ipc__msg_send(const struct ipc_msgsock *m, const void *buf,
-                      size_t len, int extra_fd);
+ssize_t ipc__msg_send(const struct ipc_msgsock *m, const void *buf, size_t len,
+                      int extra_fd);
 
 /* Receive one message into buf[cap].  Returns its length; -EMSGSIZE when
  * cap is too small (it stays queued); -EAGAIN; -EPROTO for a malformed
