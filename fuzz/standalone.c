@@ -76,7 +76,8 @@ main(int argc, char **argv)
 		size_t n;
 		if (nseeds > 0 && (next() & 3) != 0) {
 			int s = (int)(next() % (uint64_t)nseeds);
-			n = seedlen[s] < sizeof(buf) ? seedlen[s] : sizeof(buf);
+			n = seedlen[s] < sizeof(buf) ? seedlen[s]
+			                             : sizeof(buf);
 			memcpy(buf, seeds[s], n);
 			int flips = 1 + (int)(next() % 8);
 			for (int k = 0; k < flips && n > 0; k++) {
@@ -86,13 +87,16 @@ main(int argc, char **argv)
 					buf[at] = (unsigned char)next();
 					break;
 				case 1:
-					buf[at] ^= (unsigned char)(1u << (next() % 8));
+					buf[at] ^=
+					        (unsigned char)(1u << (next() %
+					                               8));
 					break;
 				case 2:
 					n = at; /* truncate */
 					break;
 				default:
-					buf[at] = "\0/:?&=%@[]\n\xff"[next() % 13];
+					buf[at] = "\0/:?&=%@[]\n\xff"[next() %
+					                              13];
 					break;
 				}
 			}

@@ -39,11 +39,14 @@
 static char g_name[128];
 static char g_uri[256];
 
+/* Small units by default: every queue counts against the user's
+ * RLIMIT_MSGQUEUE (800 KiB), shared with tests running in parallel. */
 static void
 fresh(const char *tag, const char *opts)
 {
 	tu_unique(g_name, sizeof g_name, tag);
-	snprintf(g_uri, sizeof g_uri, "mq://%s%s", g_name, opts ? opts : "");
+	snprintf(g_uri, sizeof g_uri, "mq://%s%s", g_name,
+	         opts ? opts : "?msgsize=2048");
 }
 
 /* Does the driver's queue of this name (0: creator -> opener) exist? */

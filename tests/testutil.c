@@ -683,6 +683,67 @@ tu_objs_diff(const struct tu_objs *before, const struct tu_objs *after,
 	return count;
 }
 
+size_t
+tu_objs_new(const struct tu_objs *before, const struct tu_objs *after,
+            const pid_t *pids, size_t npids, size_t *idx, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < after->n && n < max; i++) {
+		if (is_new(before, after->names[i], pids, npids)) {
+			idx[n++] = i;
+		}
+	}
+	return n;
+}
+
+int
+tu_obj_mode(const char *name)
+{
+	const char *v = strchr(name, ':') + 1;
+	char path[PATH_MAX + 16];
+	struct stat st;
+
+	if (strncmp(name, "sysvshm:", 8) == 0) {
+		struct shmid_ds ds;
+		if (shmctl(atoi(v), IPC_STAT, &ds) != 0) {
+			return -errno;
+		}
+		return (int)(ds.shm_perm.mode & 0777);
+	}
+	if (strncmp(name, "sysvmsg:", 8) == 0) {
+		struct msqid_ds ds;
+		if (msgctl(atoi(v), IPC_STAT, &ds) != 0) {
+			return -errno;
+		}
+		return (int)(ds.msg_perm.mode & 0777);
+	}
+	if (strncmp(name, "sysvsem:", 8) == 0) {
+		struct semid_ds ds;
+		union {
+			int val;
+			struct semid_ds *buf;
+		} arg = {.buf = &ds};
+		if (semctl(atoi(v), 0, IPC_STAT, arg) != 0) {
+			return -errno;
+		}
+		return (int)(ds.sem_perm.mode & 0777);
+	}
+	if (strncmp(name, "file:", 5) == 0) {
+		snprintf(path, sizeof path, "%s", v);
+	} else if (strncmp(name, "shm:", 4) == 0) {
+		snprintf(path, sizeof path, "/dev/shm/%s", v);
+	} else if (strncmp(name, "mq:", 3) == 0 && tu_mq_dir() != NULL) {
+		snprintf(path, sizeof path, "%s/%s", tu_mq_dir(), v);
+	} else {
+		return -1;
+	}
+	if (lstat(path, &st) != 0) {
+		return -errno;
+	}
+	return S_ISDIR(st.st_mode) ? -1 : (int)(st.st_mode & 0777);
+}
+
 static void
 remove_obj(const char *name)
 {
@@ -850,8 +911,9 @@ killer_main(void *arg)
 	struct tu_killer *k = arg;
 
 	tu_sleep_ms(k->delay_ms);
-	kill(k->pid, SIGKILL);
+	/* Noted first: the victim's peer may return before kill() does. */
 	k->killed_at = tu_now();
+	kill(k->pid, SIGKILL);
 	return NULL;
 }
 
@@ -887,7 +949,12 @@ tu_time_to_epipe(ipc_channel *ch, pid_t pid, int delay_ms, int op,
 	if (op == 'r') {
 		*rc = ipc_recv(ch, buf, sizeof buf, 0);
 	} else {
-		*rc = ipc_send(ch, buf, 16, 0);
+		/* A full channel may still take a message now and then
+		 * (TCP keeps moving data to the receiver): send until a
+		 * call fails, which must be the one that blocks. */
+		do {
+			*rc = ipc_send(ch, buf, 16, 0);
+		} while (*rc == 16);
 	}
 	return tu_killer_join(&k);
 }

@@ -152,6 +152,13 @@ int tu_objs_snapshot(struct tu_objs *o, const char *token, const char *dir);
  * one of pids[0..npids) used them.  Returns how many. */
 int tu_objs_diff(const struct tu_objs *before, const struct tu_objs *after,
                  const pid_t *pids, size_t npids, char *report, size_t n);
+/* Names in after and not in before, each an index into after->names, as
+ * tu_objs_diff() counts them.  Returns how many (at most max). */
+size_t tu_objs_new(const struct tu_objs *before, const struct tu_objs *after,
+                   const pid_t *pids, size_t npids, size_t *idx, size_t max);
+/* Permission bits (0..0777) of one object named as in struct tu_objs, -1
+ * for directories and abstract sockets (no mode), or -errno. */
+int tu_obj_mode(const char *name);
 /* Remove what tu_objs_diff() would report (unlink, mq_unlink, IPC_RMID). */
 void tu_objs_remove_new(const struct tu_objs *before,
                         const struct tu_objs *after, const pid_t *pids,
@@ -187,16 +194,17 @@ struct tu_killer {
 	pthread_t th;
 	pid_t pid;
 	int delay_ms;
-	double killed_at; /* tu_now() right after kill() */
+	double killed_at; /* tu_now() right before kill() */
 };
 int tu_killer_start(struct tu_killer *k, pid_t pid, int delay_ms);
 /* Join; returns the seconds from the kill to now. */
 double tu_killer_join(struct tu_killer *k);
 
 /* Kill pid (the peer of ch) with SIGKILL after delay_ms while this thread
- * blocks in ipc_recv (op 'r') or in ipc_send of a small message (op 's')
- * on ch.  *rc gets what the call returned; the result is the seconds from
- * the kill to the return.  The caller reaps pid. */
+ * blocks in ipc_recv (op 'r') or in ipc_send of 16-byte messages (op 's',
+ * repeated while they succeed: fill the channel first) on ch.  *rc gets what
+ * the call returned; the result is the seconds from the kill to the return.
+ * The caller reaps pid. */
 double tu_time_to_epipe(ipc_channel *ch, pid_t pid, int delay_ms, int op,
                         long long *rc);
 

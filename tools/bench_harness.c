@@ -45,7 +45,7 @@ volatile sig_atomic_t bench_interrupted;
 #define LOSSY_PING_MS   2000
 #define LOSSY_STREAM_MS 300
 
-enum { CMD_PING = 1, CMD_STREAM, CMD_QUIT };
+enum { CMD_READY = 1, CMD_PING, CMD_STREAM, CMD_QUIT };
 
 struct cmd {
 	uint32_t op;
@@ -426,6 +426,15 @@ b_run(struct side *s)
 		report_status(s, BENCH_FAIL, "B: out of memory");
 		return 1;
 	}
+	/* Open only once A's endpoint exists: a datagram sent to a port
+	 * nobody has bound yet is gone.  If A could not open, it says why
+	 * and the pipe ends here. */
+	struct cmd ready;
+	if (bench_read_full(s->ctl_fd, &ready, sizeof(ready)) < 0 ||
+	    ready.op != CMD_READY) {
+		free_buffers(s);
+		return 1;
+	}
 	int rc = o->open(s->env, s->row->arg, 0, &s->ep, why);
 	if (rc != BENCH_OK) {
 		s->ep = NULL;
@@ -632,7 +641,10 @@ a_run(struct side *s)
 	res.max_msg = o->max_msg(s->ep);
 	size_t len;
 	uint64_t seq;
-	int rc = msg_recv(s, &len, &seq);
+	int rc = send_cmd(s, CMD_READY, 0, 0) < 0 ? -EPIPE : 0;
+	if (rc == 0) {
+		rc = msg_recv(s, &len, &seq);
+	}
 	if (rc == 0) {
 		rc = msg_send(s, END_MARK_LEN, 0);
 	}

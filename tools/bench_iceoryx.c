@@ -46,7 +46,7 @@
 #include "bench_peers.h"
 
 #define HDR           8
-#define QUEUE         64    /* subscriber queue, chunks */
+#define QUEUE         256   /* subscriber queue: the most iceoryx 2.0 allows */
 #define ROUDI_WAIT_MS 10000 /* for RouDi to be ready */
 #define MATCH_WAIT_MS 10000 /* for publishers to see their subscriber */
 #define LOAN_WAIT_MS  10000 /* for a free chunk */
@@ -60,15 +60,15 @@ static const char roudi_config[] = "[general]\n"
                                    "\n"
                                    "[[segment.mempool]]\n"
                                    "size = 256\n"
-                                   "count = 1024\n"
+                                   "count = 2048\n"
                                    "\n"
                                    "[[segment.mempool]]\n"
                                    "size = 65600\n"
-                                   "count = 160\n"
+                                   "count = 320\n"
                                    "\n"
                                    "[[segment.mempool]]\n"
                                    "size = 1048640\n"
-                                   "count = 160\n";
+                                   "count = 100\n";
 
 struct roudi {
 	pid_t pid;
@@ -84,6 +84,7 @@ struct iep {
 	iox_ws_t ws;
 	void *loan;
 	const void *taken;
+	int matched; /* the publisher has seen the peer's subscriber */
 };
 
 /* ------------------------------------------------------------- RouDi -- */
@@ -247,8 +248,6 @@ iox_cleanup(struct bench_env *e, const void *arg)
 
 /* ----------------------------------------------------------- the peer -- */
 
-static void iox_close(void *ep, int server);
-
 static int
 iox_open(struct bench_env *e, const void *arg, int server, void **ep,
          char *why)
@@ -288,17 +287,6 @@ iox_open(struct bench_env *e, const void *arg, int server, void **ep,
 		free(p);
 		return bench_why(why, BENCH_FAIL, "cannot attach the waitset");
 	}
-	/* Nothing published before the peer's subscriber is connected would
-	 * reach it: wait for the match. */
-	for (int t = 0; !iox_pub_has_subscribers(p->pub); t++) {
-		if (t == MATCH_WAIT_MS) {
-			iox_close(p, server);
-			return bench_why(why, BENCH_FAIL,
-			                 "no subscriber after %d s",
-			                 MATCH_WAIT_MS / 1000);
-		}
-		bench_sleep_ms(1);
-	}
 	*ep = p;
 	return BENCH_OK;
 }
@@ -309,6 +297,17 @@ iox_reserve(void *ep, size_t len, void **buf)
 	struct iep *p = ep;
 	if (p->loan != NULL) {
 		return -EBUSY;
+	}
+	/* Nothing published before the peer's subscriber is connected would
+	 * reach it: wait for the match before the first message. */
+	for (int t = 0; !p->matched; t++) {
+		p->matched = iox_pub_has_subscribers(p->pub);
+		if (!p->matched && t == MATCH_WAIT_MS) {
+			return -ENOTCONN;
+		}
+		if (!p->matched) {
+			bench_sleep_ms(1);
+		}
 	}
 	uint64_t deadline = bench_now_ns() + LOAN_WAIT_MS * 1000000ull;
 	for (;;) {

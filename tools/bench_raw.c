@@ -39,16 +39,27 @@
 struct rstream {
 	int rfd, wfd;
 	int sock;
+	int lfd; /* A's listening socket until the peer is accepted; -1 */
+	int tcp; /* set TCP_NODELAY on the accepted socket */
+	char path[108]; /* unix: the socket file, removed once accepted */
 	size_t rpos, rend;
 	unsigned char rbuf[RBUF];
 };
 
 enum rkind { RAW_PIPE, RAW_UNIX, RAW_TCP };
 
+static int rs_accept(struct rstream *s);
+
 static ssize_t
 rs_send(void *ep, const void *buf, size_t len)
 {
 	struct rstream *s = ep;
+	if (s->lfd >= 0) {
+		int rc = rs_accept(s);
+		if (rc < 0) {
+			return rc;
+		}
+	}
 	uint32_t hdr = htonl((uint32_t)len);
 	struct iovec iov[2] = {{&hdr, sizeof(hdr)}, {(void *)buf, len}};
 	struct iovec *v = iov;
@@ -113,6 +124,12 @@ static ssize_t
 rs_recv(void *ep, void *buf, size_t cap)
 {
 	struct rstream *s = ep;
+	if (s->lfd >= 0) {
+		int rc = rs_accept(s);
+		if (rc < 0) {
+			return rc;
+		}
+	}
 	while (s->rend - s->rpos < 4) {
 		int rc = rs_fill(s);
 		if (rc < 0) {
@@ -205,9 +222,10 @@ loopback(const struct bench_env *e, struct sockaddr_in *sa)
 	sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 }
 
-/* A: listen, accept one peer, stop listening. */
+/* A: listen.  The peer is accepted at the first send or receive, so that
+ * opening never waits for it. */
 static int
-sock_accept(struct bench_env *e, enum rkind k, char *why)
+sock_listen(struct bench_env *e, enum rkind k, char *why)
 {
 	struct sockaddr_un su;
 	struct sockaddr_in si;
@@ -233,19 +251,32 @@ sock_accept(struct bench_env *e, enum rkind k, char *why)
 		close(l);
 		return bench_why(why, -1, "bind/listen: %s", strerror(err));
 	}
+	return l;
+}
+
+/* A's first send or receive: accept the peer, stop listening. */
+static int
+rs_accept(struct rstream *s)
+{
 	int fd;
 	do {
-		fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+		fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
 	} while (fd < 0 && errno == EINTR);
 	int err = errno;
-	close(l);
-	if (k == RAW_UNIX) {
-		unlink(su.sun_path);
+	close(s->lfd);
+	s->lfd = -1;
+	if (s->path[0] != '\0') {
+		unlink(s->path);
 	}
 	if (fd < 0) {
-		return bench_why(why, -1, "accept: %s", strerror(err));
+		return -err;
 	}
-	return fd;
+	if (s->tcp) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	s->rfd = s->wfd = fd;
+	return 0;
 }
 
 /* B: connect, retrying while A is not listening yet. */
@@ -293,6 +324,7 @@ rs_open(struct bench_env *e, const void *arg, int server, void **ep, char *why)
 	if (s == NULL) {
 		return bench_why(why, BENCH_FAIL, "out of memory");
 	}
+	s->lfd = -1;
 	if (k == RAW_PIPE) {
 		int *fds = e->state;
 		s->rfd = server ? fds[2] : fds[0];
@@ -300,19 +332,30 @@ rs_open(struct bench_env *e, const void *arg, int server, void **ep, char *why)
 		close(server ? fds[0] : fds[2]);
 		close(server ? fds[3] : fds[1]);
 	} else {
-		int fd = server ? sock_accept(e, k, why)
+		int fd = server ? sock_listen(e, k, why)
 		                : sock_connect(e, k, why);
 		if (fd < 0) {
 			free(s);
 			return BENCH_FAIL;
 		}
-		if (k == RAW_TCP) {
-			int one = 1;
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-			           sizeof(one));
-		}
-		s->rfd = s->wfd = fd;
+		s->tcp = k == RAW_TCP;
 		s->sock = 1;
+		if (server) {
+			s->lfd = fd;
+			s->rfd = s->wfd = -1;
+			if (k == RAW_UNIX) {
+				struct sockaddr_un su;
+				sockpath(e, &su);
+				memcpy(s->path, su.sun_path, sizeof(s->path));
+			}
+		} else {
+			if (s->tcp) {
+				int one = 1;
+				setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				           sizeof(one));
+			}
+			s->rfd = s->wfd = fd;
+		}
 	}
 	*ep = s;
 	return BENCH_OK;
@@ -323,8 +366,13 @@ rs_close(void *ep, int server)
 {
 	struct rstream *s = ep;
 	(void)server;
-	close(s->rfd);
-	if (s->wfd != s->rfd) {
+	if (s->lfd >= 0) {
+		close(s->lfd);
+	}
+	if (s->rfd >= 0) {
+		close(s->rfd);
+	}
+	if (s->wfd != s->rfd && s->wfd >= 0) {
 		close(s->wfd);
 	}
 	free(s);

@@ -517,16 +517,11 @@ fifo_send(ipc_channel *ch, const void *buf, size_t len)
 
 /* Push the kept rest of a partly sent message, as the stream's recv would
  * have, so that a caller who only receives meanwhile does not leave its
- * peer waiting for the end of that message (the stream's ready() does
- * that push when handed descriptors). */
+ * peer waiting for the end of that message. */
 static void
 kick_tail(struct fifo_priv *p)
 {
-	struct pollfd none = {.fd = -1, .events = 0, .revents = 0};
-
-	if (atomic_load_explicit(&p->st.tx_detached, memory_order_relaxed)) {
-		(void)ipc__stream_ready(&p->st, 0, &none, 0);
-	}
+	ipc__stream_kick(&p->st);
 }
 
 /* Recv side, before any writer was seen: would a read tell anything?

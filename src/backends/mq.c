@@ -862,8 +862,9 @@ mq_drv_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 	int died = 0;
 
 	if (pfd != NULL) {
+		int pidfd = atomic_load(&m->peer) == PEER_NONE ? -1 : m->pidfd;
 		for (int i = 0; i < npfd; i++) {
-			if (pfd[i].fd == m->pidfd && m->pidfd >= 0 &&
+			if (pidfd >= 0 && pfd[i].fd == pidfd &&
 			    (pfd[i].revents & POLLIN)) {
 				died = 1;
 			}

@@ -43,17 +43,18 @@
 #include "core/driver.h"
 #include "core/frag.h"
 
-#define KIND        "sysvmq"
-#define SMQ_MAXMSG  ((size_t)16 << 20)
-#define CU          64u    /* bytes per credit unit */
-#define CRED_MAX    16383u /* credit units per direction */
-#define DEATH_TX    16384  /* added to TXW by a dying peer */
-#define UNIT_MIN    64u
-#define UNIT_MAX    524272u /* stored /16 in a 15-bit semaphore */
-#define POLL_MAX_MS 50
-#define WAIT_CAP_MS 500
-#define MSGMAX_PATH "/proc/sys/kernel/msgmax"
-#define MSGMNB_PATH "/proc/sys/kernel/msgmnb"
+#define KIND         "sysvmq"
+#define SMQ_MAXMSG   ((size_t)16 << 20)
+#define CU           64u    /* bytes per credit unit */
+#define CRED_MAX     16383u /* credit units per direction */
+#define DEATH_TX     16384  /* added to TXW by a dying peer */
+#define UNIT_MIN     64u
+#define UNIT_MAX     524272u /* stored /16 in a 15-bit semaphore */
+#define POLL_MAX_MS  50
+#define POLL_BUSY_MS 2 /* while a message is in flight */
+#define WAIT_CAP_MS  500
+#define MSGMAX_PATH  "/proc/sys/kernel/msgmax"
+#define MSGMNB_PATH  "/proc/sys/kernel/msgmnb"
 
 enum { PEER_NONE, PEER_UP, PEER_GONE };
 
@@ -715,7 +716,17 @@ smq_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 	if (atomic_load(&m->peer) == PEER_UP && m->pidfd >= 0) {
 		pfd[n++] = (struct pollfd){.fd = m->pidfd, .events = POLLIN};
 	}
-	*retry_ms = bo;
+	/* While a message is half way across (fragments waiting for credit
+	 * or for the rest to arrive), the next step comes within the peer's
+	 * next system calls: look again often.  Idle, back off to 50 ms. */
+	pthread_mutex_lock(&m->tx_mu);
+	int busy = m->ft.active;
+	pthread_mutex_unlock(&m->tx_mu);
+	pthread_mutex_lock(&m->rx_mu);
+	busy |= m->fr.partial;
+	pthread_mutex_unlock(&m->rx_mu);
+	int cap = busy ? POLL_BUSY_MS : POLL_MAX_MS;
+	*retry_ms = bo > cap ? cap : bo;
 	bo = bo == 0 ? 1 : bo * 2;
 	atomic_store(&m->backoff, bo > POLL_MAX_MS ? POLL_MAX_MS : bo);
 	return n;
@@ -800,7 +811,12 @@ smq_wait(ipc_channel *ch, short events, const struct timespec *dl)
 		ops[1] = (struct sembuf){SV_TXW + me, need, 0};
 		n = 2;
 	}
-	int r = sv_timedwait(m->ids.semid, ops, n, dl, WAIT_CAP_MS);
+	/* A detached rest of our own last message waits for credit that
+	 * only this side's next calls can use: wake up often to push it
+	 * (the core calls recv again, which pushes) rather than sleep on
+	 * the receive semaphore while the peer waits for that message. */
+	int cap = atomic_load(&m->tx_detached) ? POLL_BUSY_MS : WAIT_CAP_MS;
+	int r = sv_timedwait(m->ids.semid, ops, n, dl, cap);
 	return r == -ETIMEDOUT ? r : 0;
 }
 

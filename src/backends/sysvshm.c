@@ -410,8 +410,10 @@ svs_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 	short r = 0;
 	int died = 0;
 
+	int pidfd = atomic_load(&s->peer) == PEER_NONE ? -1 : s->pidfd;
 	for (int i = 0; pfd != NULL && i < npfd; i++) {
-		if (pfd[i].fd == s->pidfd && (pfd[i].revents & POLLIN)) {
+		if (pidfd >= 0 && pfd[i].fd == pidfd &&
+		    (pfd[i].revents & POLLIN)) {
 			died = 1;
 		}
 	}

@@ -61,6 +61,7 @@ setup(void *arg, int fd)
 	}
 	p->fd = fd;
 	ipc__stream_init(&p->st, fd, fd, 1, p->framing, p->max_msg, ch->uri);
+	p->st.block_ok = 1; /* a connected socket: see stream.h */
 	p->stream_on = 1;
 	atomic_store(&p->state, UP);
 	return 0;
@@ -260,6 +261,7 @@ tcp_recv(ipc_channel *ch, void *buf, size_t cap)
 	if (r < 0) {
 		return r;
 	}
+	p->st.rblock = ch->recv_block;
 	ssize_t n = ipc__stream_recv(&p->st, buf, cap);
 	if (n == -EPIPE) {
 		atomic_store_explicit(&p->peer_eof, 1, memory_order_relaxed);

@@ -42,6 +42,7 @@ setup(void *arg, int fd)
 
 	p->fd = fd;
 	ipc__stream_init(&p->st, fd, fd, 1, p->framing, p->max_msg, ch->uri);
+	p->st.block_ok = 1; /* a connected socket: see stream.h */
 	p->stream_on = 1;
 	return 0;
 }
@@ -148,6 +149,7 @@ unix_recv(ipc_channel *ch, void *buf, size_t cap)
 	if (r < 0) {
 		return r;
 	}
+	p->st.rblock = ch->recv_block;
 	return ipc__stream_recv(&p->st, buf, cap);
 }
 

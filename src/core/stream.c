@@ -146,8 +146,8 @@ push(struct ipc_stream *s)
 }
 
 /* Finish a detached tail on behalf of the receive side, if any. */
-static void
-kick(struct ipc_stream *s)
+void
+ipc__stream_kick(struct ipc_stream *s)
 {
 	if (atomic_load_explicit(&s->tx_detached, memory_order_relaxed)) {
 		pthread_mutex_lock(&s->txlock);
@@ -351,11 +351,43 @@ be32(const unsigned char *p)
 }
 
 /* Sockets may be adopted blocking (fd://): ask for non-blocking per call. */
+static void
+set_blocking(struct ipc_stream *s)
+{
+	int fl = fcntl(s->rfd, F_GETFL);
+
+	if (fl >= 0 && fcntl(s->rfd, F_SETFL, fl & ~O_NONBLOCK) == 0) {
+		s->rfd_blocking = 1;
+	}
+}
+
 static ssize_t
 rd(struct ipc_stream *s, void *buf, size_t cap)
 {
+	if (s->block_ok && s->rblock &&
+	    !atomic_load_explicit(&s->tx_detached, memory_order_relaxed)) {
+		if (!s->rfd_blocking) {
+			set_blocking(s);
+		}
+		if (s->rfd_blocking) {
+			return s->is_socket ? recv(s->rfd, buf, cap, 0)
+			                    : read(s->rfd, buf, cap);
+		}
+	}
 	if (s->is_socket) {
 		return recv(s->rfd, buf, cap, MSG_DONTWAIT);
+	}
+	if (s->rfd_blocking) {
+		/* A descriptor left blocking by an earlier receive: read
+		 * only what is there (or the end of the stream). */
+		struct pollfd p = {.fd = s->rfd, .events = POLLIN};
+		int r = poll(&p, 1, 0);
+		if (r <= 0) {
+			if (r == 0) {
+				errno = EAGAIN;
+			}
+			return -1;
+		}
 	}
 	return read(s->rfd, buf, cap);
 }
@@ -574,7 +606,7 @@ recv_raw(struct ipc_stream *s, void *buf, size_t cap)
 ssize_t
 ipc__stream_recv(struct ipc_stream *s, void *buf, size_t cap)
 {
-	kick(s);
+	ipc__stream_kick(s);
 	if (s->rerr != 0) {
 		return ipc__err(s->rerr, s->uri,
 		                "channel failed earlier: the peer broke the "
@@ -654,7 +686,7 @@ ipc__stream_ready(struct ipc_stream *s, short events, const struct pollfd *pfd,
 		}
 		return r;
 	}
-	kick(s);
+	ipc__stream_kick(s);
 	pthread_mutex_lock(&s->txlock);
 	int tx_busy = s->txn > 0;
 	int werr = s->werr;
@@ -701,7 +733,10 @@ ipc__sdrv_send(ipc_channel *ch, const void *buf, size_t len)
 ssize_t
 ipc__sdrv_recv(ipc_channel *ch, void *buf, size_t cap)
 {
-	return ipc__stream_recv(ipc__priv(ch), buf, cap);
+	struct ipc_stream *s = ipc__priv(ch);
+
+	s->rblock = ch->recv_block;
+	return ipc__stream_recv(s, buf, cap);
 }
 
 int
