@@ -537,6 +537,14 @@ ipc_listen(ipc_listener **out, const char *uri, int flags)
 		return ipc__err(-EINVAL, uri, "ipc_listen: out is NULL");
 	}
 	*out = NULL;
+	drv = ipc__uri_driver(uri);
+	if (drv != NULL && drv->listen == NULL) {
+		/* Said before the address is checked: "pipe:" or
+		 * "unix+dgram:" cannot listen whatever follows. */
+		return ipc__err(-EOPNOTSUPP, uri,
+		                "%s cannot listen for many peers",
+		                drv->scheme);
+	}
 	r = parse_for_open(uri, flags, &u, &drv);
 	if (r < 0) {
 		return r;

@@ -510,6 +510,14 @@ find_in(const struct ipc_driver *const *table, const char *scheme, size_t len)
 	return NULL;
 }
 
+const struct ipc_driver *
+ipc__uri_driver(const char *text)
+{
+	const char *colon = text ? strchr(text, ':') : NULL;
+	return colon ? find_in(ipc__drivers(), text, (size_t)(colon - text))
+	             : NULL;
+}
+
 int
 ipc__uri_parse(const char *text, int for_pair, struct ipc_uri **out,
                const struct ipc_driver **drvp)

@@ -13,6 +13,9 @@ int ipc__uri_parse(const char *text, int for_pair, struct ipc_uri **out,
 int ipc__uri_parse_in(const struct ipc_driver *const *table, const char *text,
                       int for_pair, struct ipc_uri **out,
                       const struct ipc_driver **drv);
+/* The driver named by text's scheme, without parsing the rest; NULL if
+ * there is none. */
+const struct ipc_driver *ipc__uri_driver(const char *text);
 void ipc__uri_free(struct ipc_uri *u);
 
 #endif
