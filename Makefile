@@ -5,6 +5,7 @@
 #   make bench    build, then run tools/ipc-bench over every transport
 #   make asan     test suite under AddressSanitizer + UBSan (build-asan/)
 #   make tsan     thread-safety tests under ThreadSanitizer (build-tsan/)
+#   make fuzz     libFuzzer targets, FUZZ_SECONDS each (build-fuzz/)
 #   make install  install library, header and libipc.pc (PREFIX=/usr/local)
 #
 # Each target first checks the Debian packages it needs.  As root it
@@ -20,7 +21,9 @@ TEST_PKGS  := libcmocka-dev socat
 BENCH_PKGS := libzmq3-dev libnng-dev libiceoryx-binding-c-dev iceoryx
 SAN_PKGS   := clang libclang-rt-14-dev
 
-.PHONY: all build test bench asan tsan install deps-build deps-test \
+FUZZ_SECONDS ?= 30
+
+.PHONY: all build test bench asan tsan fuzz install deps-build deps-test \
 	deps-bench deps-san clean
 
 all: build
@@ -95,8 +98,28 @@ tsan: deps-san build-tsan/build.ninja
 	  meson test -C build-tsan --print-errorlogs --suite tsan \
 	  --num-processes $(NPROC) --timeout-multiplier 3
 
+build-fuzz/build.ninja:
+	CC=clang meson setup build-fuzz -Dfuzzers=enabled -Dtests=disabled \
+	  -Db_sanitize=address,undefined -Db_lundef=false \
+	  -Dbuildtype=debugoptimized $(MESON_OPTS)
+
+fuzz: deps-san build-fuzz/build.ninja
+	ninja -C build-fuzz
+	@set -e; for f in build-fuzz/fuzz/fuzz_*_libfuzzer; do \
+	  name=$$(basename $$f _libfuzzer); name=$${name#fuzz_}; \
+	  work=build-fuzz/corpus-$$name; mkdir -p $$work; \
+	  echo "== $$f ($(FUZZ_SECONDS) s)"; \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/ $$work fuzz/corpus/$$name \
+	    2>&1 | grep -E '^(stat::number_of_executed_units|==|SUMMARY|INFO: -)' \
+	    || true; \
+	  test -z "$$(ls build-fuzz/crash-* build-fuzz/leak-* build-fuzz/timeout-* 2>/dev/null)" \
+	    || { echo "fuzz: $$name found a failing input in build-fuzz/"; exit 1; }; \
+	done
+
 install: build
 	meson install -C $(BUILD)
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz

@@ -131,6 +131,10 @@ fd_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	c->orig[0] = rv != r ? r : -1;
 	c->orig[1] = (w != r && wv != w) ? w : -1;
 	ipc__stream_init(&c->s, rv, wv, rs, framing, max_msg, ch->uri);
+	/* Our own read-only view, or a socket (always MSG_DONTWAIT): safe
+	 * to switch to blocking for receives that wait forever.  Adopted
+	 * descriptors used as they are stay untouched. */
+	c->s.block_ok = rs || (rv != r);
 	ch->max_msg = max_msg;
 	return 0;
 }

@@ -49,6 +49,7 @@ pipe_pair(ipc_channel *a, ipc_channel *b, const struct ipc_uri *u)
 	}
 	ipc__stream_init(&pa->s, ba[0], ab[1], 0, framing, max_msg, a->uri);
 	ipc__stream_init(&pb->s, ab[0], ba[1], 0, framing, max_msg, b->uri);
+	pa->s.block_ok = pb->s.block_ok = 1; /* read ends are read-only */
 	a->max_msg = b->max_msg = max_msg;
 	return 0;
 }

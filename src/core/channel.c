@@ -64,6 +64,15 @@ channel_opened(ipc_channel *ch)
 	}
 }
 
+/* The checks ipc_open and ipc_listen share: flags, then the URI. */
+static int
+parse_for_open(const char *uri, int flags, struct ipc_uri **u,
+               const struct ipc_driver **drv)
+{
+	int r = check_flags(flags, IPC_ALL_FLAGS, uri);
+	return r < 0 ? r : ipc__uri_parse(uri, 0, u, drv);
+}
+
 int
 ipc_open(ipc_channel **out, const char *uri, int flags)
 {
@@ -76,11 +85,7 @@ ipc_open(ipc_channel **out, const char *uri, int flags)
 		return ipc__err(-EINVAL, uri, "ipc_open: out is NULL");
 	}
 	*out = NULL;
-	r = check_flags(flags, IPC_ALL_FLAGS, uri);
-	if (r < 0) {
-		return r;
-	}
-	r = ipc__uri_parse(uri, 0, &u, &drv);
+	r = parse_for_open(uri, flags, &u, &drv);
 	if (r < 0) {
 		return r;
 	}
@@ -237,6 +242,7 @@ ipc_send(ipc_channel *ch, const void *buf, size_t len, int flags)
 		                len, ch->max_msg);
 	}
 	call_init(&c, ch, flags);
+	ch->send_nowait = c.nonblock;
 	for (;;) {
 		r = ch->drv->send(ch, buf, len);
 		if (r == -EINPROGRESS) {
@@ -278,6 +284,7 @@ ipc_recv(ipc_channel *ch, void *buf, size_t cap, int flags)
 		return ipc__err(-EINVAL, ch->uri, "ipc_recv: buf is NULL");
 	}
 	call_init(&c, ch, flags);
+	ch->recv_block = !c.nonblock && ch->timeout_ms < 0;
 	for (;;) {
 		r = ch->drv->recv(ch, buf, cap);
 		if (r != -EAGAIN) {
@@ -530,11 +537,7 @@ ipc_listen(ipc_listener **out, const char *uri, int flags)
 		return ipc__err(-EINVAL, uri, "ipc_listen: out is NULL");
 	}
 	*out = NULL;
-	r = check_flags(flags, IPC_ALL_FLAGS, uri);
-	if (r < 0) {
-		return r;
-	}
-	r = ipc__uri_parse(uri, 0, &u, &drv);
+	r = parse_for_open(uri, flags, &u, &drv);
 	if (r < 0) {
 		return r;
 	}

@@ -134,6 +134,13 @@ struct ipc_channel {
 	size_t rxcopy_cap;
 	int acquired;
 	int opened; /* the driver's open succeeded: close is owed */
+	/* Set by the core before each send: this call cannot wait, so the
+	 * driver should prefer -EAGAIN to sending part of the message. */
+	int send_nowait;
+	/* Set by the core before each recv: this call may wait forever (no
+	 * IPC_NONBLOCK, no timeout), so a driver may block in the kernel
+	 * itself rather than return -EAGAIN and be polled. */
+	int recv_block;
 	max_align_t priv[];
 };
 

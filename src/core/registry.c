@@ -7,16 +7,38 @@
  */
 #include "registry.h"
 
-extern const struct ipc_driver ipc_driver_fd;
-extern const struct ipc_driver ipc_driver_pipe;
 extern const struct ipc_driver ipc_driver_shm;
+extern const struct ipc_driver ipc_driver_unix;
+extern const struct ipc_driver ipc_driver_unix_seqpacket;
+extern const struct ipc_driver ipc_driver_unix_dgram;
+extern const struct ipc_driver ipc_driver_tcp;
+extern const struct ipc_driver ipc_driver_udp;
+extern const struct ipc_driver ipc_driver_pipe;
+extern const struct ipc_driver ipc_driver_fd;
+extern const struct ipc_driver ipc_driver_fifo;
+extern const struct ipc_driver ipc_driver_mq;
+extern const struct ipc_driver ipc_driver_sysvmq;
+extern const struct ipc_driver ipc_driver_sysvshm;
+extern const struct ipc_driver ipc_driver_inproc;
 
+/* clang-format off */
 static const struct ipc_driver *const drivers[] = {
-        &ipc_driver_fd,
-        &ipc_driver_pipe,
-        &ipc_driver_shm,
-        NULL,
+	&ipc_driver_shm,
+	&ipc_driver_unix,
+	&ipc_driver_unix_seqpacket,
+	&ipc_driver_unix_dgram,
+	&ipc_driver_tcp,
+	&ipc_driver_udp,
+	&ipc_driver_pipe,
+	&ipc_driver_fd,
+	&ipc_driver_fifo,
+	&ipc_driver_mq,
+	&ipc_driver_sysvmq,
+	&ipc_driver_sysvshm,
+	&ipc_driver_inproc,
+	NULL,
 };
+/* clang-format on */
 
 const struct ipc_driver *const *
 ipc__drivers(void)

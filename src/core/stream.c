@@ -18,6 +18,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -143,8 +146,8 @@ push(struct ipc_stream *s)
 }
 
 /* Finish a detached tail on behalf of the receive side, if any. */
-static void
-kick(struct ipc_stream *s)
+void
+ipc__stream_kick(struct ipc_stream *s)
 {
 	if (atomic_load_explicit(&s->tx_detached, memory_order_relaxed)) {
 		pthread_mutex_lock(&s->txlock);
@@ -153,6 +156,46 @@ kick(struct ipc_stream *s)
 		}
 		pthread_mutex_unlock(&s->txlock);
 	}
+}
+
+/*
+ * A non-blocking send should not leave part of a message in the kernel
+ * that only a later call can finish.  Frames up to PIPE_BUF are written
+ * whole or not at all by pipes; for larger ones, look at the free space
+ * first.  Pipes and FIFOs count capacity in page slots, not bytes (a
+ * 4100-byte write can take two slots), so the only exact answer is "an
+ * empty pipe takes any frame smaller than its size": larger frames wait
+ * for the reader to drain.  Sockets: send buffer minus queued bytes (both
+ * in the kernel's accounting, which includes per-packet overhead, hence
+ * the margin).  A frame larger than the whole buffer can never fit and is
+ * written as far as it goes; the rest follows on later calls.
+ */
+#define PIPE_BUF_ATOMIC 4096
+
+static int
+room_for(struct ipc_stream *s, size_t total)
+{
+	int queued = 0;
+	size_t cap;
+
+	if (s->is_socket) {
+		int sndbuf = 0;
+		socklen_t sl = sizeof(sndbuf);
+		if (getsockopt(s->wfd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) <
+		            0 ||
+		    ioctl(s->wfd, SIOCOUTQ, &queued) < 0) {
+			return 1;
+		}
+		cap = (size_t)sndbuf;
+		size_t need = total + total / 8 + 2048;
+		return need > cap || (size_t)queued + need <= cap;
+	}
+	int psz = fcntl(s->wfd, F_GETPIPE_SZ);
+	if (psz <= 0 || ioctl(s->wfd, FIONREAD, &queued) < 0) {
+		return 1; /* not a pipe: write as far as it goes */
+	}
+	cap = (size_t)psz;
+	return total + PIPE_BUF_ATOMIC > cap || queued == 0;
 }
 
 static ssize_t
@@ -210,6 +253,9 @@ send_locked(struct ipc_stream *s, const void *buf, size_t len)
 		break;
 	}
 	size_t total = iov_total(v, n);
+	if (s->nowait && total > PIPE_BUF_ATOMIC && !room_for(s, total)) {
+		return -EAGAIN;
+	}
 	ssize_t w = do_writev(s, v, n);
 	if (w == -EAGAIN || w == -EWOULDBLOCK) {
 		return -EAGAIN;
@@ -305,11 +351,43 @@ be32(const unsigned char *p)
 }
 
 /* Sockets may be adopted blocking (fd://): ask for non-blocking per call. */
+static void
+set_blocking(struct ipc_stream *s)
+{
+	int fl = fcntl(s->rfd, F_GETFL);
+
+	if (fl >= 0 && fcntl(s->rfd, F_SETFL, fl & ~O_NONBLOCK) == 0) {
+		s->rfd_blocking = 1;
+	}
+}
+
 static ssize_t
 rd(struct ipc_stream *s, void *buf, size_t cap)
 {
+	if (s->block_ok && s->rblock &&
+	    !atomic_load_explicit(&s->tx_detached, memory_order_relaxed)) {
+		if (!s->rfd_blocking) {
+			set_blocking(s);
+		}
+		if (s->rfd_blocking) {
+			return s->is_socket ? recv(s->rfd, buf, cap, 0)
+			                    : read(s->rfd, buf, cap);
+		}
+	}
 	if (s->is_socket) {
 		return recv(s->rfd, buf, cap, MSG_DONTWAIT);
+	}
+	if (s->rfd_blocking) {
+		/* A descriptor left blocking by an earlier receive: read
+		 * only what is there (or the end of the stream). */
+		struct pollfd p = {.fd = s->rfd, .events = POLLIN};
+		int r = poll(&p, 1, 0);
+		if (r <= 0) {
+			if (r == 0) {
+				errno = EAGAIN;
+			}
+			return -1;
+		}
 	}
 	return read(s->rfd, buf, cap);
 }
@@ -425,8 +503,12 @@ recv_length(struct ipc_stream *s, void *buf, size_t cap)
 			}
 			need = IPC_STREAM_HDR + len;
 			if (avail >= need) {
-				memcpy(buf, s->rbuf + s->rpos + IPC_STREAM_HDR,
-				       len);
+				if (len > 0) {
+					memcpy(buf,
+					       s->rbuf + s->rpos +
+					               IPC_STREAM_HDR,
+					       len);
+				}
 				consumed(s, need);
 				return (ssize_t)len;
 			}
@@ -450,7 +532,7 @@ recv_line(struct ipc_stream *s, void *buf, size_t cap)
 {
 	for (;;) {
 		size_t avail = s->rend - s->rpos;
-		const unsigned char *base = s->rbuf + s->rpos;
+		const unsigned char *base = avail ? s->rbuf + s->rpos : NULL;
 		const unsigned char *nl = NULL;
 		if (avail > s->lscan) {
 			nl = memchr(base + s->lscan, '\n', avail - s->lscan);
@@ -463,7 +545,9 @@ recv_line(struct ipc_stream *s, void *buf, size_t cap)
 			if (len > cap) {
 				return too_small(s, len, cap);
 			}
-			memcpy(buf, base, len);
+			if (len > 0) {
+				memcpy(buf, base, len);
+			}
 			consumed(s, nl ? len + 1 : len);
 			return (ssize_t)len;
 		}
@@ -522,7 +606,7 @@ recv_raw(struct ipc_stream *s, void *buf, size_t cap)
 ssize_t
 ipc__stream_recv(struct ipc_stream *s, void *buf, size_t cap)
 {
-	kick(s);
+	ipc__stream_kick(s);
 	if (s->rerr != 0) {
 		return ipc__err(s->rerr, s->uri,
 		                "channel failed earlier: the peer broke the "
@@ -602,7 +686,7 @@ ipc__stream_ready(struct ipc_stream *s, short events, const struct pollfd *pfd,
 		}
 		return r;
 	}
-	kick(s);
+	ipc__stream_kick(s);
 	pthread_mutex_lock(&s->txlock);
 	int tx_busy = s->txn > 0;
 	int werr = s->werr;
@@ -640,13 +724,19 @@ ipc__stream_ready(struct ipc_stream *s, short events, const struct pollfd *pfd,
 ssize_t
 ipc__sdrv_send(ipc_channel *ch, const void *buf, size_t len)
 {
-	return ipc__stream_send(ipc__priv(ch), buf, len);
+	struct ipc_stream *s = ipc__priv(ch);
+
+	s->nowait = ch->send_nowait;
+	return ipc__stream_send(s, buf, len);
 }
 
 ssize_t
 ipc__sdrv_recv(ipc_channel *ch, void *buf, size_t cap)
 {
-	return ipc__stream_recv(ipc__priv(ch), buf, cap);
+	struct ipc_stream *s = ipc__priv(ch);
+
+	s->rblock = ch->recv_block;
+	return ipc__stream_recv(s, buf, cap);
 }
 
 int

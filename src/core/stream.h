@@ -64,6 +64,16 @@ struct ipc_stream {
 	size_t tail_cap;
 	_Atomic int tx_detached; /* read by the receive side without lock */
 	int werr;                /* sticky send error (-EPIPE) */
+	int nowait; /* this send cannot wait: whole frame or -EAGAIN when it
+	             * fits the kernel buffer */
+	/* Blocking receives.  A driver sets block_ok when rfd may be put in
+	 * blocking mode (a socket, which the stream always drives with
+	 * MSG_DONTWAIT otherwise, or a read-only descriptor): a receive
+	 * that may wait forever then blocks in read(2) itself, one system
+	 * call where read, poll, read would be three. */
+	int block_ok;
+	int rblock;       /* this receive may wait forever */
+	int rfd_blocking; /* O_NONBLOCK was cleared on rfd */
 };
 
 /* Initialise (no allocation).  rfd/wfd must be non-blocking. */
@@ -83,6 +93,10 @@ int ipc__stream_pollfds(struct ipc_stream *s, short events, struct pollfd *pfd,
                         int *retry_ms);
 short ipc__stream_ready(struct ipc_stream *s, short events,
                         const struct pollfd *pfd, int npfd);
+/* Push the detached rest of a partly sent message, if any, without
+ * blocking (recv and ready do this themselves; a driver whose receive
+ * path does not reach them calls it). */
+void ipc__stream_kick(struct ipc_stream *s);
 /* Try to push out a pending tail, waiting up to timeout_ms (for close).
  * Returns 0 when nothing is pending. */
 int ipc__stream_flush(struct ipc_stream *s, int timeout_ms);

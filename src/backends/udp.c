@@ -1,0 +1,280 @@
+/*
+ * udp://HOST:PORT: UDP datagrams over IPv4 or IPv6.  Unreliable and
+ * unordered, and the caps say so: a datagram may be lost, duplicated or
+ * reordered, and the peer's close is never seen.  One message is one
+ * datagram, at most 65507 bytes over IPv4 and 65527 over IPv6.
+ *
+ * The creator (IPC_CREATE) binds HOST:PORT and takes the sender of the
+ * first datagram as its peer (connecting to it, so the kernel drops
+ * datagrams from anyone else); until then its send waits as for a full
+ * queue.  The opener connects to HOST:PORT; nothing is sent by ipc_open,
+ * so it succeeds whether or not anyone listens.  See docs/udp.md.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/sock.h"
+
+#define UDP_MAX4 65507 /* 65535 - 20 (IPv4 header) - 8 (UDP header) */
+#define UDP_MAX6 65527 /* 65535 - 8: the IPv6 header is not counted */
+
+struct udp_ch {
+	struct ipc_msgsock m;
+	int creator;
+	pthread_mutex_t mu; /* creator: learning the peer */
+	atomic_int have_peer;
+	struct ipc_sockaddr peer;
+};
+
+static size_t
+max_for(const struct ipc_sockaddr *a)
+{
+	return a->ss.ss_family == AF_INET6 ? UDP_MAX6 : UDP_MAX4;
+}
+
+static int
+open_creator(ipc_channel *ch, const struct ipc_uri *u)
+{
+	struct udp_ch *p = ipc__priv(ch);
+	struct ipc_sockaddr a = {.len = sizeof(a.ss)};
+	int fd, r;
+
+	fd = ipc__sock_inet_listen(u, SOCK_DGRAM, -1);
+	if (fd < 0) {
+		return fd;
+	}
+	if (getsockname(fd, (struct sockaddr *)&a.ss, &a.len) < 0) {
+		r = ipc__errno(-errno, u->text, "getsockname");
+		close(fd);
+		return r;
+	}
+	r = pthread_mutex_init(&p->mu, NULL);
+	if (r != 0) {
+		close(fd);
+		return ipc__errno(-r, u->text, "pthread_mutex_init");
+	}
+	p->creator = 1;
+	ch->max_msg = max_for(&a);
+	return ipc__msg_init(&p->m, fd, 0, 0, ch->max_msg, u->text);
+}
+
+static int
+open_opener(ipc_channel *ch, const struct ipc_uri *u)
+{
+	struct udp_ch *p = ipc__priv(ch);
+	struct ipc_sockaddr *v;
+	size_t n;
+	int fd = -1, r;
+
+	if (u->port == 0) {
+		return ipc__err(-EINVAL, u->text, "port 0: send to which?");
+	}
+	r = ipc__sock_inet_addrs(u, SOCK_DGRAM, 0, &v, &n);
+	if (r < 0) {
+		return r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		fd = ipc__sock_new(v[i].ss.ss_family, SOCK_DGRAM, u->text);
+		if (fd < 0) {
+			r = fd;
+			break;
+		}
+		if (connect(fd, (struct sockaddr *)&v[i].ss, v[i].len) == 0) {
+			ch->max_msg = max_for(&v[i]);
+			r = 0;
+			break;
+		}
+		r = ipc__errno(-errno, u->text, "connect");
+		close(fd);
+		fd = -1;
+	}
+	free(v);
+	if (r < 0) {
+		return r;
+	}
+	return ipc__msg_init(&p->m, fd, 0, 0, ch->max_msg, u->text);
+}
+
+static int
+udp_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
+{
+	struct udp_ch *p = ipc__priv(ch);
+	int r;
+
+	p->m.fd = -1;
+	r = (flags & IPC_CREATE) ? open_creator(ch, u) : open_opener(ch, u);
+	if (r < 0 && p->m.fd >= 0) {
+		close(p->m.fd);
+	}
+	if (r < 0 && p->creator) {
+		pthread_mutex_destroy(&p->mu);
+	}
+	return r;
+}
+
+static int
+has_peer(struct udp_ch *p)
+{
+	return !p->creator ||
+	       atomic_load_explicit(&p->have_peer, memory_order_acquire);
+}
+
+static void
+learn(struct udp_ch *p, const struct ipc_sockaddr *from)
+{
+	pthread_mutex_lock(&p->mu);
+	if (!atomic_load_explicit(&p->have_peer, memory_order_relaxed) &&
+	    connect(p->m.fd, (const struct sockaddr *)&from->ss, from->len) ==
+	            0) {
+		p->peer = *from;
+		atomic_store_explicit(&p->have_peer, 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Creator without a peer: learn it from the queued datagram.  0 when the
+ * peer is known, -EAGAIN otherwise. */
+static int
+find_peer(ipc_channel *ch)
+{
+	struct udp_ch *p = ipc__priv(ch);
+	struct ipc_msgin in = {.want_from = 1};
+
+	if (has_peer(p)) {
+		return 0;
+	}
+	if (ipc__msg_peek_from(&p->m, &in) == 0) {
+		learn(p, &in.from);
+	}
+	return has_peer(p) ? 0 : -EAGAIN;
+}
+
+static ssize_t
+udp_send(ipc_channel *ch, const void *buf, size_t len)
+{
+	struct udp_ch *p = ipc__priv(ch);
+	ssize_t r = find_peer(ch);
+
+	if (r < 0) {
+		return r;
+	}
+	/* An ICMP error left by an earlier datagram (nobody listened) is
+	 * reported on this call instead of sending: datagrams are not
+	 * acknowledged, so send this one anyway. */
+	for (int tries = 0; tries < 2; tries++) {
+		r = ipc__msg_send(&p->m, buf, len, -1);
+		if (!ipc__sock_gone((int)r)) {
+			break;
+		}
+	}
+	if (ipc__sock_gone((int)r)) {
+		return (ssize_t)len; /* lost, as datagrams may be */
+	}
+	return r;
+}
+
+static ssize_t
+udp_recv(ipc_channel *ch, void *buf, size_t cap)
+{
+	struct udp_ch *p = ipc__priv(ch);
+	ssize_t r;
+
+	for (;;) {
+		struct ipc_msgin in = {.want_from = p->creator};
+		int known = has_peer(p);
+		r = ipc__msg_recv(&p->m, buf, cap, &in);
+		if (ipc__sock_gone((int)r)) {
+			continue; /* an ICMP error of an earlier send */
+		}
+		if (r < 0 || !p->creator) {
+			return r;
+		}
+		if (!known) {
+			learn(p, &in.from);
+			return r;
+		}
+		if (ipc__sockaddr_equal(&in.from, &p->peer)) {
+			return r;
+		}
+		/* queued from someone else before the peer was known */
+	}
+}
+
+static int
+udp_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
+{
+	struct udp_ch *p = ipc__priv(ch);
+	short ev = (short)(((events & IPC_POLLIN) ? POLLIN : 0) |
+	                   ((events & IPC_POLLOUT) ? POLLOUT : 0));
+
+	if ((events & IPC_POLLOUT) && find_peer(ch) < 0) {
+		/* The creator's send waits for the first datagram. */
+		ev = (short)((ev & ~POLLOUT) | POLLIN);
+	}
+	pfd[0] = (struct pollfd){.fd = p->m.fd, .events = ev};
+	return 1;
+}
+
+static short
+udp_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
+{
+	struct udp_ch *p = ipc__priv(ch);
+	short r = 0, re;
+
+	if (pfd == NULL || npfd < 1) {
+		return 0;
+	}
+	re = pfd[0].revents;
+	if (re & (POLLIN | POLLERR)) {
+		r |= IPC_POLLIN;
+	}
+	if ((re & POLLOUT) && has_peer(p)) {
+		r |= IPC_POLLOUT;
+	}
+	if ((re & POLLIN) && (events & IPC_POLLOUT) && find_peer(ch) == 0) {
+		r |= IPC_POLLOUT;
+	}
+	return r;
+}
+
+static int
+udp_close(ipc_channel *ch)
+{
+	struct udp_ch *p = ipc__priv(ch);
+
+	close(p->m.fd);
+	if (p->creator) {
+		pthread_mutex_destroy(&p->mu);
+	}
+	return 0;
+}
+
+static int
+udp_fd(const ipc_channel *ch)
+{
+	const struct udp_ch *p = ipc__cpriv(ch);
+
+	return p->m.fd;
+}
+
+const struct ipc_driver ipc_driver_udp = {
+	.scheme = "udp",
+	.caps = IPC_CAP_CROSSHOST,
+	.addr = IPC_ADDR_HOSTPORT,
+	.opts = NULL,
+	.priv_size = sizeof(struct udp_ch),
+	.open = udp_open,
+	.send = udp_send,
+	.recv = udp_recv,
+	.close = udp_close,
+	.pollfds = udp_pollfds,
+	.ready = udp_ready,
+	.fd = udp_fd,
+};

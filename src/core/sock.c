@@ -1,0 +1,1187 @@
+/*
+ * Socket helpers for the socket drivers; see sock.h.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "sock.h"
+
+/* Abstract names of the sockets that probe for stale socket files.  A
+ * libipc creator that accepts a connection from such a name drops it: the
+ * probe found the socket alive and is not a peer. */
+#define PROBE_PREFIX "libipc-probe-"
+
+/* ------------------------------------------------------------ addresses -- */
+
+int
+ipc__sock_unix_addr(const struct ipc_uri *u, struct ipc_sockaddr *a)
+{
+	struct sockaddr_un *sun = (struct sockaddr_un *)&a->ss;
+	size_t n;
+
+	memset(a, 0, sizeof(*a));
+	if (u->fspath == NULL || u->fspath[0] == '\0') {
+		return ipc__err(-EINVAL, u->text,
+		                "needs a socket path (scheme:///path) or an "
+		                "abstract name (scheme://@name)");
+	}
+	n = strlen(u->fspath);
+	sun->sun_family = AF_UNIX;
+	if (u->abstract) {
+		if (n + 1 > sizeof(sun->sun_path)) {
+			return ipc__err(-EINVAL, u->text,
+			                "abstract name of %zu bytes is longer "
+			                "than %zu",
+			                n, sizeof(sun->sun_path) - 1);
+		}
+		memcpy(sun->sun_path + 1, u->fspath, n);
+		a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+		                     1 + n);
+		return 0;
+	}
+	if (n + 1 > sizeof(sun->sun_path)) {
+		return ipc__err(-EINVAL, u->text,
+		                "socket path of %zu bytes is longer than the "
+		                "%zu a Unix socket address holds",
+		                n, sizeof(sun->sun_path) - 1);
+	}
+	memcpy(sun->sun_path, u->fspath, n + 1);
+	a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	return 0;
+}
+
+static int
+resolve_error(int rc, const struct ipc_uri *u)
+{
+	switch (rc) {
+	case EAI_NONAME:
+#ifdef EAI_NODATA
+	case EAI_NODATA:
+#endif
+		return ipc__err(-ENOENT, u->text, "unknown host \"%s\"",
+		                u->host);
+	case EAI_AGAIN:
+		return ipc__err(-EHOSTUNREACH, u->text,
+		                "cannot resolve \"%s\" now: %s", u->host,
+		                gai_strerror(rc));
+	case EAI_MEMORY:
+		return ipc__err(-ENOMEM, u->text, "resolving \"%s\": %s",
+		                u->host, gai_strerror(rc));
+	case EAI_SYSTEM:
+		return ipc__errno(-errno, u->text, "resolving \"%s\"",
+		                  u->host);
+	default:
+		return ipc__err(-EINVAL, u->text, "resolving \"%s\": %s",
+		                u->host, gai_strerror(rc));
+	}
+}
+
+int
+ipc__sock_inet_addrs(const struct ipc_uri *u, int socktype, int passive,
+                     struct ipc_sockaddr **out, size_t *n)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	struct ipc_sockaddr *v;
+	char port[16];
+	const char *host = u->host;
+	size_t count = 0, i = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (host != NULL && (host[0] == '\0' || strcmp(host, "*") == 0)) {
+		host = NULL;
+	}
+	if (host == NULL && !passive) {
+		return ipc__err(-EINVAL, u->text,
+		                "needs a host to connect to");
+	}
+	snprintf(port, sizeof(port), "%u", u->port);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = socktype;
+	hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
+	if (passive) {
+		hints.ai_flags |= AI_PASSIVE;
+	}
+	/* Numeric hosts first: that never blocks.  A name falls back to a
+	 * lookup, which may (documented in docs/tcp.md). */
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc == EAI_NONAME && host != NULL) {
+		hints.ai_flags &= ~AI_NUMERICHOST;
+		rc = getaddrinfo(host, port, &hints, &res);
+	}
+	if (rc != 0) {
+		return resolve_error(rc, u);
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+		    ai->ai_addrlen <= sizeof(struct sockaddr_storage)) {
+			count++;
+		}
+	}
+	if (count == 0) {
+		freeaddrinfo(res);
+		return ipc__err(-ENOENT, u->text,
+		                "no IPv4 or IPv6 address for \"%s\"",
+		                u->host != NULL ? u->host : "");
+	}
+	v = calloc(count, sizeof(*v));
+	if (v == NULL) {
+		freeaddrinfo(res);
+		return ipc__err(-ENOMEM, u->text, "out of memory");
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+		    ai->ai_addrlen <= sizeof(struct sockaddr_storage)) {
+			memcpy(&v[i].ss, ai->ai_addr, ai->ai_addrlen);
+			v[i].len = ai->ai_addrlen;
+			i++;
+		}
+	}
+	freeaddrinfo(res);
+	*out = v;
+	*n = count;
+	return 0;
+}
+
+int
+ipc__sockaddr_equal(const struct ipc_sockaddr *a, const struct ipc_sockaddr *b)
+{
+	if (a->ss.ss_family != b->ss.ss_family) {
+		return 0;
+	}
+	switch (a->ss.ss_family) {
+	case AF_INET: {
+		const struct sockaddr_in *x = (const void *)&a->ss;
+		const struct sockaddr_in *y = (const void *)&b->ss;
+		return x->sin_port == y->sin_port &&
+		       x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	case AF_INET6: {
+		const struct sockaddr_in6 *x = (const void *)&a->ss;
+		const struct sockaddr_in6 *y = (const void *)&b->ss;
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr,
+		              sizeof(x->sin6_addr)) == 0;
+	}
+	default:
+		return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+	}
+}
+
+/* -------------------------------------------------------------- sockets -- */
+
+int
+ipc__sock_new(int family, int type, const char *uri)
+{
+	int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		return ipc__errno(-errno, uri, "socket");
+	}
+	return fd;
+}
+
+int
+ipc__sock_pair(int type, int sv[2], const char *uri)
+{
+	if (socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) <
+	    0) {
+		return ipc__errno(-errno, uri, "socketpair");
+	}
+	return 0;
+}
+
+int
+ipc__sock_setint(int fd, int level, int opt, int val, const char *uri)
+{
+	if (setsockopt(fd, level, opt, &val, sizeof(val)) < 0) {
+		return ipc__errno(-errno, uri, "setsockopt(%d, %d)", level,
+		                  opt);
+	}
+	return 0;
+}
+
+/* A socket bound to a recognisable abstract name, to probe a socket file
+ * without being taken for a peer. */
+static int
+probe_socket(int type)
+{
+	static atomic_uint seq;
+	struct sockaddr_un sun;
+	int fd, tries;
+
+	fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		return -errno;
+	}
+	for (tries = 0; tries < 16; tries++) {
+		int n;
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		n = snprintf(sun.sun_path + 1, sizeof(sun.sun_path) - 1,
+		             PROBE_PREFIX "%ld-%u", (long)getpid(),
+		             atomic_fetch_add(&seq, 1));
+		if (bind(fd, (struct sockaddr *)&sun,
+		         (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+		                     1 + (size_t)n)) == 0) {
+			return fd;
+		}
+		if (errno != EADDRINUSE) {
+			break;
+		}
+	}
+	/* Unnamed: still a correct probe, only a creator may take it for
+	 * a peer. */
+	return fd;
+}
+
+static int
+is_probe(const struct sockaddr_un *sun, socklen_t len)
+{
+	size_t pl = strlen(PROBE_PREFIX);
+	return len >= offsetof(struct sockaddr_un, sun_path) + 1 + pl &&
+	       sun->sun_family == AF_UNIX && sun->sun_path[0] == '\0' &&
+	       memcmp(sun->sun_path + 1, PROBE_PREFIX, pl) == 0;
+}
+
+/* Connect a probe socket of type t to a: 1 served, 0 not, -EPROTOTYPE,
+ * or another -errno. */
+static int
+probe_one(const struct ipc_sockaddr *a, int t)
+{
+	int fd = probe_socket(t), r, e;
+
+	if (fd < 0) {
+		return fd;
+	}
+	r = connect(fd, (const struct sockaddr *)&a->ss, a->len);
+	e = errno;
+	close(fd);
+	if (r == 0 || e == EAGAIN || e == EINPROGRESS || e == EPERM) {
+		return 1; /* accepted, busy, or has its peer: alive */
+	}
+	if (e == ECONNREFUSED || e == ENOENT) {
+		return 0;
+	}
+	return -e;
+}
+
+int
+ipc__sock_unix_probe(const struct ipc_sockaddr *a, int type)
+{
+	int r = probe_one(a, type);
+	return r == -EPROTOTYPE ? 1 : r;
+}
+
+/* Is the socket file at a served?  1 live, 0 stale, < 0 error.  Tries
+ * the other socket types when the file is a socket of another type. */
+static int
+socket_file_live(const struct ipc_sockaddr *a, int type)
+{
+	static const int types[] = {SOCK_STREAM, SOCK_SEQPACKET, SOCK_DGRAM};
+	int r = probe_one(a, type);
+
+	for (int i = 0; i < 3 && r == -EPROTOTYPE; i++) {
+		if (types[i] != type) {
+			r = probe_one(a, types[i]);
+		}
+	}
+	return r == -EPROTOTYPE ? 1 : r;
+}
+
+int
+ipc__sock_unix_bind(int fd, int type, const struct ipc_sockaddr *a,
+                    const struct ipc_uri *u, struct ipc_sockfile *f)
+{
+	const struct sockaddr_un *sun = (const void *)&a->ss;
+	const char *path = sun->sun_path;
+	int abstract = sun->sun_path[0] == '\0';
+	mode_t mode = 0600;
+	struct stat st, st2;
+
+	memset(f, 0, sizeof(*f));
+	if (abstract) {
+		if (ipc__opt_isset(u, "mode")) {
+			return ipc__err(-EINVAL, u->text,
+			                "mode= does not apply to abstract "
+			                "sockets, which have no file");
+		}
+	} else {
+		mode = (mode_t)ipc__opt_num(u, "mode", 0600);
+		/* The file bind(2) makes takes the socket inode's mode
+		 * less the umask: it is never wider than mode, so no other
+		 * user can connect in the window before the chmod below
+		 * sets the exact bits. */
+		if (fchmod(fd, mode) < 0) {
+			return ipc__errno(-errno, u->text, "fchmod");
+		}
+	}
+	for (int attempt = 0;; attempt++) {
+		int live;
+		if (bind(fd, (const struct sockaddr *)&a->ss, a->len) == 0) {
+			break;
+		}
+		if (errno != EADDRINUSE) {
+			return ipc__errno(-errno, u->text, "bind %s%s",
+			                  abstract ? "@" : "",
+			                  abstract ? path + 1 : path);
+		}
+		if (abstract) {
+			return ipc__err(-EEXIST, u->text,
+			                "abstract name @%s is in use",
+			                path + 1);
+		}
+		if (attempt > 0) {
+			return ipc__err(-EEXIST, u->text,
+			                "%s is in use (re-created while "
+			                "replacing a stale socket)",
+			                path);
+		}
+		if (lstat(path, &st) < 0) {
+			if (errno == ENOENT) {
+				continue;
+			}
+			return ipc__errno(-errno, u->text, "lstat %s", path);
+		}
+		if (!S_ISSOCK(st.st_mode)) {
+			return ipc__err(-EEXIST, u->text,
+			                "%s exists and is not a socket", path);
+		}
+		live = socket_file_live(a, type);
+		if (live < 0) {
+			return ipc__errno(live, u->text, "probing %s", path);
+		}
+		if (live) {
+			return ipc__err(-EEXIST, u->text,
+			                "%s is in use by a live socket", path);
+		}
+		/* Stale: nobody listens.  Remove it if it is still the same
+		 * file, and bind once more. */
+		if (lstat(path, &st2) == 0 && st2.st_dev == st.st_dev &&
+		    st2.st_ino == st.st_ino && unlink(path) < 0 &&
+		    errno != ENOENT) {
+			return ipc__errno(-errno, u->text,
+			                  "removing stale socket %s", path);
+		}
+	}
+	if (abstract) {
+		return 0;
+	}
+	if (lstat(path, &st) < 0) {
+		return ipc__errno(-errno, u->text, "lstat %s after bind",
+		                  path);
+	}
+	f->path = strdup(path);
+	if (f->path == NULL) {
+		unlink(path);
+		return ipc__err(-ENOMEM, u->text, "out of memory");
+	}
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	f->owner = getpid();
+	if ((st.st_mode & 07777) != mode && chmod(path, mode) < 0) {
+		int e = -errno;
+		ipc__sockfile_remove(f);
+		return ipc__errno(e, u->text, "chmod %s", path);
+	}
+	return 0;
+}
+
+void
+ipc__sockfile_remove(struct ipc_sockfile *f)
+{
+	struct stat st;
+
+	if (f->path == NULL) {
+		return;
+	}
+	if (f->owner == getpid() && lstat(f->path, &st) == 0 &&
+	    st.st_dev == f->dev && st.st_ino == f->ino) {
+		unlink(f->path);
+	}
+	free(f->path);
+	f->path = NULL;
+}
+
+int
+ipc__sock_unix_listen(const struct ipc_uri *u, int type, int backlog,
+                      struct ipc_sockfile *f)
+{
+	struct ipc_sockaddr a;
+	int fd, r;
+
+	memset(f, 0, sizeof(*f));
+	r = ipc__sock_unix_addr(u, &a);
+	if (r < 0) {
+		return r;
+	}
+	fd = ipc__sock_new(AF_UNIX, type, u->text);
+	if (fd < 0) {
+		return fd;
+	}
+	r = ipc__sock_unix_bind(fd, type, &a, u, f);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	if (listen(fd, backlog) < 0) {
+		r = ipc__errno(-errno, u->text, "listen");
+		ipc__sockfile_remove(f);
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int
+ipc__sock_unix_connect(int fd, const struct ipc_sockaddr *a, const char *uri)
+{
+	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0) {
+		return 0;
+	}
+	switch (errno) {
+	case ENOENT:
+		return ipc__err(-ENOENT, uri, "no socket there yet");
+	case ECONNREFUSED:
+		return ipc__err(-ECONNREFUSED, uri, "nobody is listening");
+	case EAGAIN:
+		return ipc__err(-ECONNREFUSED, uri,
+		                "the listener's backlog is full");
+	case EPERM:
+		return ipc__err(-ECONNREFUSED, uri,
+		                "the endpoint already has its peer");
+	case EPROTOTYPE:
+		return ipc__err(-EPROTOTYPE, uri,
+		                "the socket there is of another type");
+	default:
+		return ipc__errno(-errno, uri, "connect");
+	}
+}
+
+int
+ipc__sock_inet_listen(const struct ipc_uri *u, int type, int backlog)
+{
+	struct ipc_sockaddr *v;
+	size_t n;
+	int r, fd = -1;
+
+	r = ipc__sock_inet_addrs(u, type, 1, &v, &n);
+	if (r < 0) {
+		return r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		fd = ipc__sock_new(v[i].ss.ss_family, type, u->text);
+		if (fd < 0) {
+			r = fd;
+			break;
+		}
+		if (type == SOCK_STREAM) {
+			r = ipc__sock_setint(fd, SOL_SOCKET, SO_REUSEADDR, 1,
+			                     u->text);
+			if (r < 0) {
+				break;
+			}
+		}
+		if (bind(fd, (struct sockaddr *)&v[i].ss, v[i].len) == 0) {
+			r = 0;
+			break;
+		}
+		if (errno == EADDRINUSE) {
+			r = ipc__err(-EEXIST, u->text, "address in use");
+		} else {
+			r = ipc__errno(-errno, u->text, "bind");
+		}
+		close(fd);
+		fd = -1;
+	}
+	free(v);
+	if (r < 0) {
+		if (fd >= 0) {
+			close(fd);
+		}
+		return r;
+	}
+	if (backlog >= 0 && listen(fd, backlog) < 0) {
+		r = ipc__errno(-errno, u->text, "listen");
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int
+ipc__sock_accept(int lfd, const char *uri)
+{
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			if (ss.ss_family == AF_UNIX &&
+			    is_probe((const struct sockaddr_un *)&ss, len)) {
+				close(fd);
+				continue;
+			}
+			return fd;
+		}
+		switch (errno) {
+		case EINTR:
+		case ECONNABORTED:
+			continue;
+		case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+		case EWOULDBLOCK:
+#endif
+			return -EAGAIN;
+		case EINVAL:
+			/* shut down: no more peers come */
+			return -EAGAIN;
+		default:
+			return ipc__errno(-errno, uri, "accept");
+		}
+	}
+}
+
+int
+ipc__fd_hungup(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+	int r;
+	do {
+		r = poll(&p, 1, 0);
+	} while (r < 0 && errno == EINTR);
+	return r > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+/* ----------------------------------------------------- the message layer --
+ */
+
+static const unsigned char carrier_magic[8] = {'l', 'i', 'b', 'i',
+                                               'p', 'c', 'M', '1'};
+
+#define MAXFDS 4
+
+union ctlbuf {
+	struct cmsghdr h;
+	char b[CMSG_SPACE(sizeof(int) * MAXFDS) +
+	       CMSG_SPACE(sizeof(struct ucred))];
+};
+
+/* What came along with a datagram. */
+struct rxctl {
+	int fds[MAXFDS];
+	int nfds;
+	int creds;  /* an SCM_CREDENTIALS message: a real record */
+	int ctrunc; /* descriptors were dropped */
+	int trunc;  /* the datagram was longer than the buffer */
+};
+
+static void
+rx_closefds(struct rxctl *c)
+{
+	for (int i = 0; i < c->nfds; i++) {
+		close(c->fds[i]);
+	}
+	c->nfds = 0;
+}
+
+static void
+rx_parse(struct msghdr *mh, struct rxctl *c)
+{
+	struct cmsghdr *cm;
+
+	c->nfds = 0;
+	c->creds = 0;
+	c->ctrunc = (mh->msg_flags & MSG_CTRUNC) != 0;
+	c->trunc = (mh->msg_flags & MSG_TRUNC) != 0;
+	if (mh->msg_control == NULL) {
+		return;
+	}
+	for (cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET) {
+			continue;
+		}
+		if (cm->cmsg_type == SCM_RIGHTS) {
+			size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			const unsigned char *p = CMSG_DATA(cm);
+			for (size_t i = 0; i < n; i++) {
+				int fd;
+				memcpy(&fd, p + i * sizeof(int), sizeof(fd));
+				if (c->nfds < MAXFDS) {
+					c->fds[c->nfds++] = fd;
+				} else {
+					close(fd);
+				}
+			}
+		} else if (cm->cmsg_type == SCM_CREDENTIALS) {
+			c->creds = 1;
+		}
+	}
+}
+
+/* Take the first descriptor of c whose file type is `type` out of c. */
+static int
+rx_take(struct rxctl *c, mode_t type)
+{
+	for (int i = 0; i < c->nfds; i++) {
+		struct stat st;
+		if (fstat(c->fds[i], &st) == 0 &&
+		    (st.st_mode & S_IFMT) == type) {
+			int fd = c->fds[i];
+			c->fds[i] = c->fds[--c->nfds];
+			return fd;
+		}
+	}
+	return -1;
+}
+
+int
+ipc__sock_gone(int err)
+{
+	return err == -EPIPE || err == -ECONNRESET || err == -ECONNREFUSED ||
+	       err == -ENOTCONN || err == -ESHUTDOWN;
+}
+
+/* A failed socket call: -EAGAIN and the peer's end go back unrecorded. */
+static ssize_t
+sock_fail(const struct ipc_msgsock *m, int err, const char *what)
+{
+	if (err == -EWOULDBLOCK) {
+		err = -EAGAIN;
+	}
+	if (err == -EAGAIN || ipc__sock_gone(err)) {
+		return err;
+	}
+	return ipc__errno(err, m->uri, "%s", what);
+}
+
+static ssize_t
+rx(const struct ipc_msgsock *m, void *buf, size_t len, int flags,
+   struct ipc_msgin *in, struct rxctl *c)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	union ctlbuf ctl;
+	struct msghdr mh;
+	ssize_t n;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (in != NULL && in->want_from) {
+		mh.msg_name = &in->from.ss;
+		mh.msg_namelen = sizeof(in->from.ss);
+	}
+	if (m->is_unix) {
+		mh.msg_control = ctl.b;
+		mh.msg_controllen = sizeof(ctl.b);
+	}
+	do {
+		n = recvmsg(m->fd, &mh,
+		            flags | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		memset(c, 0, sizeof(*c));
+		return sock_fail(m, -errno, "recvmsg");
+	}
+	if (in != NULL && in->want_from) {
+		in->from.len = mh.msg_namelen;
+	}
+	rx_parse(&mh, c);
+	return n;
+}
+
+static int
+carrier_len(const unsigned char *hdr, size_t n, unsigned long long *len)
+{
+	unsigned long long v = 0;
+	if (n != IPC_MSG_CARRIER_HDR ||
+	    memcmp(hdr, carrier_magic, sizeof(carrier_magic)) != 0) {
+		return 0;
+	}
+	for (int i = 8; i < 16; i++) {
+		v = (v << 8) | hdr[i];
+	}
+	*len = v;
+	return 1;
+}
+
+/* Read a carrier's memfd into buf.  fd is hostile: any type, any size. */
+static ssize_t
+carrier_read(const struct ipc_msgsock *m, int fd, unsigned long long len,
+             void *buf, size_t cap)
+{
+	struct stat st;
+	size_t got = 0;
+
+	if (len > m->max_msg) {
+		return ipc__err(-EPROTO, m->uri,
+		                "peer sent a message of %llu bytes, above "
+		                "maxmsg %zu",
+		                len, m->max_msg);
+	}
+	if (len > cap) {
+		return -EMSGSIZE; /* the caller checked; defensive */
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (unsigned long long)st.st_size < len) {
+		return ipc__err(
+		        -EPROTO, m->uri,
+		        "peer passed a message file that does not hold "
+		        "the %llu bytes announced",
+		        len);
+	}
+	while (got < len) {
+		ssize_t r = pread(fd, (unsigned char *)buf + got, len - got,
+		                  (off_t)got);
+		if (r < 0 && errno == EINTR) {
+			continue;
+		}
+		if (r <= 0) {
+			return ipc__err(-EPROTO, m->uri,
+			                "reading the peer's message file "
+			                "failed after %zu of %llu bytes",
+			                got, len);
+		}
+		got += (size_t)r;
+	}
+	return (ssize_t)len;
+}
+
+/* A datagram of n bytes is at p (buf itself, or a header buffer when a
+ * carrier was expected); c holds what came with it.  Turn it into the
+ * message in buf[cap]. */
+static ssize_t
+rx_finish(const struct ipc_msgsock *m, void *buf, size_t cap,
+          const unsigned char *p, size_t n, struct ipc_msgin *in,
+          struct rxctl *c)
+{
+	unsigned long long len;
+	ssize_t r;
+	int memfd;
+
+	if (in != NULL && in->want_lifeline && in->lifeline < 0) {
+		in->lifeline = rx_take(c, S_IFSOCK);
+	}
+	if (c->trunc) {
+		rx_closefds(c);
+		return ipc__err(-EPROTO, m->uri,
+		                "peer sent a datagram above maxmsg %zu",
+		                m->max_msg);
+	}
+	if (n == 0 && m->passcred && !c->creds) {
+		rx_closefds(c);
+		if (in != NULL) {
+			in->eof = 1;
+		}
+		return 0;
+	}
+	if (!carrier_len(p, n, &len)) {
+		rx_closefds(c);
+		if (p != buf) {
+			/* peeked as a carrier, read as something else:
+			 * only another reader could do that */
+			return ipc__err(
+			        -EPROTO, m->uri,
+			        "datagram changed between peek and read");
+		}
+		return (ssize_t)n;
+	}
+	memfd = rx_take(c, S_IFREG);
+	rx_closefds(c);
+	if (memfd < 0) {
+		if (c->ctrunc) {
+			return ipc__err(
+			        -EMFILE, m->uri,
+			        "the descriptor of a large message was "
+			        "dropped (descriptor limit reached?)");
+		}
+		if (p != buf) {
+			return ipc__err(
+			        -EPROTO, m->uri,
+			        "datagram changed between peek and read");
+		}
+		return (ssize_t)n; /* the 16 bytes are a plain message */
+	}
+	r = carrier_read(m, memfd, len, buf, cap);
+	close(memfd);
+	return r;
+}
+
+ssize_t
+ipc__msg_recv(const struct ipc_msgsock *m, void *buf, size_t cap,
+              struct ipc_msgin *in)
+{
+	unsigned char hdr[IPC_MSG_CARRIER_HDR];
+	unsigned long long len = 0;
+	struct rxctl c;
+	ssize_t n;
+	int carrier;
+
+	if (in != NULL) {
+		in->lifeline = -1;
+		in->eof = 0;
+	}
+	if (cap >= m->max_msg && cap >= sizeof(hdr)) {
+		/* No valid message can be truncated: one call. */
+		n = rx(m, buf, cap, 0, in, &c);
+		if (n < 0) {
+			return n;
+		}
+		return rx_finish(m, buf, cap, buf, (size_t)n, in, &c);
+	}
+	/* Learn the length first; the message stays queued if it does not
+	 * fit.  Descriptors are installed by a peek too: close them. */
+	n = rx(m, hdr, sizeof(hdr), MSG_PEEK | MSG_TRUNC, NULL, &c);
+	if (n < 0) {
+		return n;
+	}
+	carrier = (size_t)n == sizeof(hdr) &&
+	          carrier_len(hdr, sizeof(hdr), &len);
+	if (carrier) {
+		int fd = rx_take(&c, S_IFREG);
+		carrier = fd >= 0 || c.ctrunc;
+		if (fd >= 0) {
+			close(fd);
+		}
+	}
+	if (n == 0 && m->passcred && !c.creds) {
+		rx_closefds(&c);
+		if (in != NULL) {
+			in->eof = 1;
+		}
+		return 0;
+	}
+	rx_closefds(&c);
+	if (carrier) {
+		if (len <= cap || len > m->max_msg) {
+			/* take it: deliver, or consume and report */
+			n = rx(m, hdr, sizeof(hdr), 0, in, &c);
+			if (n < 0) {
+				return n;
+			}
+			return rx_finish(m, buf, cap, hdr, (size_t)n, in, &c);
+		}
+		return ipc__err(-EMSGSIZE, m->uri,
+		                "message of %llu bytes does not fit in %zu",
+		                len, cap);
+	}
+	if ((size_t)n > cap) {
+		if ((size_t)n > m->max_msg) {
+			n = rx(m, hdr, sizeof(hdr), 0, in, &c);
+			if (n >= 0) {
+				rx_closefds(&c);
+			}
+			return ipc__err(
+			        -EPROTO, m->uri,
+			        "peer sent a datagram above maxmsg %zu",
+			        m->max_msg);
+		}
+		return ipc__err(-EMSGSIZE, m->uri,
+		                "message of %zd bytes does not fit in %zu", n,
+		                cap);
+	}
+	n = rx(m, buf, cap, 0, in, &c);
+	if (n < 0) {
+		return n;
+	}
+	return rx_finish(m, buf, cap, buf, (size_t)n, in, &c);
+}
+
+int
+ipc__msg_peek_from(const struct ipc_msgsock *m, struct ipc_msgin *in)
+{
+	unsigned char b;
+	struct rxctl c;
+	ssize_t n;
+
+	in->lifeline = -1;
+	in->eof = 0;
+	n = rx(m, &b, 1, MSG_PEEK, in, &c);
+	if (n < 0) {
+		return (int)n;
+	}
+	if (in->want_lifeline) {
+		in->lifeline = rx_take(&c, S_IFSOCK);
+	}
+	rx_closefds(&c);
+	return 0;
+}
+
+static ssize_t
+tx(const struct ipc_msgsock *m, const void *buf, size_t len, const int *fds,
+   int nfds)
+{
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	union ctlbuf ctl;
+	struct msghdr mh;
+	ssize_t n;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (nfds > 0) {
+		struct cmsghdr *cm;
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.b;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
+	}
+	do {
+		n = sendmsg(m->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		return sock_fail(m, -errno, "sendmsg");
+	}
+	return n;
+}
+
+static int
+carrier_make(const struct ipc_msgsock *m, const void *buf, size_t len)
+{
+	size_t off = 0;
+	int fd = memfd_create("libipc-msg", MFD_CLOEXEC);
+
+	if (fd < 0) {
+		return ipc__errno(-errno, m->uri,
+		                  "memfd_create for a %zu-byte message", len);
+	}
+	while (off < len) {
+		ssize_t r =
+		        write(fd, (const unsigned char *)buf + off, len - off);
+		if (r < 0 && errno == EINTR) {
+			continue;
+		}
+		if (r < 0) {
+			int e = -errno;
+			close(fd);
+			return ipc__errno(e, m->uri,
+			                  "writing a %zu-byte message to a "
+			                  "memfd",
+			                  len);
+		}
+		off += (size_t)r;
+	}
+	return fd;
+}
+
+static int
+writable(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLOUT};
+	int r;
+	do {
+		r = poll(&p, 1, 0);
+	} while (r < 0 && errno == EINTR);
+	return r != 0;
+}
+
+ssize_t
+ipc__msg_send(const struct ipc_msgsock *m, const void *buf, size_t len,
+              int extra_fd)
+{
+	unsigned char hdr[IPC_MSG_CARRIER_HDR];
+	int fds[2], nfds = 0, memfd;
+	ssize_t n;
+
+	if (len <= m->inline_max) {
+		if (extra_fd >= 0) {
+			fds[nfds++] = extra_fd;
+		}
+		n = tx(m, buf, len, fds, nfds);
+		if (n >= 0 && (size_t)n != len) {
+			return ipc__err(-EIO, m->uri,
+			                "datagram of %zu bytes sent as %zd",
+			                len, n);
+		}
+		return n;
+	}
+	if (!m->is_unix) {
+		return ipc__err(-EMSGSIZE, m->uri,
+		                "message of %zu bytes is above %zu", len,
+		                m->inline_max);
+	}
+	/* Do not build a memfd that cannot be sent now. */
+	if (!writable(m->fd)) {
+		return -EAGAIN;
+	}
+	memfd = carrier_make(m, buf, len);
+	if (memfd < 0) {
+		return memfd;
+	}
+	memcpy(hdr, carrier_magic, sizeof(carrier_magic));
+	for (int i = 0; i < 8; i++) {
+		hdr[8 + i] = (unsigned char)((unsigned long long)len >>
+		                             (56 - 8 * i));
+	}
+	fds[nfds++] = memfd;
+	if (extra_fd >= 0) {
+		fds[nfds++] = extra_fd;
+	}
+	n = tx(m, hdr, sizeof(hdr), fds, nfds);
+	close(memfd);
+	if (n < 0) {
+		return n;
+	}
+	return (ssize_t)len;
+}
+
+int
+ipc__msg_init(struct ipc_msgsock *m, int fd, int is_unix, int passcred,
+              size_t max_msg, const char *uri)
+{
+	memset(m, 0, sizeof(*m));
+	m->fd = fd;
+	m->is_unix = is_unix;
+	m->passcred = passcred;
+	m->max_msg = max_msg;
+	m->uri = uri;
+	m->inline_max = max_msg;
+	if (is_unix) {
+		int sb = 0;
+		socklen_t sl = sizeof(sb);
+		if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, &sl) < 0) {
+			return ipc__errno(-errno, uri, "getsockopt SO_SNDBUF");
+		}
+		/* The kernel refuses datagrams above SO_SNDBUF - 32; half
+		 * of it leaves room for another message in flight. */
+		if (sb < 2 * IPC_MSG_CARRIER_HDR) {
+			sb = 2 * IPC_MSG_CARRIER_HDR;
+		}
+		if ((size_t)sb / 2 < m->inline_max) {
+			m->inline_max = (size_t)sb / 2;
+		}
+		if (passcred) {
+			int r = ipc__sock_setint(fd, SOL_SOCKET, SO_PASSCRED,
+			                         1, uri);
+			if (r < 0) {
+				return r;
+			}
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------ one-peer creators --
+ */
+
+int
+ipc__sockwait_init(struct ipc_sockwait *w, int lfd, struct ipc_sockfile *file,
+                   const char *uri)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	int r;
+
+	w->lfd = lfd;
+	w->file = *file;
+	memset(file, 0, sizeof(*file));
+	atomic_store(&w->done, 0);
+	w->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (w->ep < 0) {
+		r = ipc__errno(-errno, uri, "epoll_create1");
+		goto fail;
+	}
+	ev.data.fd = lfd;
+	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, lfd, &ev) < 0) {
+		r = ipc__errno(-errno, uri, "epoll_ctl");
+		goto fail;
+	}
+	r = pthread_mutex_init(&w->mu, NULL);
+	if (r != 0) {
+		r = ipc__errno(-r, uri, "pthread_mutex_init");
+		goto fail;
+	}
+	return 0;
+fail:
+	if (w->ep >= 0) {
+		close(w->ep);
+	}
+	close(lfd);
+	ipc__sockfile_remove(&w->file);
+	w->lfd = -1;
+	w->ep = -1;
+	return r;
+}
+
+/* The peer is in: nobody else gets in. */
+static void
+sockwait_seal(struct ipc_sockwait *w, int fd)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	int extra;
+
+	shutdown(w->lfd, SHUT_RDWR);
+	/* Connections queued meanwhile (Unix sockets keep them after the
+	 * shutdown) are closed now, so their openers see the end. */
+	while ((extra = accept4(w->lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		close(extra);
+	}
+	ipc__sockfile_remove(&w->file);
+	ev.data.fd = fd;
+	epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev);
+	epoll_ctl(w->ep, EPOLL_CTL_DEL, w->lfd, NULL);
+}
+
+int
+ipc__sockwait_take(struct ipc_sockwait *w, int (*setup)(void *, int),
+                   void *arg, const char *uri)
+{
+	int fd, r = 0;
+
+	if (ipc__sockwait_done(w)) {
+		return 0;
+	}
+	pthread_mutex_lock(&w->mu);
+	if (!atomic_load_explicit(&w->done, memory_order_relaxed)) {
+		fd = ipc__sock_accept(w->lfd, uri);
+		if (fd < 0) {
+			r = fd;
+		} else {
+			r = setup(arg, fd);
+			if (r < 0) {
+				close(fd);
+			} else {
+				sockwait_seal(w, fd);
+				atomic_store_explicit(&w->done, 1,
+				                      memory_order_release);
+			}
+		}
+	}
+	pthread_mutex_unlock(&w->mu);
+	return r;
+}
+
+void
+ipc__sockwait_fini(struct ipc_sockwait *w)
+{
+	if (w->lfd < 0) {
+		return;
+	}
+	close(w->lfd);
+	close(w->ep);
+	ipc__sockfile_remove(&w->file);
+	pthread_mutex_destroy(&w->mu);
+	w->lfd = -1;
+	w->ep = -1;
+}

@@ -1,0 +1,361 @@
+/*
+ * ipc-bench libipc rows: one per URI scheme, through the public API only.
+ *
+ * libipc has no call that lists its drivers, so the schemes are listed
+ * here; a scheme this build of the library lacks makes ipc_open return
+ * -EPROTONOSUPPORT, and its row says "skipped".  A opens with IPC_CREATE,
+ * B without, retrying while the endpoint does not exist yet.  pipe: is an
+ * ipc_pair made before the fork; inproc:// runs A and B as two threads of
+ * one process.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/shm.h>
+#include <unistd.h>
+
+#include "ipc/ipc.h"
+
+#include "bench.h"
+
+/* How long B retries while A's endpoint does not exist yet. */
+#define OPEN_TRIES 5000 /* x 1 ms */
+
+/* The shm driver's busy-poll mode: the option that makes both sides spin
+ * instead of sleeping on a futex. */
+#define SHM_BUSY_OPTION "spin=busy"
+
+struct lrow {
+	/* URI with {dir}, {token} and {port} replaced; NULL: ipc_pair of
+	 * pair_uri. */
+	const char *tmpl;
+	const char *pair_uri;
+};
+
+struct pair_state {
+	ipc_channel *a, *b;
+};
+
+/* Expand the row's template into buf. */
+static int
+expand(const struct bench_env *e, const char *tmpl, char *buf, size_t n)
+{
+	size_t o = 0;
+	for (const char *p = tmpl; *p;) {
+		char val[80];
+		const char *v = NULL;
+		size_t skip = 0;
+		if (strncmp(p, "{dir}", 5) == 0) {
+			v = e->dir;
+			skip = 5;
+		} else if (strncmp(p, "{token}", 7) == 0) {
+			v = e->token;
+			skip = 7;
+		} else if (strncmp(p, "{port}", 6) == 0) {
+			snprintf(val, sizeof(val), "%u", e->port);
+			v = val;
+			skip = 6;
+		}
+		if (v != NULL) {
+			size_t k = strlen(v);
+			if (o + k >= n) {
+				return -1;
+			}
+			memcpy(buf + o, v, k);
+			o += k;
+			p += skip;
+		} else {
+			if (o + 1 >= n) {
+				return -1;
+			}
+			buf[o++] = *p++;
+		}
+	}
+	buf[o] = '\0';
+	return 0;
+}
+
+static int
+l_prepare(struct bench_env *e, const void *arg, char *why)
+{
+	const struct lrow *r = arg;
+	if (r->tmpl != NULL) {
+		if (strstr(r->tmpl, "{port}") != NULL && e->port == 0) {
+			return bench_why(why, BENCH_FAIL,
+			                 "no free loopback port");
+		}
+		return BENCH_OK;
+	}
+	struct pair_state *ps = calloc(1, sizeof(*ps));
+	if (ps == NULL) {
+		return bench_why(why, BENCH_FAIL, "out of memory");
+	}
+	int rc = ipc_pair(&ps->a, &ps->b, r->pair_uri);
+	if (rc < 0) {
+		free(ps);
+		if (rc == -EPROTONOSUPPORT || rc == -EOPNOTSUPP) {
+			return bench_why(why, BENCH_SKIP,
+			                 "%s is not in this build of libipc",
+			                 r->pair_uri);
+		}
+		return bench_why(why, BENCH_FAIL, "ipc_pair(%s): %s: %s",
+		                 r->pair_uri, ipc_strerror(rc),
+		                 ipc_last_error());
+	}
+	e->state = ps;
+	return BENCH_OK;
+}
+
+static int
+l_open(struct bench_env *e, const void *arg, int server, void **ep, char *why)
+{
+	const struct lrow *r = arg;
+	char uri[256];
+	if (r->tmpl == NULL) {
+		struct pair_state *ps = e->state;
+		*ep = server ? ps->a : ps->b;
+		/* This process's copy of the other end; the other process
+		 * keeps using it.  Threads would share it: not for pairs. */
+		ipc_close(server ? ps->b : ps->a);
+		return BENCH_OK;
+	}
+	if (expand(e, r->tmpl, uri, sizeof(uri)) < 0) {
+		return bench_why(why, BENCH_FAIL, "URI too long");
+	}
+	ipc_channel *ch = NULL;
+	int rc = -ENOENT;
+	for (int i = 0; i < OPEN_TRIES; i++) {
+		rc = ipc_open(&ch, uri, server ? IPC_CREATE : 0);
+		if (server || (rc != -ENOENT && rc != -ECONNREFUSED)) {
+			break;
+		}
+		bench_sleep_ms(1);
+	}
+	if (rc == -EPROTONOSUPPORT) {
+		return bench_why(why, BENCH_SKIP,
+		                 "%.*s:// is not in this build of libipc",
+		                 (int)strcspn(uri, ":"), uri);
+	}
+	if (rc < 0) {
+		return bench_why(why, BENCH_FAIL, "%c: ipc_open(%s): %s: %s",
+		                 server ? 'A' : 'B', uri, ipc_strerror(rc),
+		                 ipc_last_error());
+	}
+	*ep = ch;
+	return BENCH_OK;
+}
+
+static ssize_t
+l_send(void *ep, const void *buf, size_t len)
+{
+	return ipc_send(ep, buf, len, 0);
+}
+
+static ssize_t
+l_recv(void *ep, void *buf, size_t cap)
+{
+	return ipc_recv(ep, buf, cap, 0);
+}
+
+static int
+l_reserve(void *ep, size_t len, void **buf)
+{
+	return ipc_reserve(ep, len, buf, 0);
+}
+
+static int
+l_commit(void *ep, size_t len)
+{
+	return ipc_commit(ep, len);
+}
+
+static int
+l_acquire(void *ep, const void **buf, size_t *len)
+{
+	return ipc_acquire(ep, buf, len, 0);
+}
+
+static int
+l_release(void *ep)
+{
+	return ipc_release(ep);
+}
+
+static int
+l_set_timeout(void *ep, int ms)
+{
+	return ipc_set_timeout(ep, ms);
+}
+
+static size_t
+l_max_msg(void *ep)
+{
+	return ipc_max_msg(ep);
+}
+
+static const char *
+l_errstr(void *ep)
+{
+	(void)ep;
+	return ipc_last_error();
+}
+
+static void
+l_close(void *ep, int server)
+{
+	(void)server;
+	ipc_close(ep);
+}
+
+/* Remove entries of dir whose name contains token. */
+static void
+sweep_dir(const char *dir, const char *token)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL) {
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strstr(de->d_name, token) != NULL) {
+			char path[512];
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			unlink(path);
+		}
+	}
+	closedir(d);
+}
+
+/* System V objects that a killed A or B left: segments it created, queues
+ * it last used.  (Semaphore sets name no process; a killed row may leave
+ * one, which `ipcs -s` shows.) */
+static void
+sweep_sysv(const struct bench_env *e)
+{
+	static const char *const files[] = {"/proc/sysvipc/shm",
+	                                    "/proc/sysvipc/msg"};
+	for (int f = 0; f < 2; f++) {
+		FILE *fp = fopen(files[f], "r");
+		char line[512];
+		if (fp == NULL) {
+			continue;
+		}
+		if (fgets(line, sizeof(line), fp) == NULL) {
+			fclose(fp);
+			continue;
+		}
+		while (fgets(line, sizeof(line), fp) != NULL) {
+			long key, id, perms, size, p1, p2;
+			/* shm: key shmid perms size cpid lpid ...
+			 * msg: key msqid perms cbytes qnum lspid lrpid ... */
+			if (f == 0 &&
+			    sscanf(line, "%ld %ld %lo %ld %ld %ld", &key, &id,
+			           &perms, &size, &p1, &p2) == 6) {
+				if (p1 == e->pid[0] || p1 == e->pid[1]) {
+					shmctl((int)id, IPC_RMID, NULL);
+				}
+			}
+			long qnum;
+			if (f == 1 &&
+			    sscanf(line, "%ld %ld %lo %ld %ld %ld %ld", &key,
+			           &id, &perms, &size, &qnum, &p1, &p2) == 7) {
+				if ((p1 != 0 &&
+				     (p1 == e->pid[0] || p1 == e->pid[1])) ||
+				    (p2 != 0 &&
+				     (p2 == e->pid[0] || p2 == e->pid[1]))) {
+					msgctl((int)id, IPC_RMID, NULL);
+				}
+			}
+		}
+		fclose(fp);
+	}
+}
+
+static void
+l_cleanup(struct bench_env *e, const void *arg)
+{
+	const struct lrow *r = arg;
+	if (r->tmpl == NULL && e->state != NULL) {
+		struct pair_state *ps = e->state;
+		ipc_close(ps->a);
+		ipc_close(ps->b);
+		free(ps);
+		e->state = NULL;
+	}
+	sweep_dir(e->dir, e->token);
+	sweep_dir("/dev/shm", e->token);
+	sweep_dir("/dev/mqueue", e->token);
+	if (e->pid[0] > 0) {
+		sweep_sysv(e);
+	}
+}
+
+static const struct bench_ops libipc_ops = {
+        .prepare = l_prepare,
+        .open = l_open,
+        .send = l_send,
+        .recv = l_recv,
+        .reserve = l_reserve,
+        .commit = l_commit,
+        .acquire = l_acquire,
+        .release = l_release,
+        .set_timeout = l_set_timeout,
+        .max_msg = l_max_msg,
+        .errstr = l_errstr,
+        .close = l_close,
+        .cleanup = l_cleanup,
+};
+
+static const struct lrow r_unix = {"unix://{dir}/{token}.sock", NULL};
+static const struct lrow r_seqpacket = {"unix+seqpacket://{dir}/{token}.sp",
+                                        NULL};
+static const struct lrow r_dgram = {"unix+dgram://{dir}/{token}.dg", NULL};
+static const struct lrow r_tcp = {"tcp://127.0.0.1:{port}", NULL};
+static const struct lrow r_udp = {"udp://127.0.0.1:{port}", NULL};
+static const struct lrow r_pipe = {NULL, "pipe:"};
+static const struct lrow r_fifo = {"fifo://{dir}/{token}.fifo", NULL};
+static const struct lrow r_shm = {"shm://{token}", NULL};
+static const struct lrow r_shm_busy = {"shm://{token}?" SHM_BUSY_OPTION, NULL};
+static const struct lrow r_mq = {"mq://{token}", NULL};
+static const struct lrow r_sysvmq = {"sysvmq://{token}", NULL};
+static const struct lrow r_sysvshm = {"sysvshm://{token}", NULL};
+static const struct lrow r_inproc = {"inproc://{token}", NULL};
+
+#define ROW(name, notes, arg, flags)                                          \
+	{                                                                     \
+		name, "libipc", notes, &libipc_ops, arg, flags, NULL          \
+	}
+
+const struct bench_row bench_libipc_rows[] = {
+        ROW("unix", "unix:///PATH stream socket, framed", &r_unix, 0),
+        ROW("unix+seqpacket", "unix+seqpacket:///PATH", &r_seqpacket, 0),
+        ROW("unix+dgram", "unix+dgram:///PATH", &r_dgram, 0),
+        ROW("tcp", "tcp://127.0.0.1:PORT, framed", &r_tcp, 0),
+        ROW("udp", "udp://127.0.0.1:PORT, unreliable: throughput as received",
+            &r_udp, BENCH_LOSSY),
+        ROW("pipe", "pipe: (ipc_pair, then fork)", &r_pipe, 0),
+        ROW("fifo", "fifo:///PATH, one FIFO per direction", &r_fifo, 0),
+        ROW("shm", "shm://NAME, ipc_send/ipc_recv (copies)", &r_shm, 0),
+        ROW("shm-busy", "shm://NAME?" SHM_BUSY_OPTION ", busy-polling",
+            &r_shm_busy, 0),
+        ROW("shm-zc",
+            "shm://NAME, ipc_reserve/commit + acquire/release; "
+            "payload untouched unless --touch",
+            &r_shm, BENCH_ZEROCOPY),
+        ROW("mq", "mq://NAME, POSIX message queues", &r_mq, 0),
+        ROW("sysvmq", "sysvmq://NAME, System V message queues", &r_sysvmq, 0),
+        ROW("sysvshm", "sysvshm://NAME, shmget + SysV semaphores", &r_sysvshm,
+            0),
+        ROW("inproc", "inproc://NAME, two threads of one process", &r_inproc,
+            BENCH_THREADS),
+        {NULL, NULL, NULL, NULL, NULL, 0, NULL},
+};

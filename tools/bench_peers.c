@@ -1,0 +1,36 @@
+/*
+ * ipc-bench peer rows.  A peer whose library was not found at configure
+ * time still has a row, which says why it was skipped.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "bench.h"
+#include "bench_config.h"
+#include "bench_peers.h"
+
+#define ZMQ_NOTES "ZeroMQ ipc:// ZMQ_PAIR, zmq_send/zmq_recv"
+#define NNG_NOTES "nng ipc:// pair1, nng_send/nng_recv"
+#define IOX_NOTES                                                             \
+	"iceoryx C binding, loan/publish + take/release (zero-copy), "        \
+	"waitset, payload untouched unless --touch; RouDi started by "        \
+	"ipc-bench"
+
+const struct bench_row bench_peer_rows[] = {
+#if BENCH_HAVE_ICEORYX
+        {"iceoryx", "peer", IOX_NOTES, &bench_iceoryx_ops, NULL,
+         BENCH_ZEROCOPY, NULL},
+#else
+        {"iceoryx", "peer", IOX_NOTES, NULL, NULL, 0, BENCH_ICEORYX_WHY},
+#endif
+#if BENCH_HAVE_ZMQ
+        {"zmq-ipc", "peer", ZMQ_NOTES, &bench_zmq_ops, NULL, 0, NULL},
+#else
+        {"zmq-ipc", "peer", ZMQ_NOTES, NULL, NULL, 0, BENCH_ZMQ_WHY},
+#endif
+#if BENCH_HAVE_NNG
+        {"nng-ipc", "peer", NNG_NOTES, &bench_nng_ops, NULL, 0, NULL},
+#else
+        {"nng-ipc", "peer", NNG_NOTES, NULL, NULL, 0, BENCH_NNG_WHY},
+#endif
+        {NULL, NULL, NULL, NULL, NULL, 0, NULL},
+};

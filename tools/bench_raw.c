@@ -1,0 +1,686 @@
+/*
+ * ipc-bench raw rows: each mechanism written by hand, without libipc, the
+ * way a careful program would: the stream rows pay the same framing as
+ * libipc's streams (a 4-byte length, header and payload in one writev, a
+ * buffered reader), on blocking descriptors.  The rings are the floor: a
+ * single-producer/single-consumer ring per direction in a shared mapping,
+ * one waking the other with a futex after a spin, or busy-polling.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/futex.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+/* How long B keeps retrying to reach A's endpoint. */
+#define CONNECT_TRIES 5000 /* x 1 ms */
+
+/* ------------------------------------------------- framed byte streams -- */
+
+#define RBUF 65536
+
+struct rstream {
+	int rfd, wfd;
+	int sock;
+	int lfd; /* A's listening socket until the peer is accepted; -1 */
+	int tcp; /* set TCP_NODELAY on the accepted socket */
+	char path[108]; /* unix: the socket file, removed once accepted */
+	size_t rpos, rend;
+	unsigned char rbuf[RBUF];
+};
+
+enum rkind { RAW_PIPE, RAW_UNIX, RAW_TCP };
+
+static int rs_accept(struct rstream *s);
+
+static ssize_t
+rs_send(void *ep, const void *buf, size_t len)
+{
+	struct rstream *s = ep;
+	if (s->lfd >= 0) {
+		int rc = rs_accept(s);
+		if (rc < 0) {
+			return rc;
+		}
+	}
+	uint32_t hdr = htonl((uint32_t)len);
+	struct iovec iov[2] = {{&hdr, sizeof(hdr)}, {(void *)buf, len}};
+	struct iovec *v = iov;
+	int nv = 2;
+	size_t left = sizeof(hdr) + len;
+	while (left > 0) {
+		ssize_t n;
+		if (s->sock) {
+			struct msghdr mh;
+			memset(&mh, 0, sizeof(mh));
+			mh.msg_iov = v;
+			mh.msg_iovlen = (size_t)nv;
+			n = sendmsg(s->wfd, &mh, MSG_NOSIGNAL);
+		} else {
+			n = writev(s->wfd, v, nv);
+		}
+		if (n < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			return -errno;
+		}
+		left -= (size_t)n;
+		while (nv > 0 && (size_t)n >= v->iov_len) {
+			n -= (ssize_t)v->iov_len;
+			v++;
+			nv--;
+		}
+		if (nv > 0) {
+			v->iov_base = (char *)v->iov_base + n;
+			v->iov_len -= (size_t)n;
+		}
+	}
+	return (ssize_t)len;
+}
+
+/* Read more into rbuf; at least one byte.  0 or -errno (-EPIPE at EOF). */
+static int
+rs_fill(struct rstream *s)
+{
+	if (s->rpos > 0) {
+		memmove(s->rbuf, s->rbuf + s->rpos, s->rend - s->rpos);
+		s->rend -= s->rpos;
+		s->rpos = 0;
+	}
+	for (;;) {
+		ssize_t n = read(s->rfd, s->rbuf + s->rend, RBUF - s->rend);
+		if (n > 0) {
+			s->rend += (size_t)n;
+			return 0;
+		}
+		if (n == 0) {
+			return -EPIPE;
+		}
+		if (errno != EINTR) {
+			return -errno;
+		}
+	}
+}
+
+static ssize_t
+rs_recv(void *ep, void *buf, size_t cap)
+{
+	struct rstream *s = ep;
+	if (s->lfd >= 0) {
+		int rc = rs_accept(s);
+		if (rc < 0) {
+			return rc;
+		}
+	}
+	while (s->rend - s->rpos < 4) {
+		int rc = rs_fill(s);
+		if (rc < 0) {
+			return rc;
+		}
+	}
+	uint32_t hdr;
+	memcpy(&hdr, s->rbuf + s->rpos, 4);
+	size_t len = ntohl(hdr);
+	if (len > cap) {
+		return -EMSGSIZE;
+	}
+	s->rpos += 4;
+	unsigned char *out = buf;
+	size_t have = 0;
+	while (have < len) {
+		size_t avail = s->rend - s->rpos;
+		if (avail > 0) {
+			size_t k = avail < len - have ? avail : len - have;
+			memcpy(out + have, s->rbuf + s->rpos, k);
+			s->rpos += k;
+			have += k;
+			continue;
+		}
+		if (len - have >= RBUF / 2) {
+			/* Large rest: read into the caller's buffer. */
+			ssize_t n = read(s->rfd, out + have, len - have);
+			if (n > 0) {
+				have += (size_t)n;
+			} else if (n == 0) {
+				return -EPIPE;
+			} else if (errno != EINTR) {
+				return -errno;
+			}
+			continue;
+		}
+		int rc = rs_fill(s);
+		if (rc < 0) {
+			return rc;
+		}
+	}
+	return (ssize_t)len;
+}
+
+static size_t
+rs_max_msg(void *ep)
+{
+	(void)ep;
+	return 16u << 20;
+}
+
+static int
+pipe_prepare(struct bench_env *e, char *why)
+{
+	int *fds = malloc(4 * sizeof(int));
+	if (fds == NULL) {
+		return bench_why(why, BENCH_FAIL, "out of memory");
+	}
+	/* fds[0..1]: A to B; fds[2..3]: B to A. */
+	if (pipe(fds) < 0) {
+		free(fds);
+		return bench_why(why, BENCH_FAIL, "pipe: %s", strerror(errno));
+	}
+	if (pipe(fds + 2) < 0) {
+		int err = errno;
+		close(fds[0]);
+		close(fds[1]);
+		free(fds);
+		return bench_why(why, BENCH_FAIL, "pipe: %s", strerror(err));
+	}
+	e->state = fds;
+	return BENCH_OK;
+}
+
+static void
+sockpath(const struct bench_env *e, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/%s.raw", e->dir,
+	         e->token);
+}
+
+static void
+loopback(const struct bench_env *e, struct sockaddr_in *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons((uint16_t)e->port);
+	sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+}
+
+/* A: listen.  The peer is accepted at the first send or receive, so that
+ * opening never waits for it. */
+static int
+sock_listen(struct bench_env *e, enum rkind k, char *why)
+{
+	struct sockaddr_un su;
+	struct sockaddr_in si;
+	struct sockaddr *sa;
+	socklen_t sl;
+	int one = 1;
+	if (k == RAW_UNIX) {
+		sockpath(e, &su);
+		sa = (struct sockaddr *)&su;
+		sl = sizeof(su);
+	} else {
+		loopback(e, &si);
+		sa = (struct sockaddr *)&si;
+		sl = sizeof(si);
+	}
+	int l = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0) {
+		return bench_why(why, -1, "socket: %s", strerror(errno));
+	}
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(l, sa, sl) < 0 || listen(l, 1) < 0) {
+		int err = errno;
+		close(l);
+		return bench_why(why, -1, "bind/listen: %s", strerror(err));
+	}
+	return l;
+}
+
+/* A's first send or receive: accept the peer, stop listening. */
+static int
+rs_accept(struct rstream *s)
+{
+	int fd;
+	do {
+		fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+	} while (fd < 0 && errno == EINTR);
+	int err = errno;
+	close(s->lfd);
+	s->lfd = -1;
+	if (s->path[0] != '\0') {
+		unlink(s->path);
+	}
+	if (fd < 0) {
+		return -err;
+	}
+	if (s->tcp) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	s->rfd = s->wfd = fd;
+	return 0;
+}
+
+/* B: connect, retrying while A is not listening yet. */
+static int
+sock_connect(struct bench_env *e, enum rkind k, char *why)
+{
+	struct sockaddr_un su;
+	struct sockaddr_in si;
+	struct sockaddr *sa;
+	socklen_t sl;
+	if (k == RAW_UNIX) {
+		sockpath(e, &su);
+		sa = (struct sockaddr *)&su;
+		sl = sizeof(su);
+	} else {
+		loopback(e, &si);
+		sa = (struct sockaddr *)&si;
+		sl = sizeof(si);
+	}
+	for (int i = 0; i < CONNECT_TRIES; i++) {
+		int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			return bench_why(why, -1, "socket: %s",
+			                 strerror(errno));
+		}
+		if (connect(fd, sa, sl) == 0) {
+			return fd;
+		}
+		int err = errno;
+		close(fd);
+		if (err != ENOENT && err != ECONNREFUSED && err != EINTR) {
+			return bench_why(why, -1, "connect: %s",
+			                 strerror(err));
+		}
+		bench_sleep_ms(1);
+	}
+	return bench_why(why, -1, "connect: A never listened");
+}
+
+static int
+rs_open(struct bench_env *e, const void *arg, int server, void **ep, char *why)
+{
+	enum rkind k = *(const enum rkind *)arg;
+	struct rstream *s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		return bench_why(why, BENCH_FAIL, "out of memory");
+	}
+	s->lfd = -1;
+	if (k == RAW_PIPE) {
+		int *fds = e->state;
+		s->rfd = server ? fds[2] : fds[0];
+		s->wfd = server ? fds[1] : fds[3];
+		close(server ? fds[0] : fds[2]);
+		close(server ? fds[3] : fds[1]);
+	} else {
+		int fd = server ? sock_listen(e, k, why)
+		                : sock_connect(e, k, why);
+		if (fd < 0) {
+			free(s);
+			return BENCH_FAIL;
+		}
+		s->tcp = k == RAW_TCP;
+		s->sock = 1;
+		if (server) {
+			s->lfd = fd;
+			s->rfd = s->wfd = -1;
+			if (k == RAW_UNIX) {
+				struct sockaddr_un su;
+				sockpath(e, &su);
+				memcpy(s->path, su.sun_path, sizeof(s->path));
+			}
+		} else {
+			if (s->tcp) {
+				int one = 1;
+				setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				           sizeof(one));
+			}
+			s->rfd = s->wfd = fd;
+		}
+	}
+	*ep = s;
+	return BENCH_OK;
+}
+
+static void
+rs_close(void *ep, int server)
+{
+	struct rstream *s = ep;
+	(void)server;
+	if (s->lfd >= 0) {
+		close(s->lfd);
+	}
+	if (s->rfd >= 0) {
+		close(s->rfd);
+	}
+	if (s->wfd != s->rfd && s->wfd >= 0) {
+		close(s->wfd);
+	}
+	free(s);
+}
+
+static void
+rs_cleanup(struct bench_env *e, const void *arg)
+{
+	enum rkind k = *(const enum rkind *)arg;
+	if (k == RAW_PIPE && e->state != NULL) {
+		int *fds = e->state;
+		for (int i = 0; i < 4; i++) {
+			close(fds[i]);
+		}
+		free(fds);
+		e->state = NULL;
+	}
+	if (k == RAW_UNIX) {
+		struct sockaddr_un su;
+		sockpath(e, &su);
+		unlink(su.sun_path);
+	}
+}
+
+static int
+rs_prepare(struct bench_env *e, const void *arg, char *why)
+{
+	if (*(const enum rkind *)arg == RAW_PIPE) {
+		return pipe_prepare(e, why);
+	}
+	if (*(const enum rkind *)arg == RAW_TCP && e->port == 0) {
+		return bench_why(why, BENCH_FAIL, "no free loopback port");
+	}
+	return BENCH_OK;
+}
+
+static const struct bench_ops raw_stream_ops = {
+        .prepare = rs_prepare,
+        .open = rs_open,
+        .send = rs_send,
+        .recv = rs_recv,
+        .max_msg = rs_max_msg,
+        .close = rs_close,
+        .cleanup = rs_cleanup,
+};
+
+static const enum rkind arg_pipe = RAW_PIPE;
+static const enum rkind arg_unix = RAW_UNIX;
+static const enum rkind arg_tcp = RAW_TCP;
+
+/* ---------------------------------------------------------- the rings -- */
+
+/*
+ * One ring per direction.  Records are an 8-byte header (the length) and
+ * the payload, rounded up to 16 bytes, never wrapping: a record that does
+ * not fit before the end is preceded by a padding record.  head and tail
+ * count bytes forever; each is written by one side only and sits on its
+ * own 128-byte line pair (the adjacent-line prefetcher moves lines in
+ * pairs) with the other side's "I am asleep" flag, which that side sets
+ * and this side clears before FUTEX_WAKE.
+ */
+#define RING_CAP   (4u << 20)
+#define RING_ALIGN 16u
+#define RING_PAD   0xffffffffu
+#define SPIN_NS    50000 /* longer than a futex wake-up here (~6 us) */
+
+struct ring {
+	_Alignas(128) _Atomic uint64_t head; /* consumer's */
+	_Atomic uint32_t prod_sleeps;        /* producer waits for room */
+	_Alignas(128) _Atomic uint64_t tail; /* producer's */
+	_Atomic uint32_t cons_sleeps;        /* consumer waits for data */
+	_Alignas(128) unsigned char data[RING_CAP];
+};
+
+struct rings {
+	struct ring r[2]; /* 0: A to B, 1: B to A */
+};
+
+struct ringep {
+	struct ring *tx, *rx;
+	uint64_t tail, head_seen; /* tx side, local copies */
+	uint64_t head, tail_seen; /* rx side, local copies */
+	int futex;
+};
+
+static size_t
+rec_size(size_t len)
+{
+	return (8 + len + RING_ALIGN - 1) & ~(size_t)(RING_ALIGN - 1);
+}
+
+static void
+futex_wait(_Atomic uint32_t *w, uint32_t val)
+{
+	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, val, NULL, NULL, 0);
+}
+
+static void
+futex_wake(_Atomic uint32_t *w)
+{
+	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* After publishing: wake the other side if it sleeps. */
+static void
+ring_wake(struct ringep *e, _Atomic uint32_t *flag)
+{
+	if (!e->futex) {
+		return;
+	}
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(flag, memory_order_relaxed) != 0 &&
+	    atomic_exchange(flag, 0) != 0) {
+		futex_wake(flag);
+	}
+}
+
+/* Room for need bytes in tx? */
+static int
+have_room(struct ringep *e, size_t need)
+{
+	if (RING_CAP - (e->tail - e->head_seen) >= need) {
+		return 1;
+	}
+	e->head_seen =
+	        atomic_load_explicit(&e->tx->head, memory_order_acquire);
+	return RING_CAP - (e->tail - e->head_seen) >= need;
+}
+
+/* Anything in rx? */
+static int
+have_data(struct ringep *e, size_t unused)
+{
+	(void)unused;
+	if (e->head != e->tail_seen) {
+		return 1;
+	}
+	e->tail_seen =
+	        atomic_load_explicit(&e->rx->tail, memory_order_acquire);
+	return e->head != e->tail_seen;
+}
+
+/* Wait until ready(e, arg): spin, then (futex rows) sleep on flag. */
+static void
+ring_wait(struct ringep *e, int (*ready)(struct ringep *, size_t), size_t arg,
+          _Atomic uint32_t *flag)
+{
+	uint64_t t0 = 0;
+	for (unsigned i = 1;; i++) {
+		if (ready(e, arg)) {
+			return;
+		}
+		bench_relax();
+		if (!e->futex || (i & 255) != 0) {
+			continue;
+		}
+		uint64_t now = bench_now_ns();
+		if (t0 == 0) {
+			t0 = now;
+		} else if (now - t0 >= SPIN_NS) {
+			break;
+		}
+	}
+	for (;;) {
+		atomic_store_explicit(flag, 1, memory_order_relaxed);
+		atomic_thread_fence(memory_order_seq_cst);
+		if (ready(e, arg)) {
+			atomic_store_explicit(flag, 0, memory_order_relaxed);
+			return;
+		}
+		futex_wait(flag, 1);
+	}
+}
+
+static ssize_t
+ring_send(void *ep, const void *buf, size_t len)
+{
+	struct ringep *e = ep;
+	size_t rec = rec_size(len);
+	if (rec > RING_CAP / 2) {
+		return -EMSGSIZE;
+	}
+	size_t pos = (size_t)(e->tail & (RING_CAP - 1));
+	size_t pad = RING_CAP - pos < rec ? RING_CAP - pos : 0;
+	if (!have_room(e, pad + rec)) {
+		ring_wait(e, have_room, pad + rec, &e->tx->prod_sleeps);
+	}
+	unsigned char *d = e->tx->data;
+	if (pad > 0) {
+		uint32_t p = RING_PAD;
+		memcpy(d + pos, &p, 4);
+		pos = 0;
+	}
+	uint32_t l = (uint32_t)len;
+	memcpy(d + pos, &l, 4);
+	memcpy(d + pos + 8, buf, len);
+	e->tail += pad + rec;
+	atomic_store_explicit(&e->tx->tail, e->tail, memory_order_release);
+	ring_wake(e, &e->tx->cons_sleeps);
+	return (ssize_t)len;
+}
+
+static ssize_t
+ring_recv(void *ep, void *buf, size_t cap)
+{
+	struct ringep *e = ep;
+	for (;;) {
+		if (!have_data(e, 0)) {
+			ring_wait(e, have_data, 0, &e->rx->cons_sleeps);
+		}
+		size_t pos = (size_t)(e->head & (RING_CAP - 1));
+		const unsigned char *d = e->rx->data;
+		uint32_t l;
+		memcpy(&l, d + pos, 4);
+		if (l == RING_PAD) {
+			e->head += RING_CAP - pos;
+			continue;
+		}
+		if (l > cap || rec_size(l) > RING_CAP - pos) {
+			return -EMSGSIZE;
+		}
+		memcpy(buf, d + pos + 8, l);
+		e->head += rec_size(l);
+		atomic_store_explicit(&e->rx->head, e->head,
+		                      memory_order_release);
+		ring_wake(e, &e->rx->prod_sleeps);
+		return (ssize_t)l;
+	}
+}
+
+static int
+ring_prepare(struct bench_env *e, const void *arg, char *why)
+{
+	(void)arg;
+	void *p = mmap(NULL, sizeof(struct rings), PROT_READ | PROT_WRITE,
+	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		return bench_why(why, BENCH_FAIL, "mmap: %s", strerror(errno));
+	}
+	e->state = p;
+	return BENCH_OK;
+}
+
+static int
+ring_open(struct bench_env *env, const void *arg, int server, void **ep,
+          char *why)
+{
+	struct rings *rs = env->state;
+	struct ringep *e = calloc(1, sizeof(*e));
+	if (e == NULL) {
+		return bench_why(why, BENCH_FAIL, "out of memory");
+	}
+	e->futex = *(const int *)arg;
+	e->tx = &rs->r[server ? 0 : 1];
+	e->rx = &rs->r[server ? 1 : 0];
+	*ep = e;
+	return BENCH_OK;
+}
+
+static size_t
+ring_max_msg(void *ep)
+{
+	(void)ep;
+	return RING_CAP / 2 - 64;
+}
+
+static void
+ring_close(void *ep, int server)
+{
+	(void)server;
+	free(ep);
+}
+
+static void
+ring_cleanup(struct bench_env *e, const void *arg)
+{
+	(void)arg;
+	if (e->state != NULL) {
+		munmap(e->state, sizeof(struct rings));
+		e->state = NULL;
+	}
+}
+
+static const struct bench_ops raw_ring_ops = {
+        .prepare = ring_prepare,
+        .open = ring_open,
+        .send = ring_send,
+        .recv = ring_recv,
+        .max_msg = ring_max_msg,
+        .close = ring_close,
+        .cleanup = ring_cleanup,
+};
+
+static const int arg_futex = 1;
+static const int arg_busy = 0;
+
+const struct bench_row bench_raw_rows[] = {
+        {"raw-pipe", "raw", "2 pipe(2)s, blocking, 4 B length, writev",
+         &raw_stream_ops, &arg_pipe, 0, NULL},
+        {"raw-unix", "raw", "AF_UNIX stream, blocking, 4 B length, sendmsg",
+         &raw_stream_ops, &arg_unix, 0, NULL},
+        {"raw-tcp", "raw",
+         "127.0.0.1, TCP_NODELAY, blocking, 4 B length, sendmsg",
+         &raw_stream_ops, &arg_tcp, 0, NULL},
+        {"raw-futex-ring", "raw",
+         "SPSC ring in shared memory, spin 50 us then futex (the floor)",
+         &raw_ring_ops, &arg_futex, 0, NULL},
+        {"raw-busy-ring", "raw", "the same ring, busy-polling, no futex",
+         &raw_ring_ops, &arg_busy, 0, NULL},
+        {NULL, NULL, NULL, NULL, NULL, 0, NULL},
+};

@@ -1,0 +1,600 @@
+/*
+ * ipc-bench: every libipc transport side by side with the same mechanism
+ * written by hand and with other messaging libraries, in one run, between
+ * two processes pinned to different CPUs.  Prints one Markdown table and
+ * the ratios the README quotes.
+ *
+ *   ipc-bench [--quick] [--rounds N] [--only ROW,ROW...] [--list]
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <getopt.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+static const struct bench_row *const tables[] = {
+        bench_libipc_rows,
+        bench_raw_rows,
+        bench_peer_rows,
+};
+#define NTABLES (sizeof(tables) / sizeof(tables[0]))
+
+#define MAXROUNDS 9
+
+struct entry {
+	const struct bench_row *row;
+	struct bench_result res; /* the medians of the rounds */
+	struct bench_result round[MAXROUNDS];
+	unsigned nrounds; /* rounds that ran */
+	int ran;
+};
+
+static struct entry *entries;
+static size_t nentries;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: ipc-bench [--quick] [--rounds N] [--touch] "
+	        "[--only ROW,ROW...] [--list]\n"
+	        "  --quick   a short run (a smoke test; figures are rough)\n"
+	        "  --rounds  passes over all rows, 1 to 9 (default 3, or 1 "
+	        "with --quick)\n"
+	        "  --touch   senders write every payload byte, receivers "
+	        "read them all\n"
+	        "  --only    run only these rows (names as --list shows)\n"
+	        "  --list    list the rows and whether each is built\n");
+}
+
+static int
+collect_rows(void)
+{
+	size_t n = 0;
+	for (size_t t = 0; t < NTABLES; t++) {
+		for (const struct bench_row *r = tables[t]; r->name; r++) {
+			n++;
+		}
+	}
+	entries = calloc(n, sizeof(*entries));
+	if (entries == NULL) {
+		return -1;
+	}
+	for (size_t t = 0; t < NTABLES; t++) {
+		for (const struct bench_row *r = tables[t]; r->name; r++) {
+			entries[nentries++].row = r;
+		}
+	}
+	return 0;
+}
+
+static struct entry *
+find(const char *name)
+{
+	for (size_t i = 0; i < nentries; i++) {
+		if (strcmp(entries[i].row->name, name) == 0) {
+			return &entries[i];
+		}
+	}
+	return NULL;
+}
+
+/* Mark the rows named in list (comma-separated) to run; 0 or -1 with a
+ * message for an unknown name. */
+static int
+select_rows(const char *list)
+{
+	char *copy = strdup(list), *save = NULL;
+	if (copy == NULL) {
+		return -1;
+	}
+	int rc = 0;
+	for (char *tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		struct entry *e = find(tok);
+		if (e == NULL) {
+			fprintf(stderr,
+			        "ipc-bench: no row named '%s' (see --list)\n",
+			        tok);
+			rc = -1;
+			continue;
+		}
+		e->ran = 1;
+	}
+	free(copy);
+	return rc;
+}
+
+static void
+list_rows(void)
+{
+	printf("%-16s %-7s %s\n", "row", "group", "status / what it is");
+	for (size_t i = 0; i < nentries; i++) {
+		const struct bench_row *r = entries[i].row;
+		if (r->ops == NULL) {
+			printf("%-16s %-7s skipped: %s\n", r->name, r->group,
+			       r->skip);
+		} else {
+			printf("%-16s %-7s %s\n", r->name, r->group, r->notes);
+		}
+	}
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The median of n values (n <= MAXROUNDS). */
+static double
+median(const double *v, unsigned n)
+{
+	double t[MAXROUNDS];
+	memcpy(t, v, n * sizeof(double));
+	qsort(t, n, sizeof(double), cmp_double);
+	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+/* e->res from the rounds: the first round that did not succeed, or the
+ * median of each figure. */
+static void
+merge_rounds(struct entry *e, unsigned n)
+{
+	double v[MAXROUNDS];
+	if (n == 0) {
+		e->res.status = BENCH_FAIL;
+		snprintf(e->res.why, sizeof(e->res.why), "interrupted");
+		return;
+	}
+	for (unsigned r = 0; r < n; r++) {
+		if (e->round[r].status != BENCH_OK) {
+			e->res = e->round[r];
+			return;
+		}
+	}
+	e->res = e->round[0];
+	for (unsigned r = 0; r < n; r++) {
+		v[r] = e->round[r].p50_ns;
+	}
+	e->res.p50_ns = median(v, n);
+	for (unsigned r = 0; r < n; r++) {
+		v[r] = e->round[r].p99_ns;
+	}
+	e->res.p99_ns = median(v, n);
+	for (int k = 0; k < BENCH_NSIZES; k++) {
+		if (e->res.cell[k] != BENCH_CELL_OK) {
+			continue;
+		}
+		for (unsigned r = 0; r < n; r++) {
+			v[r] = e->round[r].msgs_s[k];
+		}
+		e->res.msgs_s[k] = median(v, n);
+		for (unsigned r = 0; r < n; r++) {
+			v[r] = e->round[r].received[k];
+		}
+		e->res.received[k] = median(v, n);
+	}
+}
+
+/* ------------------------------------------------------------ output -- */
+
+static void
+fmt_us(char *buf, size_t n, double ns)
+{
+	if (ns < 10000) {
+		snprintf(buf, n, "%.2f", ns / 1000);
+	} else {
+		snprintf(buf, n, "%.1f", ns / 1000);
+	}
+}
+
+/* 1234567 -> "1,234,567" */
+static void
+fmt_count(char *buf, size_t n, double v)
+{
+	char digits[32], out[48];
+	snprintf(digits, sizeof(digits), "%.0f", v);
+	size_t len = strlen(digits), o = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (i > 0 && (len - i) % 3 == 0) {
+			out[o++] = ',';
+		}
+		out[o++] = digits[i];
+	}
+	out[o] = '\0';
+	snprintf(buf, n, "%s", out);
+}
+
+static void
+fmt_cell(char *buf, size_t n, const struct bench_result *r, int k)
+{
+	if (r->status != BENCH_OK || r->cell[k] == BENCH_CELL_NONE) {
+		snprintf(buf, n, "-");
+	} else if (r->cell[k] == BENCH_CELL_NA) {
+		snprintf(buf, n, "n/a");
+	} else if (k == 0) {
+		fmt_count(buf, n, r->msgs_s[0]);
+	} else {
+		snprintf(buf, n, "%.0f",
+		         r->msgs_s[k] * (double)bench_sizes[k] / 1e6);
+	}
+}
+
+/* Pipes would break the table. */
+static void
+clean_text(char *s)
+{
+	for (; *s; s++) {
+		if (*s == '|' || *s == '\n') {
+			*s = '/';
+		}
+	}
+}
+
+static void
+print_table(void)
+{
+	printf("| transport | p50 µs | p99 µs | 64 B msg/s | 64 KiB MB/s "
+	       "| 1 MiB MB/s | notes |\n");
+	printf("|---|--:|--:|--:|--:|--:|---|\n");
+	for (size_t i = 0; i < nentries; i++) {
+		struct entry *e = &entries[i];
+		const struct bench_result *r = &e->res;
+		char p50[32] = "-", p99[32] = "-", c[BENCH_NSIZES][48];
+		char notes[BENCH_WHY + 256];
+		if (!e->ran) {
+			continue;
+		}
+		if (r->status == BENCH_OK) {
+			fmt_us(p50, sizeof(p50), r->p50_ns);
+			fmt_us(p99, sizeof(p99), r->p99_ns);
+		}
+		for (int k = 0; k < BENCH_NSIZES; k++) {
+			fmt_cell(c[k], sizeof(c[k]), r, k);
+		}
+		if (r->status == BENCH_SKIP) {
+			snprintf(notes, sizeof(notes), "skipped: %s", r->why);
+		} else if (r->status == BENCH_FAIL) {
+			snprintf(notes, sizeof(notes), "failed: %s", r->why);
+		} else if (e->row->flags & BENCH_LOSSY) {
+			size_t o = (size_t)snprintf(
+			        notes, sizeof(notes),
+			        "%s; received:", e->row->notes);
+			for (int k = 0; k < BENCH_NSIZES; k++) {
+				if (r->cell[k] == BENCH_CELL_OK &&
+				    o < sizeof(notes)) {
+					o += (size_t)snprintf(
+					        notes + o, sizeof(notes) - o,
+					        " %zu B %.0f%%",
+					        bench_sizes[k],
+					        r->received[k] * 100);
+				}
+			}
+		} else {
+			snprintf(notes, sizeof(notes), "%s", e->row->notes);
+		}
+		clean_text(notes);
+		printf("| %s | %s | %s | %s | %s | %s | %s |\n", e->row->name,
+		       p50, p99, c[0], c[1], c[2], notes);
+	}
+}
+
+/* ------------------------------------------------------------ ratios -- */
+
+enum metric { M_P50, M_MSGS64, M_MBS1M };
+
+struct ratio {
+	const char *num, *den;
+	enum metric m;
+	int at_most; /* 1: value <= target; 0: value >= target */
+	double target;
+};
+
+static const struct ratio ratios[] = {
+        {"unix", "raw-unix", M_P50, 1, 1.15},
+        {"tcp", "raw-tcp", M_P50, 1, 1.15},
+        {"pipe", "raw-pipe", M_P50, 1, 1.15},
+        {"shm", "raw-futex-ring", M_P50, 1, 1.25},
+        {"shm-busy", "raw-busy-ring", M_P50, 1, 1.25},
+        {"shm", "raw-futex-ring", M_MSGS64, 0, 0.8},
+        {"shm", "unix", M_MSGS64, 0, 10},
+        {"shm-zc", "unix", M_MBS1M, 0, 5},
+        {"shm", "iceoryx", M_P50, 1, 1},
+        {"shm", "iceoryx", M_MSGS64, 0, 1},
+        {"shm", "zmq-ipc", M_P50, 1, 1},
+        {"shm", "zmq-ipc", M_MSGS64, 0, 1},
+        {"shm", "nng-ipc", M_P50, 1, 1},
+        {"shm", "nng-ipc", M_MSGS64, 0, 1},
+};
+
+static const char *const metric_name[] = {
+        "p50 latency",
+        "64 B msg/s",
+        "1 MiB MB/s",
+};
+
+/* The figure, or a reason it is missing. */
+static int
+metric(const char *row, enum metric m, double *v, const char **why)
+{
+	struct entry *e = find(row);
+	if (e == NULL || !e->ran) {
+		*why = "not run";
+		return -1;
+	}
+	const struct bench_result *r = &e->res;
+	if (r->status == BENCH_SKIP) {
+		*why = "skipped";
+		return -1;
+	}
+	if (r->status != BENCH_OK) {
+		*why = "failed";
+		return -1;
+	}
+	switch (m) {
+	case M_P50:
+		*v = r->p50_ns;
+		return 0;
+	case M_MSGS64:
+		if (r->cell[0] != BENCH_CELL_OK) {
+			break;
+		}
+		*v = r->msgs_s[0];
+		return 0;
+	case M_MBS1M:
+		if (r->cell[2] != BENCH_CELL_OK) {
+			break;
+		}
+		*v = r->msgs_s[2] * (double)bench_sizes[2] / 1e6;
+		return 0;
+	}
+	*why = "n/a";
+	return -1;
+}
+
+static int
+ratio_ran(const struct ratio *q)
+{
+	struct entry *en = find(q->num), *ed = find(q->den);
+	return en != NULL && ed != NULL && en->ran && ed->ran;
+}
+
+static void
+print_ratios(void)
+{
+	size_t nr = sizeof(ratios) / sizeof(ratios[0]), shown = 0;
+	for (size_t i = 0; i < nr; i++) {
+		shown += (size_t)ratio_ran(&ratios[i]);
+	}
+	printf("\n### Ratios (same run)\n\n");
+	if (shown == 0) {
+		printf("None: no ratio has both of its rows in this run.\n");
+		return;
+	}
+	printf("| ratio | value | target | result |\n");
+	printf("|---|--:|--:|---|\n");
+	for (size_t i = 0; i < nr; i++) {
+		const struct ratio *q = &ratios[i];
+		double a, b;
+		const char *wa = NULL, *wb = NULL;
+		/* Only ratios whose two rows were asked for. */
+		if (!ratio_ran(q)) {
+			continue;
+		}
+		int ha = metric(q->num, q->m, &a, &wa) == 0;
+		int hb = metric(q->den, q->m, &b, &wb) == 0;
+		printf("| %s / %s, %s | ", q->num, q->den, metric_name[q->m]);
+		if (ha && hb && b > 0) {
+			double v = a / b;
+			int ok = q->at_most ? v <= q->target : v >= q->target;
+			printf("%.2fx | %s %.2fx | %s |\n", v,
+			       q->at_most ? "<=" : ">=", q->target,
+			       ok ? "met" : "NOT met");
+		} else {
+			printf("- | %s %.2fx | n/a: %s %s |\n",
+			       q->at_most ? "<=" : ">=", q->target,
+			       ha ? q->den : q->num, ha ? wb : wa);
+		}
+	}
+}
+
+/* ------------------------------------------------------------- main -- */
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	bench_interrupted = 1;
+}
+
+static char tmpdir[64];
+
+static void
+remove_tmpdir(void)
+{
+	if (tmpdir[0] != '\0') {
+		rmdir(tmpdir);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	int quick = 0, list = 0, rounds = 0, touch = 0;
+	const char *only = NULL;
+	static const struct option longopts[] = {
+	        {"quick", no_argument, NULL, 'q'},
+	        {"only", required_argument, NULL, 'o'},
+	        {"list", no_argument, NULL, 'l'},
+	        {"rounds", required_argument, NULL, 'r'},
+	        {"touch", no_argument, NULL, 't'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "qo:lr:th", longopts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'q':
+			quick = 1;
+			break;
+		case 'o':
+			only = optarg;
+			break;
+		case 'l':
+			list = 1;
+			break;
+		case 't':
+			touch = 1;
+			break;
+		case 'r':
+			rounds = atoi(optarg);
+			if (rounds < 1 || rounds > MAXROUNDS) {
+				fprintf(stderr,
+				        "ipc-bench: --rounds takes 1 to "
+				        "%d\n",
+				        MAXROUNDS);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (collect_rows() < 0) {
+		fprintf(stderr, "ipc-bench: out of memory\n");
+		return 1;
+	}
+	if (list) {
+		list_rows();
+		return 0;
+	}
+	if (only != NULL) {
+		if (select_rows(only) < 0) {
+			return 2;
+		}
+	} else {
+		for (size_t i = 0; i < nentries; i++) {
+			entries[i].ran = 1;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	struct bench_plan plan;
+	if (quick) {
+		plan = (struct bench_plan){.pings = 1000,
+		                           .ping_warmup = 100,
+		                           .stream_s = 0.02,
+		                           .warm_s = 0.005,
+		                           .reps = 1,
+		                           .row_timeout = 20,
+		                           .rounds = 1};
+	} else {
+		/* Three passes over all rows, so that a burst of other work
+		 * on the machine lands in one pass of every row rather than
+		 * in all of one row. */
+		plan = (struct bench_plan){.pings = 10000,
+		                           .ping_warmup = 1000,
+		                           .stream_s = 0.25,
+		                           .warm_s = 0.05,
+		                           .reps = 1,
+		                           .row_timeout = 60,
+		                           .rounds = 3};
+	}
+	if (rounds > 0) {
+		plan.rounds = (unsigned)rounds;
+	}
+	plan.touch = touch;
+	const char *base = getenv("TMPDIR");
+	snprintf(tmpdir, sizeof(tmpdir), "%s/ipc-bench-XXXXXX",
+	         base != NULL && strlen(base) < 40 ? base : "/tmp");
+	if (mkdtemp(tmpdir) == NULL) {
+		fprintf(stderr, "ipc-bench: mkdtemp %s: %s\n", tmpdir,
+		        strerror(errno));
+		return 1;
+	}
+
+	int cpu[2];
+	bench_pick_cpus(cpu);
+	struct utsname u;
+	uname(&u);
+	printf("## ipc-bench%s\n\n", quick ? " (--quick: rough figures)" : "");
+	printf("%s %s %s, %ld online CPUs; A on CPU %d, B on CPU %d. "
+	       "Every figure is the median of %u pass%s over all rows. "
+	       "One-way latency = ping-pong round trip / 2, %u round trips "
+	       "of %d B per pass; throughput = one direction, one %.2f s "
+	       "stream per size and pass after a warm-up stream, as the "
+	       "receiver counted; MB = 10^6 B. %s Figures are noisy when "
+	       "other work shares the CPUs.\n\n",
+	       u.sysname, u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN),
+	       cpu[0], cpu[1], plan.rounds, plan.rounds == 1 ? "" : "es",
+	       plan.pings, BENCH_PING_SIZE, plan.stream_s,
+	       touch ? "Senders write every payload byte and receivers read "
+	               "them all (--touch)."
+	             : "Senders write and receivers read only an 8-byte "
+	               "sequence number per message: copy rows send a "
+	               "pre-filled buffer, zero-copy rows hand over buffers "
+	               "without touching the rest (--touch changes that).");
+	fflush(stdout);
+
+	int failed = 0;
+	for (unsigned r = 0; r < plan.rounds; r++) {
+		for (size_t i = 0; i < nentries; i++) {
+			struct entry *e = &entries[i];
+			if (!e->ran || bench_interrupted ||
+			    (r > 0 && e->round[0].status != BENCH_OK)) {
+				continue;
+			}
+			fprintf(stderr, "ipc-bench: round %u/%u: %s\n", r + 1,
+			        plan.rounds, e->row->name);
+			bench_run_row(e->row, (int)i, &plan, tmpdir,
+			              &e->round[r]);
+			e->nrounds++;
+			if (e->round[r].status == BENCH_FAIL) {
+				fprintf(stderr, "ipc-bench: %s failed: %s\n",
+				        e->row->name, e->round[r].why);
+			}
+		}
+	}
+	for (size_t i = 0; i < nentries; i++) {
+		if (entries[i].ran) {
+			merge_rounds(&entries[i], entries[i].nrounds);
+			failed += entries[i].res.status == BENCH_FAIL;
+		}
+	}
+	remove_tmpdir();
+	print_table();
+	print_ratios();
+	fflush(stdout);
+	if (bench_interrupted) {
+		return 130;
+	}
+	return failed ? 1 : 0;
+}
