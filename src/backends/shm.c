@@ -58,6 +58,7 @@
 #define SHM_DEFAULT_SIZE    (4u << 20) /* carries 1 MiB messages, 3 in flight */
 #define SHM_DEFAULT_SPIN_US 50u        /* longer than a futex wake-up */
 #define SHM_MAX_SPIN_US     1000000u
+#define LAZY_MS             50  /* peer-death check of non-blocking calls */
 #define SLICE_MS            200 /* peer-death check while asleep or spinning */
 #define SEG_HDR             4096u                 /* segment header page */
 #define SEG_MAGIC           0x31676573636d6873ull /* "shmcseg1" */
@@ -104,9 +105,10 @@ struct shm_chan {
 	struct ipc_ring rx; /* we consume */
 	char pad1[64];
 	_Atomic int state;
-	_Atomic int dead;     /* the socket hung up */
-	int failed;           /* ST_FAILED: the error to return */
-	pthread_mutex_t lock; /* connecting, epoll set-up */
+	_Atomic int dead;            /* the socket hung up */
+	_Atomic uint64_t checked_ns; /* last look at the socket */
+	int failed;                  /* ST_FAILED: the error to return */
+	pthread_mutex_t lock;        /* connecting, epoll set-up */
 	struct shm_seg *seg;
 	size_t seg_len;
 	size_t ring_size;
@@ -934,13 +936,45 @@ arm_tx(struct shm_chan *s)
 
 /* ---------------------------------------------------------- the slots -- */
 
+/* Is the peer alive, as far as a look at most every LAZY_MS tells?  For
+ * callers that found the ring empty or full and will not wait in
+ * shm_wait (IPC_NONBLOCK loops), without a system call per call. */
+static int
+alive_lazy(struct shm_chan *s)
+{
+	if (atomic_load_explicit(&s->dead, memory_order_relaxed)) {
+		return 0;
+	}
+	uint64_t t = now_ns();
+	if (t - atomic_load_explicit(&s->checked_ns, memory_order_relaxed) <
+	    (uint64_t)LAZY_MS * 1000000u) {
+		return 1;
+	}
+	atomic_store_explicit(&s->checked_ns, t, memory_order_relaxed);
+	return check_alive(s);
+}
+
+/* Ready to send: connected, and the peer not known to be gone (a send
+ * into the ring of a dead peer would be lost). */
+static inline int
+ensure_tx(ipc_channel *ch, struct shm_chan *s)
+{
+	int r = ensure_ready(ch, s);
+	if (r == 0 &&
+	    __builtin_expect(
+	            atomic_load_explicit(&s->dead, memory_order_relaxed), 0)) {
+		return gone_err(ch, s);
+	}
+	return r;
+}
+
 static int
 tx_fail(ipc_channel *ch, struct shm_chan *s, int r, size_t len)
 {
 	switch (r) {
 	case -EAGAIN:
 		s->want_tx = len;
-		if (atomic_load(&s->dead)) {
+		if (!alive_lazy(s)) {
 			return gone_err(ch, s);
 		}
 		return -EAGAIN;
@@ -964,7 +998,7 @@ shm_send(ipc_channel *ch, const void *buf, size_t len)
 {
 	struct shm_chan *s = ipc__priv(ch);
 	void *dst;
-	int r = ensure_ready(ch, s);
+	int r = ensure_tx(ch, s);
 	if (r < 0) {
 		return r;
 	}
@@ -984,7 +1018,7 @@ rx_fail(ipc_channel *ch, struct shm_chan *s, int r)
 {
 	switch (r) {
 	case -EAGAIN:
-		if (atomic_load(&s->dead)) {
+		if (!alive_lazy(s)) {
 			/* Messages published before the death were seen
 			 * first: the ring is empty now. */
 			return gone_err(ch, s);
@@ -1052,7 +1086,7 @@ static int
 shm_reserve(ipc_channel *ch, size_t len, void **buf)
 {
 	struct shm_chan *s = ipc__priv(ch);
-	int r = ensure_ready(ch, s);
+	int r = ensure_tx(ch, s);
 	if (r < 0) {
 		return r;
 	}
