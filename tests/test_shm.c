@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -390,6 +392,95 @@ test_listener(void **state)
 	/* The name is free again. */
 	ipc_channel *c;
 	assert_int_equal(ipc_open(&c, uri, 0), -ECONNREFUSED);
+}
+
+/* A raw connection to NAME's rendezvous socket, as a hostile client. */
+static int
+raw_connect(const char *uri)
+{
+	struct sockaddr_un sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1,
+	                 "libipc/shm/%s", uri + strlen("shm://"));
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(
+	        connect(fd, (struct sockaddr *)&sa,
+	                (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+	                            1 + (size_t)n)),
+	        0);
+	return fd;
+}
+
+static void
+test_hostile_clients(void **state)
+{
+	(void)state;
+	char uri[300];
+	ipc_listener *l;
+	ipc_channel *s, *c;
+	uniq(uri, sizeof(uri), "hc");
+	assert_int_equal(ipc_listen(&l, uri, 0), 0);
+	/* Connected, no hello yet: kept pending, accept does not block. */
+	int quiet = raw_connect(uri);
+	assert_int_equal(ipc_accept(l, &s, IPC_NONBLOCK), -EAGAIN);
+	/* Garbage instead of a hello, and a short one with a descriptor
+	 * that is not a memfd: refused, the server is unharmed. */
+	int junk = raw_connect(uri);
+	assert_int_equal(send(junk, "garbage", 7, 0), 7);
+	assert_int_equal(ipc_accept(l, &s, IPC_NONBLOCK), -EAGAIN);
+	char buf[512];
+	assert_true(recv(junk, buf, sizeof(buf), 0) > 0); /* the refusal */
+	assert_int_equal(recv(junk, buf, sizeof(buf), 0), 0);
+	close(junk);
+	/* A real client is served although others are pending. */
+	assert_int_equal(ipc_open(&c, uri, 0), 0);
+	assert_int_equal(ipc_send(c, "ok", 2, 0), 2);
+	assert_int_equal(ipc_accept(l, &s, 0), 0);
+	assert_int_equal(ipc_recv(s, buf, sizeof(buf), 0), 2);
+	/* The pending one finally sends junk: refused at the next accept. */
+	assert_int_equal(send(quiet, "late", 4, 0), 4);
+	ipc_channel *t;
+	assert_int_equal(ipc_accept(l, &t, IPC_NONBLOCK), -EAGAIN);
+	assert_true(recv(quiet, buf, sizeof(buf), 0) > 0);
+	close(quiet);
+	ipc_close(c);
+	ipc_close(s);
+	ipc_listener_close(l);
+}
+
+static void
+test_fd_before_peer(void **state)
+{
+	(void)state;
+	char uri[300];
+	ipc_channel *s, *c;
+	uniq(uri, sizeof(uri), "fb");
+	assert_int_equal(ipc_open(&s, uri, IPC_CREATE), 0);
+	int fd = ipc_fd(s);
+	assert_true(fd >= 0);
+	struct pollfd pf = {.fd = fd, .events = POLLIN};
+	assert_int_equal(poll(&pf, 1, 0), 0);
+	assert_int_equal(ipc_open(&c, uri, 0), 0);
+	assert_int_equal(ipc_send(c, "early", 5, 0), 5);
+	/* The descriptor follows the channel from listening to connected. */
+	char buf[8];
+	ssize_t n = -EAGAIN;
+	for (int i = 0; i < 10 && n == -EAGAIN; i++) {
+		assert_int_equal(poll(&pf, 1, 5000), 1);
+		n = ipc_recv(s, buf, sizeof(buf), IPC_NONBLOCK);
+	}
+	assert_int_equal(n, 5);
+	assert_int_equal(ipc_recv(s, buf, sizeof(buf), IPC_NONBLOCK), -EAGAIN);
+	assert_int_equal(poll(&pf, 1, 0), 0);
+	assert_int_equal(ipc_send(c, "late", 4, 0), 4);
+	assert_int_equal(poll(&pf, 1, 5000), 1);
+	assert_int_equal(ipc_recv(s, buf, sizeof(buf), IPC_NONBLOCK), 4);
+	ipc_close(c);
+	assert_int_equal(poll(&pf, 1, 5000), 1);
+	assert_int_equal(ipc_recv(s, buf, sizeof(buf), IPC_NONBLOCK), -EPIPE);
+	ipc_close(s);
 }
 
 /* ---------------------------------------------------------------- fork -- */
@@ -1086,6 +1177,8 @@ main(void)
 	        cmocka_unit_test(test_options),
 	        cmocka_unit_test(test_create_and_open),
 	        cmocka_unit_test(test_listener),
+	        cmocka_unit_test(test_hostile_clients),
+	        cmocka_unit_test(test_fd_before_peer),
 	        cmocka_unit_test(test_fork_pair),
 	        cmocka_unit_test(test_death_recv),
 	        cmocka_unit_test(test_death_mid_message),

@@ -121,6 +121,7 @@ struct shm_chan {
 	int pefd_data, pefd_room; /* the peer's: we write them */
 	int epfd;                 /* ipc_fd(), made on demand */
 	_Atomic int fd_exported;
+	_Atomic int poked; /* we wrote our own "data" eventfd */
 	unsigned mode;
 	uint64_t spin_ns;
 	size_t want_tx; /* length of the last send that found no room */
@@ -284,6 +285,7 @@ static void
 self_poke(struct shm_chan *s)
 {
 	uint64_t one = 1;
+	atomic_store(&s->poked, 1);
 	ssize_t n = write(s->efd_data, &one, sizeof(one));
 	(void)n;
 }
@@ -919,7 +921,7 @@ drain(int fd)
 static int
 arm_rx(struct shm_chan *s)
 {
-	if (!ipc_ring_notify_armed(&s->rx)) {
+	if (!ipc_ring_notify_armed(&s->rx) || atomic_exchange(&s->poked, 0)) {
 		drain(s->efd_data);
 	}
 	return ipc_ring_arm_notify(&s->rx, 0);
