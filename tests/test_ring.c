@@ -723,14 +723,14 @@ test_stream_sleepy(void **state)
 {
 	(void)state;
 	/* No spinning: every wait goes through the futex. */
-	run_stream(UNDER_TSAN ? 20000 : 200000, 4096, 1000, 0, 0);
+	run_stream(UNDER_TSAN ? 50000 : 200000, 4096, 1000, 0, 0);
 }
 
 static void
 test_stream_spin(void **state)
 {
 	(void)state;
-	run_stream(UNDER_TSAN ? 50000 : 1000000, 1 << 16, 4000, 20000, 1);
+	run_stream(UNDER_TSAN ? 200000 : 1000000, 1 << 16, 4000, 20000, 1);
 }
 
 static void
@@ -738,7 +738,7 @@ test_stream_large(void **state)
 {
 	(void)state;
 	/* Records of up to the whole ring, to exercise lone wraps. */
-	run_stream(UNDER_TSAN ? 2000 : 20000, 8192, 8192 - 16, 5000, 0);
+	run_stream(UNDER_TSAN ? 5000 : 20000, 8192, 8192 - 16, 5000, 0);
 }
 
 int

@@ -58,6 +58,7 @@
 #define SHM_DEFAULT_SIZE    (4u << 20) /* carries 1 MiB messages, 3 in flight */
 #define SHM_DEFAULT_SPIN_US 50u        /* longer than a futex wake-up */
 #define SHM_MAX_SPIN_US     1000000u
+#define LAZY_MS             50  /* peer-death check of non-blocking calls */
 #define SLICE_MS            200 /* peer-death check while asleep or spinning */
 #define SEG_HDR             4096u                 /* segment header page */
 #define SEG_MAGIC           0x31676573636d6873ull /* "shmcseg1" */
@@ -86,7 +87,17 @@ struct shm_hello {
 	char name[208]; /* the full name (abstract names may be hashed) */
 };
 
-enum { ST_WAIT_PEER, ST_WAIT_HELLO, ST_READY, ST_FAILED };
+enum { ST_WAIT_PEER, ST_READY, ST_FAILED };
+
+#define MAXPEND 16
+
+/* A listening socket and the clients that connected but whose hello has
+ * not been read yet. */
+struct acceptor {
+	int lsock;
+	int pend[MAXPEND];
+	int npend, maxpend;
+};
 
 struct shm_chan {
 	struct ipc_ring tx; /* we produce */
@@ -94,20 +105,23 @@ struct shm_chan {
 	struct ipc_ring rx; /* we consume */
 	char pad1[64];
 	_Atomic int state;
-	_Atomic int dead;     /* the socket hung up */
-	int failed;           /* ST_FAILED: the error to return */
-	pthread_mutex_t lock; /* connecting, epoll set-up */
+	_Atomic int dead;            /* the socket hung up */
+	_Atomic uint64_t checked_ns; /* last look at the socket */
+	int failed;                  /* ST_FAILED: the error to return */
+	pthread_mutex_t lock;        /* connecting, epoll set-up */
 	struct shm_seg *seg;
 	size_t seg_len;
 	size_t ring_size;
-	int size_set; /* size= given (an opener checks the server's) */
-	int end;      /* 0: server / first of a pair, 1: client */
-	int sock;     /* rendezvous, then liveness */
-	int lsock;    /* IPC_CREATE: listening until the peer comes */
+	int size_set;        /* size= given (a server checks the client's) */
+	int end;             /* 0: opener / first of a pair, 1: server side */
+	int sock;            /* rendezvous, then liveness */
+	struct acceptor acc; /* IPC_CREATE: listening until the peer comes */
+	int refused;         /* the server refused us: its errno */
 	int efd_data, efd_room;   /* ours: the peer writes them */
 	int pefd_data, pefd_room; /* the peer's: we write them */
 	int epfd;                 /* ipc_fd(), made on demand */
 	_Atomic int fd_exported;
+	_Atomic int poked; /* we wrote our own "data" eventfd */
 	unsigned mode;
 	uint64_t spin_ns;
 	size_t want_tx; /* length of the last send that found no room */
@@ -118,9 +132,11 @@ struct shm_chan {
 };
 
 struct shm_listener {
-	int lsock;
+	struct acceptor acc;
+	int epfd; /* listener_fd: the socket and the pending clients */
 	unsigned mode;
 	size_t ring_size;
+	int size_set;
 	uint64_t spin_ns;
 	char name[208];
 };
@@ -141,10 +157,17 @@ static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static struct shm_chan *fork_list;
 
+/* Count the child as a holder of every end before it exists: the parent
+ * may close its copy right after fork returns, before the child runs.  (If
+ * fork fails the count stays one too high; the peer then learns of our
+ * close from the socket's hang-up instead, within a slice.) */
 static void
 fork_prepare(void)
 {
 	pthread_mutex_lock(&fork_lock);
+	for (struct shm_chan *s = fork_list; s != NULL; s = s->next) {
+		atomic_fetch_add(&s->seg->holders[s->end], 1);
+	}
 }
 
 static void
@@ -156,10 +179,6 @@ fork_parent(void)
 static void
 fork_child(void)
 {
-	/* This process now holds every end the parent held. */
-	for (struct shm_chan *s = fork_list; s != NULL; s = s->next) {
-		atomic_fetch_add(&s->seg->holders[s->end], 1);
-	}
 	pthread_mutex_unlock(&fork_lock);
 }
 
@@ -214,6 +233,22 @@ close_fd(int *fd)
 	}
 }
 
+static void
+close_fds(int *fds, int n)
+{
+	for (int i = 0; i < n; i++) {
+		close_fd(&fds[i]);
+	}
+}
+
+static void
+acc_close(struct acceptor *a)
+{
+	close_fds(a->pend, a->npend);
+	a->npend = 0;
+	close_fd(&a->lsock);
+}
+
 static uint64_t
 now_ns(void)
 {
@@ -250,6 +285,7 @@ static void
 self_poke(struct shm_chan *s)
 {
 	uint64_t one = 1;
+	atomic_store(&s->poked, 1);
 	ssize_t n = write(s->efd_data, &one, sizeof(one));
 	(void)n;
 }
@@ -356,7 +392,8 @@ static void
 chan_init(struct shm_chan *s, const char *uri)
 {
 	memset(s, 0, sizeof(*s));
-	s->sock = s->lsock = -1;
+	s->sock = s->acc.lsock = -1;
+	s->acc.maxpend = IPC_MAXPFD - 1;
 	s->efd_data = s->efd_room = s->pefd_data = s->pefd_room = -1;
 	s->epfd = -1;
 	s->uri = uri;
@@ -373,7 +410,7 @@ chan_free(struct shm_chan *s)
 		s->seg = NULL;
 	}
 	close_fd(&s->sock);
-	close_fd(&s->lsock);
+	acc_close(&s->acc);
 	close_fd(&s->efd_data);
 	close_fd(&s->efd_room);
 	close_fd(&s->pefd_data);
@@ -498,6 +535,23 @@ take_efds(struct shm_chan *s, int fds[NFDS], int end)
 	fds[me] = fds[me + 1] = fds[peer] = fds[peer + 1] = -1;
 }
 
+static void
+epoll_add(int epfd, int fd, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.fd = fd};
+	if (epfd >= 0 && fd >= 0) {
+		epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+	}
+}
+
+static void
+epoll_del(int epfd, int fd)
+{
+	if (epfd >= 0 && fd >= 0) {
+		epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+	}
+}
+
 /* Keep ipc_fd()'s epoll set in step with the connection state. */
 static void
 epoll_update(struct shm_chan *s)
@@ -505,128 +559,94 @@ epoll_update(struct shm_chan *s)
 	if (s->epfd < 0) {
 		return;
 	}
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
-	if (s->lsock >= 0) {
-		ev.data.fd = s->lsock;
-		epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lsock, &ev);
+	epoll_add(s->epfd, s->acc.lsock, EPOLLIN);
+	for (int i = 0; i < s->acc.npend; i++) {
+		epoll_add(s->epfd, s->acc.pend[i], EPOLLIN | EPOLLRDHUP);
 	}
-	if (s->sock >= 0) {
-		ev.data.fd = s->sock;
-		epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sock, &ev);
-	}
-	if (s->efd_data >= 0) {
-		ev.events = EPOLLIN;
-		ev.data.fd = s->efd_data;
-		epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->efd_data, &ev);
-	}
+	epoll_add(s->epfd, s->sock, EPOLLIN | EPOLLRDHUP);
+	epoll_add(s->epfd, s->efd_data, EPOLLIN);
 }
 
-static void
-send_refusal(int conn, int err)
-{
-	struct shm_hello h;
-	memset(&h, 0, sizeof(h));
-	h.magic = HELLO_MAGIC;
-	h.version = SHM_VERSION;
-	h.status = err;
-	ssize_t n = send(conn, &h, sizeof(h), MSG_NOSIGNAL | MSG_DONTWAIT);
-	(void)n;
-}
-
-/* Server side: conn was accepted and allowed.  Build the segment, send
- * the hello and become end 0.  On failure conn is closed. */
 static int
-serve(struct shm_chan *s, int conn)
+send_msg(int sock, const struct shm_hello *h, const int *fds, int nfd)
 {
-	int fds[NFDS];
-	int r = make_segment(s->ring_size, s->mode, s->name, s->uri, fds);
-	if (r < 0) {
-		send_refusal(conn, -r);
-		close(conn);
-		return r;
-	}
-	struct shm_hello h;
-	memset(&h, 0, sizeof(h));
-	h.magic = HELLO_MAGIC;
-	h.version = SHM_VERSION;
-	h.ring_size = s->ring_size;
-	h.seg_len = seg_len_for(s->ring_size);
-	snprintf(h.name, sizeof(h.name), "%s", s->name);
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * NFDS)];
 		struct cmsghdr align;
 	} cm;
 	memset(&cm, 0, sizeof(cm));
+	struct iovec iov = {.iov_base = (void *)h, .iov_len = sizeof(*h)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (nfd > 0) {
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfd);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfd);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfd);
+	}
+	if (sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		return -errno;
+	}
+	return 0;
+}
+
+static void
+hello_init(struct shm_hello *h, int status, size_t ring_size, const char *name)
+{
+	memset(h, 0, sizeof(*h));
+	h->magic = HELLO_MAGIC;
+	h->version = SHM_VERSION;
+	h->status = status;
+	h->ring_size = ring_size;
+	h->seg_len = ring_size ? seg_len_for(ring_size) : 0;
+	snprintf(h->name, sizeof(h->name), "%s", name);
+}
+
+/* The server refuses a client: it reads the reason when it notices the
+ * hang-up. */
+static void
+send_refusal(int conn, int err)
+{
+	struct shm_hello h;
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * NFDS)];
+		struct cmsghdr align;
+	} cm;
 	struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
 	struct msghdr mh = {.msg_iov = &iov,
 	                    .msg_iovlen = 1,
 	                    .msg_control = cm.buf,
 	                    .msg_controllen = sizeof(cm.buf)};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int) * NFDS);
-	memcpy(CMSG_DATA(c), fds, sizeof(int) * NFDS);
-	if (sendmsg(conn, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-		r = ipc__errno(-errno, s->uri, "sending the segment");
-		goto fail;
-	}
-	r = map_segment(s, fds[0], s->ring_size, 0);
-	if (r < 0) {
-		goto fail;
-	}
-	close_fd(&fds[0]);
-	take_efds(s, fds, 0);
-	s->sock = conn;
-	return 0;
-fail:
-	for (int i = 0; i < NFDS; i++) {
-		close_fd(&fds[i]);
-	}
-	close(conn);
-	return r;
-}
-
-/* Accept one allowed client on lsock and serve it.  -EAGAIN: none. */
-static int
-accept_one(struct shm_chan *s, int lsock)
-{
-	for (;;) {
-		int conn = accept4(lsock, NULL, NULL,
-		                   SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (conn < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK ||
-			    errno == EINTR || errno == ECONNABORTED) {
-				return -EAGAIN;
+	/* Read what the client sent, closing its descriptors, so that the
+	 * close below is a clean hang-up rather than a reset. */
+	while (recvmsg(conn, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) > 0) {
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL;
+		     c = CMSG_NXTHDR(&mh, c)) {
+			if (c->cmsg_level != SOL_SOCKET ||
+			    c->cmsg_type != SCM_RIGHTS) {
+				continue;
 			}
-			return ipc__errno(-errno, s->uri, "accept");
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			const unsigned char *p = CMSG_DATA(c);
+			for (size_t i = 0; i < k; i++) {
+				int fd;
+				memcpy(&fd, p + i * sizeof(int), sizeof(fd));
+				close(fd);
+			}
 		}
-		int r = peer_allowed(conn, s->mode, s->uri);
-		if (r == -EACCES) {
-			/* Refuse this one and keep serving others. */
-			send_refusal(conn, EACCES);
-			close(conn);
-			continue;
-		}
-		if (r < 0) {
-			close(conn);
-			return r;
-		}
-		return serve(s, conn);
+		mh.msg_controllen = sizeof(cm.buf);
 	}
+	hello_init(&h, err, 0, "");
+	send_msg(conn, &h, NULL, 0);
 }
 
-static void
-close_fds(int *fds, int n)
-{
-	for (int i = 0; i < n; i++) {
-		close_fd(&fds[i]);
-	}
-}
-
-/* Client side: read the hello.  -EAGAIN: not there yet. */
+/* Server side: read a client's hello from conn, check it and map its
+ * segment as end 1.  -EAGAIN: not there yet (the client sends it right
+ * after connecting).  Other errors: refuse the client. */
 static int
-take_hello(struct shm_chan *s)
+recv_hello(struct shm_chan *s, int conn)
 {
 	struct shm_hello h;
 	union {
@@ -640,18 +660,17 @@ take_hello(struct shm_chan *s)
 	                    .msg_control = cm.buf,
 	                    .msg_controllen = sizeof(cm.buf)};
 	memset(&h, 0, sizeof(h));
-	ssize_t n = recvmsg(s->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	ssize_t n = recvmsg(conn, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK ||
 		    errno == EINTR) {
 			return -EAGAIN;
 		}
-		return ipc__errno(-EPIPE, s->uri,
-		                  "the server went away before serving us");
+		return ipc__errno(-EPIPE, s->uri, "a client went away");
 	}
 	if (n == 0) {
 		return ipc__err(-EPIPE, s->uri,
-		                "the server went away before serving us");
+		                "a client went away before its hello");
 	}
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL;
 	     c = CMSG_NXTHDR(&mh, c)) {
@@ -660,10 +679,10 @@ take_hello(struct shm_chan *s)
 			continue;
 		}
 		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		int *p = (int *)(void *)CMSG_DATA(c);
+		const unsigned char *p = CMSG_DATA(c);
 		for (size_t i = 0; i < k; i++) {
 			int fd;
-			memcpy(&fd, p + i, sizeof(fd));
+			memcpy(&fd, p + i * sizeof(int), sizeof(fd));
 			if (nfd < NFDS) {
 				fds[nfd++] = fd;
 			} else {
@@ -673,45 +692,36 @@ take_hello(struct shm_chan *s)
 	}
 	int r = 0;
 	if ((size_t)n != sizeof(h) || h.magic != HELLO_MAGIC ||
-	    h.version != SHM_VERSION) {
+	    h.version != SHM_VERSION || h.status != 0) {
 		r = ipc__err(-EPROTO, s->uri,
-		             "the server's hello is not a libipc shm hello");
-		goto fail;
-	}
-	if (h.status != 0) {
-		r = ipc__err(h.status > 0 && h.status < 4096 ? -h.status
-		                                             : -EPROTO,
-		             s->uri, "the server refused us: %s",
-		             strerror(h.status > 0 ? h.status : EPROTO));
+		             "a client's hello is not a libipc shm hello");
 		goto fail;
 	}
 	h.name[sizeof(h.name) - 1] = '\0';
 	if (strcmp(h.name, s->name) != 0) {
 		r = ipc__err(-ECONNREFUSED, s->uri,
-		             "the server serves another name ('%.60s') at "
-		             "this address",
+		             "a client asked for another name ('%.60s') that "
+		             "shares this address",
 		             h.name);
 		goto fail;
 	}
 	if ((mh.msg_flags & MSG_CTRUNC) || nfd != NFDS) {
 		r = ipc__err(-EPROTO, s->uri,
-		             "the server's hello carries %d descriptors, not "
-		             "%d",
+		             "a client's hello carries %d descriptors, not %d",
 		             nfd, NFDS);
 		goto fail;
 	}
 	if (!ipc_ring_size_ok(h.ring_size) ||
 	    h.seg_len != seg_len_for(h.ring_size)) {
 		r = ipc__err(-EPROTO, s->uri,
-		             "the server's ring size %llu is not valid",
+		             "a client's ring size %llu is not valid",
 		             (unsigned long long)h.ring_size);
 		goto fail;
 	}
 	if (s->size_set && h.ring_size != s->ring_size) {
 		r = ipc__err(-EINVAL, s->uri,
-		             "size=%zu differs from the server's ring size "
-		             "%llu",
-		             s->ring_size, (unsigned long long)h.ring_size);
+		             "a client's ring size %llu differs from size=%zu",
+		             (unsigned long long)h.ring_size, s->ring_size);
 		goto fail;
 	}
 	/* The memfd must be exactly as long as said, and unable to shrink
@@ -722,7 +732,7 @@ take_hello(struct shm_chan *s)
 	    (uint64_t)st.st_size != h.seg_len || seals < 0 ||
 	    !(seals & F_SEAL_SHRINK)) {
 		r = ipc__err(-EPROTO, s->uri,
-		             "the server's segment is not a sealed memfd of "
+		             "a client's segment is not a sealed memfd of "
 		             "%llu bytes",
 		             (unsigned long long)h.seg_len);
 		goto fail;
@@ -730,7 +740,8 @@ take_hello(struct shm_chan *s)
 	for (int i = 1; i < NFDS; i++) {
 		int fl = fcntl(fds[i], F_GETFL);
 		if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) < 0) {
-			r = ipc__errno(-errno, s->uri, "eventfd from server");
+			r = ipc__errno(-EPROTO, s->uri,
+			               "a client's eventfd is unusable");
 			goto fail;
 		}
 	}
@@ -740,13 +751,70 @@ take_hello(struct shm_chan *s)
 	}
 	close_fd(&fds[0]);
 	take_efds(s, fds, 1);
+	s->sock = conn;
 	return 0;
 fail:
 	close_fds(fds, nfd);
 	return r;
 }
 
-/* Connect the channel if it is not yet: non-blocking.  0 when ready. */
+static void
+acc_forget(struct acceptor *a, int i, int epfd)
+{
+	epoll_del(epfd, a->pend[i]);
+	a->pend[i] = a->pend[--a->npend];
+}
+
+/* Serve one client from a's listening socket or its pending connections
+ * (connected, hello not read yet).  0: s is connected; -EAGAIN: nobody
+ * ready.  epfd: the epoll set that mirrors a (or -1). */
+static int
+acc_serve(struct acceptor *a, struct shm_chan *s, int epfd)
+{
+	for (int i = 0; i < a->npend;) {
+		int conn = a->pend[i];
+		int r = recv_hello(s, conn);
+		if (r == 0) {
+			acc_forget(a, i, epfd);
+			return 0;
+		}
+		if (r == -EAGAIN) {
+			i++;
+			continue;
+		}
+		send_refusal(conn, -r);
+		acc_forget(a, i, epfd);
+		close(conn);
+	}
+	for (;;) {
+		int conn = accept4(a->lsock, NULL, NULL,
+		                   SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (conn < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR || errno == ECONNABORTED) {
+				return -EAGAIN;
+			}
+			return ipc__errno(-errno, s->uri, "accept");
+		}
+		int r = peer_allowed(conn, s->mode, s->uri);
+		if (r == 0) {
+			r = recv_hello(s, conn);
+		}
+		if (r == 0) {
+			return 0;
+		}
+		if (r == -EAGAIN && a->npend < a->maxpend) {
+			a->pend[a->npend++] = conn;
+			epoll_add(epfd, conn, EPOLLIN | EPOLLRDHUP);
+			continue;
+		}
+		/* Refused, or too many half-open: keep serving others. */
+		send_refusal(conn, r == -EAGAIN ? EBUSY : -r);
+		close(conn);
+	}
+}
+
+/* Connect an IPC_CREATE channel if a peer has come: non-blocking. */
 static int
 connect_slow(ipc_channel *ch, struct shm_chan *s)
 {
@@ -759,26 +827,20 @@ connect_slow(ipc_channel *ch, struct shm_chan *s)
 		r = ipc__err(s->failed, s->uri, "the channel failed earlier");
 		goto out;
 	}
-	if (st == ST_WAIT_PEER) {
-		r = accept_one(s, s->lsock);
-		if (r == 0) {
-			/* One peer per IPC_CREATE channel: stop listening so
-			 * the name is free and later openers are refused. */
-			if (s->epfd >= 0) {
-				epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lsock,
-				          NULL);
-			}
-			close_fd(&s->lsock);
-		}
-	} else {
-		r = take_hello(s);
-	}
+	r = acc_serve(&s->acc, s, s->epfd);
 	if (r == -EAGAIN) {
 		goto out;
 	}
+	/* One peer per IPC_CREATE channel: stop listening, so that the
+	 * name is free and later openers are refused. */
+	for (int i = 0; i < s->acc.npend; i++) {
+		epoll_del(s->epfd, s->acc.pend[i]);
+		send_refusal(s->acc.pend[i], ECONNREFUSED);
+	}
+	epoll_del(s->epfd, s->acc.lsock);
+	acc_close(&s->acc);
 	if (r < 0) {
 		s->failed = r;
-		close_fd(&s->lsock);
 		atomic_store(&s->state, ST_FAILED);
 		goto out;
 	}
@@ -806,7 +868,9 @@ ensure_ready(ipc_channel *ch, struct shm_chan *s)
 	return connect_slow(ch, s);
 }
 
-/* Look at the socket without waiting: has the peer gone? */
+/* Look at the socket without waiting: has the peer gone?  Nothing but
+ * the hello is ever sent on it, so readable means gone (a server that
+ * refused us sent its reason first). */
 static int
 check_alive(struct shm_chan *s)
 {
@@ -816,12 +880,32 @@ check_alive(struct shm_chan *s)
 	struct pollfd p = {.fd = s->sock, .events = POLLIN | POLLRDHUP};
 	if (poll(&p, 1, 0) > 0 &&
 	    (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) {
-		/* Nothing but the hello is ever sent on it: readable means
-		 * the peer has gone. */
+		struct shm_hello h;
+		ssize_t n = recv(s->sock, &h, sizeof(h), MSG_DONTWAIT);
+		if (n < 0 && errno == ECONNRESET) {
+			/* Reported before what is queued: read on. */
+			n = recv(s->sock, &h, sizeof(h), MSG_DONTWAIT);
+		}
+		if (n == (ssize_t)sizeof(h) && h.magic == HELLO_MAGIC &&
+		    h.status > 0 && h.status < 4096) {
+			s->refused = h.status;
+		}
 		atomic_store(&s->dead, 1);
 		return 0;
 	}
 	return 1;
+}
+
+/* The error for a peer that is gone. */
+static int
+gone_err(ipc_channel *ch, struct shm_chan *s)
+{
+	if (s->refused) {
+		return ipc__err(-s->refused, ch->uri,
+		                "the server refused this client: %s",
+		                strerror(s->refused));
+	}
+	return ipc__err(-EPIPE, ch->uri, "the peer died");
 }
 
 /* Our own eventfd may hold a count from an earlier arming: clear it
@@ -837,7 +921,7 @@ drain(int fd)
 static int
 arm_rx(struct shm_chan *s)
 {
-	if (!ipc_ring_notify_armed(&s->rx)) {
+	if (!ipc_ring_notify_armed(&s->rx) || atomic_exchange(&s->poked, 0)) {
 		drain(s->efd_data);
 	}
 	return ipc_ring_arm_notify(&s->rx, 0);
@@ -854,14 +938,46 @@ arm_tx(struct shm_chan *s)
 
 /* ---------------------------------------------------------- the slots -- */
 
+/* Is the peer alive, as far as a look at most every LAZY_MS tells?  For
+ * callers that found the ring empty or full and will not wait in
+ * shm_wait (IPC_NONBLOCK loops), without a system call per call. */
+static int
+alive_lazy(struct shm_chan *s)
+{
+	if (atomic_load_explicit(&s->dead, memory_order_relaxed)) {
+		return 0;
+	}
+	uint64_t t = now_ns();
+	if (t - atomic_load_explicit(&s->checked_ns, memory_order_relaxed) <
+	    (uint64_t)LAZY_MS * 1000000u) {
+		return 1;
+	}
+	atomic_store_explicit(&s->checked_ns, t, memory_order_relaxed);
+	return check_alive(s);
+}
+
+/* Ready to send: connected, and the peer not known to be gone (a send
+ * into the ring of a dead peer would be lost). */
+static inline int
+ensure_tx(ipc_channel *ch, struct shm_chan *s)
+{
+	int r = ensure_ready(ch, s);
+	if (r == 0 &&
+	    __builtin_expect(
+	            atomic_load_explicit(&s->dead, memory_order_relaxed), 0)) {
+		return gone_err(ch, s);
+	}
+	return r;
+}
+
 static int
 tx_fail(ipc_channel *ch, struct shm_chan *s, int r, size_t len)
 {
 	switch (r) {
 	case -EAGAIN:
 		s->want_tx = len;
-		if (atomic_load_explicit(&s->dead, memory_order_relaxed)) {
-			return ipc__err(-EPIPE, ch->uri, "the peer died");
+		if (!alive_lazy(s)) {
+			return gone_err(ch, s);
 		}
 		return -EAGAIN;
 	case -EPIPE:
@@ -884,7 +1000,7 @@ shm_send(ipc_channel *ch, const void *buf, size_t len)
 {
 	struct shm_chan *s = ipc__priv(ch);
 	void *dst;
-	int r = ensure_ready(ch, s);
+	int r = ensure_tx(ch, s);
 	if (r < 0) {
 		return r;
 	}
@@ -904,10 +1020,10 @@ rx_fail(ipc_channel *ch, struct shm_chan *s, int r)
 {
 	switch (r) {
 	case -EAGAIN:
-		if (atomic_load_explicit(&s->dead, memory_order_relaxed)) {
+		if (!alive_lazy(s)) {
 			/* Messages published before the death were seen
 			 * first: the ring is empty now. */
-			return ipc__err(-EPIPE, ch->uri, "the peer died");
+			return gone_err(ch, s);
 		}
 		return -EAGAIN;
 	case -EPIPE:
@@ -972,7 +1088,7 @@ static int
 shm_reserve(ipc_channel *ch, size_t len, void **buf)
 {
 	struct shm_chan *s = ipc__priv(ch);
-	int r = ensure_ready(ch, s);
+	int r = ensure_tx(ch, s);
 	if (r < 0) {
 		return r;
 	}
@@ -1014,6 +1130,24 @@ shm_release(ipc_channel *ch)
 	return 0;
 }
 
+/* The descriptors of an IPC_CREATE channel still waiting for its peer. */
+static int
+acc_pollfds(struct shm_chan *s, struct pollfd *p)
+{
+	int n = 0;
+	pthread_mutex_lock(&s->lock);
+	if (s->acc.lsock >= 0) {
+		p[n].fd = s->acc.lsock;
+		p[n++].events = POLLIN;
+		for (int i = 0; i < s->acc.npend && n < IPC_MAXPFD; i++) {
+			p[n].fd = s->acc.pend[i];
+			p[n++].events = POLLIN;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
 static int
 shm_wait(ipc_channel *ch, short events, const struct timespec *deadline)
 {
@@ -1023,16 +1157,13 @@ shm_wait(ipc_channel *ch, short events, const struct timespec *deadline)
 		return 0;
 	}
 	if (st != ST_READY) {
-		/* Waiting for the peer to connect or to serve us. */
-		pthread_mutex_lock(&s->lock);
-		int fd = s->lsock >= 0 ? s->lsock : s->sock;
-		pthread_mutex_unlock(&s->lock);
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (fd < 0 || atomic_load(&s->state) != st) {
+		/* IPC_CREATE: waiting for the peer to connect. */
+		struct pollfd p[IPC_MAXPFD];
+		int n = acc_pollfds(s, p);
+		if (n == 0 || atomic_load(&s->state) != st) {
 			return 0;
 		}
-		int rc = poll(&p, 1, ipc__remaining_ms(deadline));
-		if (rc == 0) {
+		if (poll(p, (nfds_t)n, ipc__remaining_ms(deadline)) == 0) {
 			return -ETIMEDOUT;
 		}
 		return 0;
@@ -1085,14 +1216,11 @@ shm_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 		return 0;
 	}
 	if (st != ST_READY) {
-		pthread_mutex_lock(&s->lock);
-		pfd[0].fd = s->lsock >= 0 ? s->lsock : s->sock;
-		pthread_mutex_unlock(&s->lock);
-		pfd[0].events = POLLIN;
-		if (atomic_load(&s->state) != st) {
+		int n = acc_pollfds(s, pfd);
+		if (n == 0 || atomic_load(&s->state) != st) {
 			*retry_ms = 0;
 		}
-		return 1;
+		return n;
 	}
 	int n = 0, ready = 0;
 	if (events & IPC_POLLIN) {
@@ -1140,10 +1268,8 @@ shm_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 		return 0;
 	}
 	for (int i = 0; i < npfd; i++) {
-		if (pfd[i].fd == s->sock &&
-		    (pfd[i].revents &
-		     (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) {
-			atomic_store(&s->dead, 1);
+		if (pfd[i].fd == s->sock && pfd[i].revents != 0) {
+			check_alive(s);
 		}
 	}
 	short r = 0;
@@ -1242,56 +1368,77 @@ static int
 shm_open_chan(ipc_channel *ch, const struct ipc_uri *u, int flags)
 {
 	struct shm_chan *s = ipc__priv(ch);
+	int fds[NFDS] = {-1, -1, -1, -1, -1};
 	chan_init(s, ch->uri);
 	int r = parse_opts(u, &s->ring_size, &s->size_set, &s->spin_ns,
 	                   &s->mode);
 	if (r < 0) {
-		chan_free(s);
-		return r;
+		goto fail;
 	}
 	snprintf(s->name, sizeof(s->name), "%s", u->name);
 	ch->max_msg = ipc_ring_max_msg(s->ring_size);
 	if (flags & IPC_CREATE) {
-		r = bind_name(s->name, u->text, &s->lsock);
+		r = bind_name(s->name, u->text, &s->acc.lsock);
 		if (r < 0) {
-			chan_free(s);
-			return r;
+			goto fail;
 		}
 		atomic_store(&s->state, ST_WAIT_PEER);
 		return 0;
 	}
+	/* The opener makes the segment and sends it with its connection,
+	 * so it can send at once, before the server accepts. */
 	struct sockaddr_un sa;
 	socklen_t len = make_addr(&sa, s->name);
 	s->sock = socket(AF_UNIX,
 	                 SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->sock < 0) {
 		r = ipc__errno(-errno, u->text, "socket");
-		chan_free(s);
-		return r;
+		goto fail;
 	}
 	if (connect(s->sock, (struct sockaddr *)&sa, len) < 0) {
 		int e = errno;
-		chan_free(s);
 		if (e == ECONNREFUSED || e == ENOENT) {
-			return ipc__err(
-			        -ECONNREFUSED, u->text,
-			        "nobody serves this name (open it with "
-			        "IPC_CREATE or ipc_listen first)");
+			r = ipc__err(-ECONNREFUSED, u->text,
+			             "nobody serves this name (open it with "
+			             "IPC_CREATE or ipc_listen first)");
+		} else if (e == EAGAIN) {
+			r = ipc__err(-ECONNREFUSED, u->text,
+			             "the server's backlog is full");
+		} else {
+			r = ipc__errno(-e, u->text, "connect to @%s",
+			               sa.sun_path + 1);
 		}
-		if (e == EAGAIN) {
-			return ipc__err(-ECONNREFUSED, u->text,
-			                "the server's backlog is full");
-		}
-		return ipc__errno(-e, u->text, "connect to @%s",
-		                  sa.sun_path + 1);
+		goto fail;
 	}
 	r = peer_allowed(s->sock, s->mode, u->text);
 	if (r < 0) {
-		chan_free(s);
-		return r;
+		goto fail;
 	}
-	atomic_store(&s->state, ST_WAIT_HELLO);
+	r = make_segment(s->ring_size, s->mode, s->name, u->text, fds);
+	if (r < 0) {
+		goto fail;
+	}
+	r = map_segment(s, fds[0], s->ring_size, 0);
+	if (r < 0) {
+		goto fail;
+	}
+	struct shm_hello h;
+	hello_init(&h, 0, s->ring_size, s->name);
+	r = send_msg(s->sock, &h, fds, NFDS);
+	if (r < 0) {
+		r = ipc__errno(r == -EAGAIN ? -ECONNREFUSED : r, u->text,
+		               "sending the segment to the server");
+		goto fail;
+	}
+	close_fd(&fds[0]);
+	take_efds(s, fds, 0);
+	list_add(s);
+	atomic_store(&s->state, ST_READY);
 	return 0;
+fail:
+	close_fds(fds, NFDS);
+	chan_free(s);
+	return r;
 }
 
 static int
@@ -1360,16 +1507,30 @@ static int
 shm_listen(ipc_listener *l, const struct ipc_uri *u, int flags)
 {
 	struct shm_listener *sl = ipc__lpriv(l);
-	int size_set;
 	(void)flags;
-	sl->lsock = -1;
-	int r = parse_opts(u, &sl->ring_size, &size_set, &sl->spin_ns,
+	sl->acc.lsock = -1;
+	sl->acc.maxpend = MAXPEND;
+	sl->epfd = -1;
+	int r = parse_opts(u, &sl->ring_size, &sl->size_set, &sl->spin_ns,
 	                   &sl->mode);
 	if (r < 0) {
 		return r;
 	}
 	snprintf(sl->name, sizeof(sl->name), "%s", u->name);
-	return bind_name(sl->name, u->text, &sl->lsock);
+	r = bind_name(sl->name, u->text, &sl->acc.lsock);
+	if (r < 0) {
+		return r;
+	}
+	/* Clients whose hello is late wait in the epoll set too, so the
+	 * listener's descriptor covers them. */
+	sl->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (sl->epfd < 0) {
+		r = ipc__errno(-errno, u->text, "epoll_create1");
+		close_fd(&sl->acc.lsock);
+		return r;
+	}
+	epoll_add(sl->epfd, sl->acc.lsock, EPOLLIN);
+	return 0;
 }
 
 static int
@@ -1379,10 +1540,11 @@ shm_accept(ipc_listener *l, ipc_channel *ch)
 	struct shm_chan *s = ipc__priv(ch);
 	chan_init(s, ch->uri);
 	s->ring_size = sl->ring_size;
+	s->size_set = sl->size_set;
 	s->spin_ns = sl->spin_ns;
 	s->mode = sl->mode;
 	snprintf(s->name, sizeof(s->name), "%s", sl->name);
-	int r = accept_one(s, sl->lsock);
+	int r = acc_serve(&sl->acc, s, sl->epfd);
 	if (r < 0) {
 		chan_free(s);
 		return r;
@@ -1397,14 +1559,15 @@ static int
 shm_listener_fd(const ipc_listener *l)
 {
 	const struct shm_listener *sl = ipc__clpriv(l);
-	return sl->lsock;
+	return sl->epfd;
 }
 
 static int
 shm_listener_close(ipc_listener *l)
 {
 	struct shm_listener *sl = ipc__lpriv(l);
-	close_fd(&sl->lsock);
+	acc_close(&sl->acc);
+	close_fd(&sl->epfd);
 	return 0;
 }
 
