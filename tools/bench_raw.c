@@ -521,11 +521,19 @@ ring_wait(struct ringep *e, int (*ready)(struct ringep *, size_t), size_t arg,
           _Atomic uint32_t *flag)
 {
 	uint64_t t0 = 0;
+	unsigned pause = 1;
 	for (unsigned i = 1;; i++) {
 		if (ready(e, arg)) {
 			return;
 		}
-		bench_relax();
+		/* The same bounded backoff between looks as libipc's ring
+		 * (1, 2, 4, 8 pauses), so the floor is the same algorithm. */
+		for (unsigned k = 0; k < pause; k++) {
+			bench_relax();
+		}
+		if (pause < 8) {
+			pause *= 2;
+		}
 		if (!e->futex || (i & 255) != 0) {
 			continue;
 		}

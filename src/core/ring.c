@@ -438,6 +438,8 @@ ready(struct ipc_ring *r, size_t len)
 	                                    : ipc_ring_writable(r, len);
 }
 
+#define SPIN_PAUSE_MAX 8
+
 int
 ipc_ring_wait(struct ipc_ring *r, size_t len, uint64_t spin_ns,
               const struct timespec *until)
@@ -448,8 +450,17 @@ ipc_ring_wait(struct ipc_ring *r, size_t len, uint64_t spin_ns,
 	uint64_t lim = until != NULL ? ts_ns(until) : UINT64_MAX;
 	if (spin_ns > 0) {
 		uint64_t start = now_ns();
+		unsigned pause = 1;
 		for (unsigned i = 1;; i++) {
-			cpu_relax();
+			/* Back off a little between looks: each look pulls the
+			 * peer's index line over, and a look per pause keeps
+			 * it bouncing so both sides slow down. */
+			for (unsigned k = 0; k < pause; k++) {
+				cpu_relax();
+			}
+			if (pause < SPIN_PAUSE_MAX) {
+				pause *= 2;
+			}
 			if (ready(r, len)) {
 				return 0;
 			}
