@@ -64,7 +64,6 @@ unix_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 {
 	struct unix_ch *p = ipc__priv(ch);
 	struct ipc_sockfile file;
-	struct ipc_sockaddr a;
 	int fd, r;
 
 	prepare(ch, u);
@@ -79,18 +78,9 @@ unix_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 		}
 		return ipc__sockwait_init(&p->wait, fd, &file, u->text);
 	}
-	r = ipc__sock_unix_addr(u, &a);
-	if (r < 0) {
-		return r;
-	}
-	fd = ipc__sock_new(AF_UNIX, SOCK_STREAM, u->text);
+	fd = ipc__sock_unix_dial(u, SOCK_STREAM);
 	if (fd < 0) {
 		return fd;
-	}
-	r = ipc__sock_unix_connect(fd, &a, u->text);
-	if (r < 0) {
-		close(fd);
-		return r;
 	}
 	return setup(ch, fd);
 }

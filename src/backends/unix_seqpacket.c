@@ -64,7 +64,6 @@ seq_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 {
 	struct seq_ch *p = ipc__priv(ch);
 	struct ipc_sockfile file;
-	struct ipc_sockaddr a;
 	int fd, r;
 
 	prepare(ch, u);
@@ -79,18 +78,11 @@ seq_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 		}
 		return ipc__sockwait_init(&p->wait, fd, &file, u->text);
 	}
-	r = ipc__sock_unix_addr(u, &a);
-	if (r < 0) {
-		return r;
-	}
-	fd = ipc__sock_new(AF_UNIX, SOCK_SEQPACKET, u->text);
+	fd = ipc__sock_unix_dial(u, SOCK_SEQPACKET);
 	if (fd < 0) {
 		return fd;
 	}
-	r = ipc__sock_unix_connect(fd, &a, u->text);
-	if (r == 0) {
-		r = setup(ch, fd);
-	}
+	r = setup(ch, fd);
 	if (r < 0) {
 		close(fd);
 		p->m.fd = -1;

@@ -1311,3 +1311,24 @@ ipc__sockwait_fini(struct ipc_sockwait *w)
 	w->lfd = -1;
 	w->ep = -1;
 }
+
+int
+ipc__sock_unix_dial(const struct ipc_uri *u, int type)
+{
+	struct ipc_sockaddr a;
+	int r = ipc__sock_unix_addr(u, &a);
+
+	if (r < 0) {
+		return r;
+	}
+	int fd = ipc__sock_new(AF_UNIX, type, u->text);
+	if (fd < 0) {
+		return fd;
+	}
+	r = ipc__sock_unix_connect(fd, &a, u->text);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}

@@ -93,6 +93,9 @@ int ipc__sock_unix_probe(const struct ipc_sockaddr *a, int type);
  * a socket nobody listens on, or a busy one: -ECONNREFUSED. */
 int ipc__sock_unix_connect(int fd, const struct ipc_sockaddr *a,
                            const char *uri);
+/* A new Unix socket of `type` connected to u's address: its descriptor,
+ * or a negative errno (recorded) with nothing left open. */
+int ipc__sock_unix_dial(const struct ipc_uri *u, int type);
 
 /* Make a listening TCP socket on u's address with SO_REUSEADDR. */
 int ipc__sock_inet_listen(const struct ipc_uri *u, int type, int backlog);
