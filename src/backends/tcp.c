@@ -45,10 +45,6 @@ struct tcp_ch {
 	int stream_on;
 };
 
-struct tcp_l {
-	int fd;
-};
-
 static int
 setup(void *arg, int fd)
 {
@@ -357,7 +353,7 @@ tcp_fd(const ipc_channel *ch)
 static int
 tcp_listen(ipc_listener *l, const struct ipc_uri *u, int flags)
 {
-	struct tcp_l *p = ipc__lpriv(l);
+	struct ipc_sock_listener *p = ipc__lpriv(l);
 	int fd = ipc__sock_inet_listen(u, SOCK_STREAM, SOMAXCONN);
 
 	if (fd < 0) {
@@ -370,8 +366,7 @@ tcp_listen(ipc_listener *l, const struct ipc_uri *u, int flags)
 static int
 tcp_accept(ipc_listener *l, ipc_channel *ch)
 {
-	struct tcp_l *lp = ipc__lpriv(l);
-	int fd = ipc__sock_accept(lp->fd, l->uri);
+	int fd = ipc__sock_listener_accept(l);
 	int r;
 
 	if (fd < 0) {
@@ -385,23 +380,6 @@ tcp_accept(ipc_listener *l, ipc_channel *ch)
 	return r;
 }
 
-static int
-tcp_listener_fd(const ipc_listener *l)
-{
-	const struct tcp_l *p = ipc__clpriv(l);
-
-	return p->fd;
-}
-
-static int
-tcp_listener_close(ipc_listener *l)
-{
-	struct tcp_l *p = ipc__lpriv(l);
-
-	close(p->fd);
-	return 0;
-}
-
 const struct ipc_driver ipc_driver_tcp = {
         .scheme = "tcp",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_LISTEN |
@@ -409,7 +387,7 @@ const struct ipc_driver ipc_driver_tcp = {
         .addr = IPC_ADDR_HOSTPORT,
         .opts = tcp_opts,
         .priv_size = sizeof(struct tcp_ch),
-        .lpriv_size = sizeof(struct tcp_l),
+        .lpriv_size = sizeof(struct ipc_sock_listener),
         .open = tcp_open,
         .send = tcp_send,
         .detach = ipc__sdrv_detach,
@@ -420,6 +398,6 @@ const struct ipc_driver ipc_driver_tcp = {
         .fd = tcp_fd,
         .listen = tcp_listen,
         .accept = tcp_accept,
-        .listener_fd = tcp_listener_fd,
-        .listener_close = tcp_listener_close,
+        .listener_fd = ipc__sock_listener_fd,
+        .listener_close = ipc__sock_listener_close,
 };

@@ -29,11 +29,6 @@ struct unix_ch {
 	int stream_on;
 };
 
-struct unix_l {
-	int fd;
-	struct ipc_sockfile file;
-};
-
 static int
 setup(void *arg, int fd)
 {
@@ -196,7 +191,7 @@ unix_fd(const ipc_channel *ch)
 static int
 unix_listen(ipc_listener *l, const struct ipc_uri *u, int flags)
 {
-	struct unix_l *p = ipc__lpriv(l);
+	struct ipc_sock_listener *p = ipc__lpriv(l);
 	int fd = ipc__sock_unix_listen(u, SOCK_STREAM, SOMAXCONN, &p->file);
 
 	if (fd < 0) {
@@ -209,32 +204,13 @@ unix_listen(ipc_listener *l, const struct ipc_uri *u, int flags)
 static int
 unix_accept(ipc_listener *l, ipc_channel *ch)
 {
-	struct unix_l *lp = ipc__lpriv(l);
-	int fd = ipc__sock_accept(lp->fd, l->uri);
+	int fd = ipc__sock_listener_accept(l);
 
 	if (fd < 0) {
 		return fd;
 	}
 	prepare(ch, l->parsed);
 	return setup(ch, fd);
-}
-
-static int
-unix_listener_fd(const ipc_listener *l)
-{
-	const struct unix_l *p = ipc__clpriv(l);
-
-	return p->fd;
-}
-
-static int
-unix_listener_close(ipc_listener *l)
-{
-	struct unix_l *p = ipc__lpriv(l);
-
-	close(p->fd);
-	ipc__sockfile_remove(&p->file);
-	return 0;
 }
 
 const struct ipc_driver ipc_driver_unix = {
@@ -244,7 +220,7 @@ const struct ipc_driver ipc_driver_unix = {
         .addr = IPC_ADDR_UNIXPATH,
         .opts = unix_opts,
         .priv_size = sizeof(struct unix_ch),
-        .lpriv_size = sizeof(struct unix_l),
+        .lpriv_size = sizeof(struct ipc_sock_listener),
         .open = unix_open,
         .pair = unix_pair,
         .send = unix_send,
@@ -256,6 +232,6 @@ const struct ipc_driver ipc_driver_unix = {
         .fd = unix_fd,
         .listen = unix_listen,
         .accept = unix_accept,
-        .listener_fd = unix_listener_fd,
-        .listener_close = unix_listener_close,
+        .listener_fd = ipc__sock_listener_fd,
+        .listener_close = ipc__sock_listener_close,
 };

@@ -32,11 +32,6 @@ struct seq_ch {
 	int failed; /* receive side: sticky -EPROTO */
 };
 
-struct seq_l {
-	int fd;
-	struct ipc_sockfile file;
-};
-
 static int
 setup(void *arg, int fd)
 {
@@ -252,7 +247,7 @@ seq_fd(const ipc_channel *ch)
 static int
 seq_listen(ipc_listener *l, const struct ipc_uri *u, int flags)
 {
-	struct seq_l *p = ipc__lpriv(l);
+	struct ipc_sock_listener *p = ipc__lpriv(l);
 	int fd = ipc__sock_unix_listen(u, SOCK_SEQPACKET, SOMAXCONN, &p->file);
 
 	if (fd < 0) {
@@ -265,8 +260,7 @@ seq_listen(ipc_listener *l, const struct ipc_uri *u, int flags)
 static int
 seq_accept(ipc_listener *l, ipc_channel *ch)
 {
-	struct seq_l *lp = ipc__lpriv(l);
-	int fd = ipc__sock_accept(lp->fd, l->uri);
+	int fd = ipc__sock_listener_accept(l);
 	int r;
 
 	if (fd < 0) {
@@ -280,24 +274,6 @@ seq_accept(ipc_listener *l, ipc_channel *ch)
 	return r;
 }
 
-static int
-seq_listener_fd(const ipc_listener *l)
-{
-	const struct seq_l *p = ipc__clpriv(l);
-
-	return p->fd;
-}
-
-static int
-seq_listener_close(ipc_listener *l)
-{
-	struct seq_l *p = ipc__lpriv(l);
-
-	close(p->fd);
-	ipc__sockfile_remove(&p->file);
-	return 0;
-}
-
 const struct ipc_driver ipc_driver_unix_seqpacket = {
         .scheme = "unix+seqpacket",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_LISTEN |
@@ -305,7 +281,7 @@ const struct ipc_driver ipc_driver_unix_seqpacket = {
         .addr = IPC_ADDR_UNIXPATH,
         .opts = seq_opts,
         .priv_size = sizeof(struct seq_ch),
-        .lpriv_size = sizeof(struct seq_l),
+        .lpriv_size = sizeof(struct ipc_sock_listener),
         .open = seq_open,
         .pair = seq_pair,
         .send = seq_send,
@@ -316,6 +292,6 @@ const struct ipc_driver ipc_driver_unix_seqpacket = {
         .fd = seq_fd,
         .listen = seq_listen,
         .accept = seq_accept,
-        .listener_fd = seq_listener_fd,
-        .listener_close = seq_listener_close,
+        .listener_fd = ipc__sock_listener_fd,
+        .listener_close = ipc__sock_listener_close,
 };

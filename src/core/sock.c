@@ -1332,3 +1332,29 @@ ipc__sock_unix_dial(const struct ipc_uri *u, int type)
 	}
 	return fd;
 }
+
+int
+ipc__sock_listener_fd(const ipc_listener *l)
+{
+	const struct ipc_sock_listener *p = ipc__clpriv(l);
+
+	return p->fd;
+}
+
+int
+ipc__sock_listener_close(ipc_listener *l)
+{
+	struct ipc_sock_listener *p = ipc__lpriv(l);
+
+	close(p->fd);
+	ipc__sockfile_remove(&p->file);
+	return 0;
+}
+
+int
+ipc__sock_listener_accept(ipc_listener *l)
+{
+	struct ipc_sock_listener *p = ipc__lpriv(l);
+
+	return ipc__sock_accept(p->fd, l->uri);
+}

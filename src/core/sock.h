@@ -38,6 +38,20 @@ struct ipc_sockfile {
 	pid_t owner;
 };
 
+/* A socket listener's state, shared by the stream and seqpacket drivers
+ * (lpriv_size = sizeof(struct ipc_sock_listener)); file.path is NULL where
+ * there is no file (TCP, abstract names). */
+struct ipc_sock_listener {
+	int fd;
+	struct ipc_sockfile file;
+};
+
+/* Listener slots for drivers whose listener state is ipc_sock_listener. */
+int ipc__sock_listener_fd(const ipc_listener *l);
+int ipc__sock_listener_close(ipc_listener *l);
+/* Accept one peer: its descriptor, -EAGAIN, or an error. */
+int ipc__sock_listener_accept(ipc_listener *l);
+
 /* -------------------------------------------------------- addresses -- */
 
 /* u (IPC_ADDR_UNIXPATH) as a sockaddr_un: a path, or an abstract name
