@@ -275,19 +275,7 @@ svs_recv(ipc_channel *ch, void *buf, size_t cap)
 	if (r < 0) {
 		return r;
 	}
-	if (n > cap) {
-		ipc_ring_unacquire(&s->rx);
-		return ipc__err(
-		        -EMSGSIZE, ch->uri,
-		        "message of %zu bytes does not fit the %zu-byte "
-		        "buffer (it stays queued)",
-		        n, cap);
-	}
-	if (n > 0) {
-		memcpy(buf, src, n);
-	}
-	ipc_ring_release(&s->rx);
-	return (ssize_t)n;
+	return ipc_ring_copy_out(&s->rx, src, n, buf, cap, ch->uri);
 }
 
 static int

@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "driver.h"
 #include "ring.h"
 
 #if ATOMIC_LLONG_LOCK_FREE != 2 || ATOMIC_INT_LOCK_FREE != 2
@@ -570,3 +571,21 @@ const struct ipc_ring_ops ipc__ring_futex_ops = {
         .wake = ipc__ring_futex_wake,
         .notify = NULL,
 };
+
+ssize_t
+ipc_ring_copy_out(struct ipc_ring *r, const void *src, size_t n, void *buf,
+                  size_t cap, const char *uri)
+{
+	if (n > cap) {
+		ipc_ring_unacquire(r);
+		return ipc__err(-EMSGSIZE, uri,
+		                "message of %zu bytes does not fit the "
+		                "%zu-byte buffer (it stays queued)",
+		                n, cap);
+	}
+	if (n > 0) {
+		memcpy(buf, src, n);
+	}
+	ipc_ring_release(r);
+	return (ssize_t)n;
+}

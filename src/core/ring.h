@@ -66,6 +66,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #define IPC_RING_LINE  128u /* separation of independently written words */
@@ -205,6 +206,13 @@ int ipc_ring_acquire(struct ipc_ring *r, const void **buf, size_t *len);
 int ipc_ring_release(struct ipc_ring *r);
 /* Give the held record back unread: the next acquire returns it again. */
 void ipc_ring_unacquire(struct ipc_ring *r);
+
+/* After ipc_ring_acquire gave (src, n): copy the record into buf[cap] and
+ * release it, returning n; or, when it does not fit, put it back and
+ * return -EMSGSIZE (recorded against uri).  The one copy of ipc_recv on
+ * ring drivers. */
+ssize_t ipc_ring_copy_out(struct ipc_ring *r, const void *src, size_t n,
+                          void *buf, size_t cap, const char *uri);
 /* Is there a record (or the producer's close) to see now?  Refreshes the
  * cached producer index; corrupt state counts as ready (acquire reports
  * it). */
