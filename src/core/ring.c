@@ -119,6 +119,7 @@ signal_side(struct ipc_ring *r, _Atomic uint32_t *word, uint32_t w,
             enum ipc_ring_role role)
 {
 	if (w & IPC_RING_SLEEP) {
+		atomic_fetch_add(word, IPC_RING_WAKE1);
 		r->ops->wake(r->ctx, role, word);
 	}
 	if ((w & IPC_RING_NOTIFY) &&
@@ -207,7 +208,7 @@ publish_head(struct ipc_ring *r)
 {
 	atomic_store(&r->hdr->head, r->head);
 	uint32_t w = atomic_load(&r->hdr->cons_wait);
-	if (w != 0) {
+	if (w & IPC_RING_FLAGS) {
 		signal_side(r, &r->hdr->cons_wait, w, IPC_RING_CONSUMER);
 	}
 }
@@ -341,7 +342,7 @@ publish_tail(struct ipc_ring *r)
 {
 	atomic_store(&r->hdr->tail, r->tail);
 	uint32_t w = atomic_load(&r->hdr->prod_wait);
-	if (w != 0) {
+	if (w & IPC_RING_FLAGS) {
 		signal_side(r, &r->hdr->prod_wait, w, IPC_RING_PRODUCER);
 	}
 }
@@ -517,13 +518,13 @@ ipc_ring_close(struct ipc_ring *r)
 	if (r->role == IPC_RING_PRODUCER) {
 		atomic_store(&h->prod_closed, 1);
 		uint32_t w = atomic_load(&h->cons_wait);
-		if (w != 0) {
+		if (w & IPC_RING_FLAGS) {
 			signal_side(r, &h->cons_wait, w, IPC_RING_CONSUMER);
 		}
 	} else {
 		atomic_store(&h->cons_closed, 1);
 		uint32_t w = atomic_load(&h->prod_wait);
-		if (w != 0) {
+		if (w & IPC_RING_FLAGS) {
 			signal_side(r, &h->prod_wait, w, IPC_RING_PRODUCER);
 		}
 	}

@@ -42,8 +42,12 @@
  * tail with a seq_cst store, then load the producer's wait flags.  A side
  * about to sleep sets its own flag with a seq_cst read-modify-write and
  * re-checks the ring before sleeping, so either it sees the new index or
- * the other side sees its flag (no lost wake-up).  The sleeper owns its
- * flag: only it sets and clears IPC_RING_SLEEP.  A busy stream therefore
+ * the other side sees its flag.  The sleeper owns its flag: only it sets
+ * and clears IPC_RING_SLEEP.  A waker that sees the flag first bumps the
+ * wake count in the same word (IPC_RING_WAKE1), then wakes: a sleeper
+ * that has not entered ops->wait yet then finds the word changed and looks
+ * again instead of sleeping through a wake-up that came too early (no lost
+ * wake-up either way).  A busy stream therefore
  * costs no system call: the wake hook runs only while the flag is set.
  * The remote index is cached and re-read only when the cached value says
  * the ring is empty (consumer) or full (producer).
@@ -90,6 +94,13 @@
 /* Bits of a wait-flag word. */
 #define IPC_RING_SLEEP  0x1u /* owner is (about to be) asleep in ops->wait */
 #define IPC_RING_NOTIFY 0x2u /* owner polls a descriptor: call ops->notify */
+#define IPC_RING_FLAGS  0xffu
+/* The rest of the word counts wake-ups: a waker adds IPC_RING_WAKE1 before
+ * waking, so that a sleeper who set IPC_RING_SLEEP and looked at the ring
+ * just before the waker published, but has not entered ops->wait yet, finds
+ * the word changed and does not sleep (its wake-up came too early to find
+ * it in the kernel).  Wraps harmlessly; never touches the flag bits. */
+#define IPC_RING_WAKE1 0x100u
 
 /* Who a wait/wake/notify is about: the side waiting for data or for room. */
 enum ipc_ring_role {
