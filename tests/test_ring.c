@@ -741,6 +741,67 @@ test_stream_large(void **state)
 	run_stream(UNDER_TSAN ? 5000 : 20000, 8192, 8192 - 16, 5000, 0);
 }
 
+/*
+ * The lost wake-up window, made deterministic: the consumer has set its
+ * sleeping flag and looked at the empty ring; before it enters ops->wait,
+ * the producer publishes and wakes (nobody is in the kernel yet, so a real
+ * futex wake would find no sleeper).  ops->wait must then see the word
+ * changed, as futex(2) would, and return at once instead of sleeping.
+ */
+struct race {
+	struct ipc_ring p, c;
+	int wakes;
+	int slept_through; /* ops->wait found *word == val: a lost wake-up */
+};
+
+static void
+race_wake(void *ctx, enum ipc_ring_role role, _Atomic uint32_t *word)
+{
+	struct race *x = ctx;
+	(void)role;
+	(void)word;
+	x->wakes++;
+}
+
+static int
+race_wait(void *ctx, enum ipc_ring_role role, _Atomic uint32_t *word,
+          uint32_t val, const struct timespec *until)
+{
+	struct race *x = ctx;
+	void *buf;
+	(void)role;
+	(void)until;
+	/* The producer runs in the window, then the futex value check. */
+	assert_int_equal(ipc_ring_reserve(&x->p, 8, &buf), 0);
+	memset(buf, 7, 8);
+	assert_int_equal(ipc_ring_commit(&x->p, 8), 0);
+	if (atomic_load(word) == val) {
+		x->slept_through = 1; /* futex_wait would sleep forever */
+	}
+	return 0;
+}
+
+static void
+test_wake_in_window(void **state)
+{
+	static const struct ipc_ring_ops ops = {
+	        .wait = race_wait, .wake = race_wake, .notify = NULL};
+	struct region g = region_new(4096);
+	struct race x = {0};
+	const void *b;
+	size_t n;
+	(void)state;
+	pair_attach(&g, &x.p, &x.c, &ops, &x);
+	assert_int_equal(ipc_ring_acquire(&x.c, &b, &n), -EAGAIN);
+	assert_int_equal(ipc_ring_wait(&x.c, 0, 0, NULL), 0);
+	assert_int_equal(x.wakes, 1);
+	assert_false(x.slept_through);
+	assert_int_equal(ipc_ring_acquire(&x.c, &b, &n), 0);
+	assert_int_equal(n, 8);
+	assert_int_equal(ipc_ring_release(&x.c), 0);
+	free(g.mem);
+}
+
 int
 main(void)
 {
@@ -755,6 +816,7 @@ main(void)
 	        cmocka_unit_test(test_corrupt_producer),
 	        cmocka_unit_test(test_notify),
 	        cmocka_unit_test(test_wait_timeout),
+	        cmocka_unit_test(test_wake_in_window),
 	        cmocka_unit_test(test_stream_sleepy),
 	        cmocka_unit_test(test_stream_spin),
 	        cmocka_unit_test(test_stream_large),
