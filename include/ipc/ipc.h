@@ -76,7 +76,13 @@ IPC_API int ipc_open(ipc_channel **out, const char *uri, int flags);
  * expired), -EPIPE (the peer closed or died), -EINVAL (NULL channel, or
  * buf NULL with len > 0, or a byte the framing cannot carry), -EPROTO (the
  * channel failed earlier because its peer broke the protocol).
- * A timeout never sends part of a message.
+ * A message is never delivered in part.  On stream and queue transports a
+ * large message may not fit the kernel's buffer at once: a blocking send
+ * waits until it is all out; a send with a timeout that expires after part
+ * of it went out returns len (the message will arrive whole) and the rest
+ * is pushed by this channel's next calls (send, recv, poll, close); a send
+ * with IPC_NONBLOCK sends a message that fits the buffer whole or returns
+ * -EAGAIN having sent nothing.
  */
 IPC_API ssize_t ipc_send(ipc_channel *ch, const void *buf, size_t len,
                          int flags);
@@ -110,6 +116,9 @@ IPC_API int ipc_close(ipc_channel *ch);
  * already open.
  * ipc_commit: send the reserved message with its final length
  * (len <= reserved).  -EINVAL if nothing is reserved or len is too large.
+ * Without IPC_CAP_ZEROCOPY, commit is ipc_send of the copy and may wait
+ * or fail as ipc_send does; after -EAGAIN or -ETIMEDOUT the reservation
+ * stays open and commit may be called again.
  * ipc_acquire: borrow the next incoming message: *buf and *len stay valid
  * until ipc_release().  Errors as ipc_recv (no -EMSGSIZE), and -EBUSY if a
  * message is already acquired.
@@ -152,7 +161,10 @@ IPC_API int ipc_poll(ipc_pollitem *items, size_t n, int timeout_ms);
  * for epoll, libuv and other event loops.  After it polls readable, call
  * ipc_recv with IPC_NONBLOCK until -EAGAIN.  The descriptor belongs to the
  * channel: do not read from or close it.  Returns -EINVAL for NULL and
- * -EOPNOTSUPP where a driver cannot provide one.
+ * -EOPNOTSUPP where a driver cannot provide one.  If a send returned with
+ * the rest of a message still to go (see ipc_send), only calls on the
+ * channel push it: an event loop that waits on this descriptor alone should
+ * retry ipc_send, or use ipc_poll, until its messages are out.
  */
 IPC_API int ipc_fd(const ipc_channel *ch);
 
