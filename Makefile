@@ -49,14 +49,36 @@ define need
 	fi
 endef
 
+# $(call want,pkg1 ...): like need, but a non-root run only names them.
+define want
+	@missing=""; \
+	for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "make: installing optional Debian packages:$$missing"; \
+	    apt-get update -q >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing \
+	      >/dev/null || echo "make: could not install$$missing; going on without"; \
+	  else \
+	    echo "make: optional Debian packages missing:$$missing (their rows will be skipped;"; \
+	    echo "make: install them with: sudo apt-get install$$missing)"; \
+	  fi; \
+	fi
+endef
+
 deps-build:
 	$(call need,$(BUILD_PKGS))
 
 deps-test: deps-build
 	$(call need,$(TEST_PKGS))
 
+# The benchmark's peers are optional: as root they are installed; otherwise
+# they are named and their rows say "skipped".
 deps-bench: deps-build
-	$(call need,$(BENCH_PKGS))
+	$(call want,$(BENCH_PKGS))
 
 deps-san: deps-test
 	$(call need,$(SAN_PKGS))
@@ -73,6 +95,8 @@ test: deps-test $(BUILD)/build.ninja
 	meson test -C $(BUILD) --print-errorlogs --num-processes $(NPROC)
 
 bench: deps-bench $(BUILD)/build.ninja
+	@# Peers installed since the last configure are only found by a new one.
+	meson setup --reconfigure $(BUILD) >/dev/null
 	ninja -C $(BUILD)
 	$(BUILD)/tools/ipc-bench
 
