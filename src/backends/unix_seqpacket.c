@@ -58,7 +58,6 @@ static int
 seq_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 {
 	struct seq_ch *p = ipc__priv(ch);
-	struct ipc_sockfile file;
 	int fd, r;
 
 	prepare(ch, u);
@@ -67,11 +66,7 @@ seq_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 		return r;
 	}
 	if (flags & IPC_CREATE) {
-		fd = ipc__sock_unix_listen(u, SOCK_SEQPACKET, 1, &file);
-		if (fd < 0) {
-			return fd;
-		}
-		return ipc__sockwait_init(&p->wait, fd, &file, u->text);
+		return ipc__sock_unix_serve_one(&p->wait, u, SOCK_SEQPACKET);
 	}
 	fd = ipc__sock_unix_dial(u, SOCK_SEQPACKET);
 	if (fd < 0) {
@@ -247,14 +242,8 @@ seq_fd(const ipc_channel *ch)
 static int
 seq_listen(ipc_listener *l, const struct ipc_uri *u, int flags)
 {
-	struct ipc_sock_listener *p = ipc__lpriv(l);
-	int fd = ipc__sock_unix_listen(u, SOCK_SEQPACKET, SOMAXCONN, &p->file);
-
-	if (fd < 0) {
-		return fd;
-	}
-	p->fd = fd;
-	return 0;
+	(void)flags;
+	return ipc__sock_unix_listener_open(l, u, SOCK_SEQPACKET);
 }
 
 static int

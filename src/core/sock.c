@@ -1358,3 +1358,30 @@ ipc__sock_listener_accept(ipc_listener *l)
 
 	return ipc__sock_accept(p->fd, l->uri);
 }
+
+int
+ipc__sock_unix_listener_open(ipc_listener *l, const struct ipc_uri *u,
+                             int type)
+{
+	struct ipc_sock_listener *p = ipc__lpriv(l);
+	int fd = ipc__sock_unix_listen(u, type, SOMAXCONN, &p->file);
+
+	if (fd < 0) {
+		return fd;
+	}
+	p->fd = fd;
+	return 0;
+}
+
+int
+ipc__sock_unix_serve_one(struct ipc_sockwait *w, const struct ipc_uri *u,
+                         int type)
+{
+	struct ipc_sockfile file;
+	int fd = ipc__sock_unix_listen(u, type, 1, &file);
+
+	if (fd < 0) {
+		return fd;
+	}
+	return ipc__sockwait_init(w, fd, &file, u->text);
+}

@@ -46,6 +46,11 @@ struct ipc_sock_listener {
 	struct ipc_sockfile file;
 };
 
+/* ipc_listen for a Unix socket of `type` (path or abstract name) into the
+ * listener's ipc_sock_listener. */
+int ipc__sock_unix_listener_open(ipc_listener *l, const struct ipc_uri *u,
+                                 int type);
+
 /* Listener slots for drivers whose listener state is ipc_sock_listener. */
 int ipc__sock_listener_fd(const ipc_listener *l);
 int ipc__sock_listener_close(ipc_listener *l);
@@ -153,6 +158,11 @@ struct ipc_sockwait {
  * released even when this fails). */
 int ipc__sockwait_init(struct ipc_sockwait *w, int lfd,
                        struct ipc_sockfile *file, const char *uri);
+
+/* The creator's side of a one-peer Unix socket channel: bind, listen for
+ * one peer, and start waiting for it in *w. */
+int ipc__sock_unix_serve_one(struct ipc_sockwait *w, const struct ipc_uri *u,
+                             int type);
 
 /* Take the peer if it came.  setup(arg, fd) makes the channel use the
  * connection fd (it owns fd when it returns 0).  Returns 0 once the peer
