@@ -317,6 +317,68 @@ test_collisions_sysvshm(void **state)
 	collisions("sysvshm");
 }
 
+/* A set planted on every probe key by somebody else, larger than ours,
+ * carrying our tag where ours keeps it: an opener must refuse it without
+ * reading more values than its own set has (semctl GETALL would write 300
+ * values over a 15-entry array: a stack overflow, caught by ASan and by
+ * the stack protector).  A creator passes over it to an unplanted key or
+ * refuses; the planted sets are untouched. */
+#define BIG_NSEMS 300
+
+static void
+planted_big_set(const char *kind)
+{
+	ipc_channel *ch = NULL;
+	unsigned short big[BIG_NSEMS];
+	unsigned short tag[4];
+	union sv_semun a = {.array = big};
+	int ids[SV_PROBES];
+
+	fresh(kind, NULL);
+	sv_tag(kind, g_name, tag);
+	for (int i = 0; i < BIG_NSEMS; i++) {
+		big[i] = 0x7fff;
+	}
+	memcpy(&big[SV_TAG], tag, sizeof tag);
+	big[SV_SLOT + SV_CREATOR] = 0; /* "live creator" */
+	big[SV_PIDLO + SV_OPENER] = big[SV_PIDHI + SV_OPENER] = 0;
+	for (unsigned i = 0; i < SV_PROBES; i++) {
+		ids[i] = semget(sv_key(kind, g_name, i), BIG_NSEMS,
+		                IPC_CREAT | IPC_EXCL | 0666);
+		assert_true(ids[i] >= 0);
+		assert_int_equal(semctl(ids[i], 0, SETALL, a), 0);
+		struct sembuf op[2] = {{BIG_NSEMS - 1, -1, IPC_NOWAIT},
+		                       {BIG_NSEMS - 1, 1, IPC_NOWAIT}};
+		assert_int_equal(semop(ids[i], op, 2), 0); /* "ready" */
+	}
+
+	int r = ipc_open(&ch, g_uri, 0);
+	assert_true(r < 0);
+	assert_null(ch);
+	assert_true(strlen(ipc_last_error()) > 0);
+
+	r = ipc_open(&ch, g_uri, IPC_CREATE);
+	assert_int_equal(r, -EEXIST); /* every key is somebody else's */
+	assert_null(ch);
+
+	for (unsigned i = 0; i < SV_PROBES; i++) {
+		unsigned short after[BIG_NSEMS];
+		a.array = after;
+		assert_int_equal(semctl(ids[i], 0, GETALL, a), 0);
+		assert_memory_equal(after, big, sizeof big);
+		assert_int_equal(semctl(ids[i], 0, IPC_RMID), 0);
+	}
+	assert_int_equal(objects_on_keys(), 0);
+}
+
+static void
+test_planted_big_set(void **state)
+{
+	(void)state;
+	planted_big_set("sysvmq");
+	planted_big_set("sysvshm");
+}
+
 /* ------------------------------------------------------- limits, mode -- */
 
 static long
@@ -441,6 +503,7 @@ main(void)
 	        cmocka_unit_test(test_stale_sysvshm),
 	        cmocka_unit_test(test_collisions_sysvmq),
 	        cmocka_unit_test(test_collisions_sysvshm),
+	        cmocka_unit_test(test_planted_big_set),
 	        cmocka_unit_test(test_limits),
 	        cmocka_unit_test(test_mode),
 	};

@@ -122,12 +122,43 @@ sv_tag(const char *kind, const char *name, unsigned short tag[4])
 	tag[0] |= 1; /* never all zero: an unready set is all zero */
 }
 
+/* Read the set's values.  A set found on a key is foreign until proven
+ * ours, and semctl(GETALL) writes as many values as the set has, whatever
+ * buffer it is given: a planted set of 300 semaphores would overrun v.  So
+ * GETALL is never used: the size is checked (IPC_STAT; another size is
+ * -EPROTO, nothing read) and each value is read with GETVAL, which the
+ * kernel bounds by the set's real size.  Values can change between two
+ * GETVALs (a peer claims its slot and writes its pid in one semop), so the
+ * set is read until two passes agree. */
 static inline int
 sv_getall(int semid, unsigned short v[SV_NSEMS])
 {
-	union sv_semun a = {.array = v};
+	struct semid_ds ds;
+	union sv_semun st = {.buf = &ds};
+	unsigned short w[SV_NSEMS];
 
-	return semctl(semid, 0, GETALL, a) < 0 ? -errno : 0;
+	if (semctl(semid, 0, IPC_STAT, st) < 0) {
+		return -errno;
+	}
+	if (ds.sem_nsems != SV_NSEMS) {
+		errno = EPROTO;
+		return -EPROTO;
+	}
+	for (int pass = 0; pass < 64; pass++) {
+		unsigned short *dst = pass % 2 ? w : v;
+		for (int i = 0; i < SV_NSEMS; i++) {
+			int x = semctl(semid, i, GETVAL);
+			if (x < 0) {
+				return -errno;
+			}
+			dst[i] = (unsigned short)x;
+		}
+		if (pass > 0 && memcmp(v, w, sizeof w) == 0) {
+			return 0;
+		}
+	}
+	errno = EAGAIN;
+	return -EAGAIN;
 }
 
 static inline int
