@@ -29,6 +29,11 @@
 
 #define RBUF_DEFAULT ((size_t)128 << 10)
 #define RBUF_KEEP    ((size_t)4 << 20) /* shrink back above this when idle */
+/* One receive call reads at most this much before it returns -EAGAIN to
+ * the core, which checks the deadline and polls again: a peer that keeps
+ * a long message (or a line without its newline) coming can never hold a
+ * receiver past its timeout. */
+#define RX_BUDGET ((size_t)4 << 20)
 
 static const unsigned char newline = '\n';
 
@@ -408,7 +413,17 @@ rx_room(struct ipc_stream *s, size_t need)
 		need = RBUF_DEFAULT;
 	}
 	if (s->rcap < need || s->rend == s->rcap) {
-		size_t cap = s->rcap < need ? need : s->rcap * 2;
+		/* Geometric growth (a buffer that grew by what one message
+		 * needs would be read one byte at a time once full), never
+		 * past what the longest message allowed needs. */
+		size_t lim = s->max_msg + IPC_STREAM_HDR + 1;
+		size_t cap = s->rcap * 2;
+		if (cap > lim) {
+			cap = lim;
+		}
+		if (cap < need) {
+			cap = need;
+		}
 		unsigned char *b = realloc(s->rbuf, cap);
 		if (b == NULL) {
 			return ipc__err(
@@ -486,6 +501,8 @@ too_small(struct ipc_stream *s, size_t len, size_t cap)
 static ssize_t
 recv_length(struct ipc_stream *s, void *buf, size_t cap)
 {
+	size_t got = 0;
+
 	for (;;) {
 		size_t avail = s->rend - s->rpos;
 		size_t need = IPC_STREAM_HDR;
@@ -516,6 +533,9 @@ recv_length(struct ipc_stream *s, void *buf, size_t cap)
 		if (s->reof) {
 			return closed(s);
 		}
+		if (got >= RX_BUDGET && !s->rblock) {
+			return -EAGAIN; /* let the core check the deadline */
+		}
 		int r = rx_room(s, need);
 		if (r < 0) {
 			return r;
@@ -524,12 +544,15 @@ recv_length(struct ipc_stream *s, void *buf, size_t cap)
 		if (n < 0) {
 			return n;
 		}
+		got += (size_t)n;
 	}
 }
 
 static ssize_t
 recv_line(struct ipc_stream *s, void *buf, size_t cap)
 {
+	size_t got = 0;
+
 	for (;;) {
 		size_t avail = s->rend - s->rpos;
 		const unsigned char *base = avail ? s->rbuf + s->rpos : NULL;
@@ -558,6 +581,9 @@ recv_line(struct ipc_stream *s, void *buf, size_t cap)
 		if (s->reof) {
 			return closed(s);
 		}
+		if (got >= RX_BUDGET && !s->rblock) {
+			return -EAGAIN; /* let the core check the deadline */
+		}
 		int r = rx_room(s, avail + 1);
 		if (r < 0) {
 			return r;
@@ -566,6 +592,7 @@ recv_line(struct ipc_stream *s, void *buf, size_t cap)
 		if (n < 0) {
 			return n;
 		}
+		got += (size_t)n;
 	}
 too_long:
 	s->rerr = -EPROTO;
