@@ -156,19 +156,44 @@ revents_of(int fd, short events)
 
 /* ------------------------------------------------------------ creator -- */
 
-/* mkfifo with exactly `mode`, whatever the umask. */
+/* mkfifo with exactly `mode`, whatever the umask: the mode is set at
+ * creation (umask 0), never by chmod() on the path afterwards. */
+struct mkfifo_job {
+	const char *path;
+	mode_t mode;
+};
+
+static int
+mkfifo_job(void *arg)
+{
+	const struct mkfifo_job *j = arg;
+
+	return mkfifo(j->path, j->mode) < 0 ? -errno : 0;
+}
+
 static int
 mkfifo_mode(const char *path, mode_t mode)
 {
-	if (mkfifo(path, mode) < 0) {
-		return -errno;
+	struct mkfifo_job j = {path, mode};
+
+	return ipc__umask0(mkfifo_job, &j);
+}
+
+/* path exists and we may not use or replace it: -EACCES naming its
+ * owner (or the error as it is when the owner cannot be told). */
+static int
+not_ours(const struct ipc_uri *u, const char *path, int err, const char *what)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == 0 && st.st_uid != geteuid()) {
+		return ipc__err(-EACCES, u->text,
+		                "%s belongs to uid %u, not to us (uid %u): "
+		                "cannot %s it",
+		                path, (unsigned)st.st_uid, (unsigned)geteuid(),
+		                what);
 	}
-	if (chmod(path, mode) < 0) {
-		int err = -errno;
-		unlink(path);
-		return err;
-	}
-	return 0;
+	return ipc__errno(err, u->text, "cannot %s %s", what, path);
 }
 
 /*
@@ -186,6 +211,9 @@ reclaim(const struct ipc_uri *u, const char *in, const char *out)
 	if (fd < 0) {
 		if (errno == ENOENT) {
 			return -EAGAIN; /* gone meanwhile: try again */
+		}
+		if (errno == EACCES || errno == EPERM) {
+			return not_ours(u, in, -errno, "open");
 		}
 		return ipc__errno(-errno, u->text, "cannot open %s", in);
 	}
@@ -207,7 +235,13 @@ reclaim(const struct ipc_uri *u, const char *in, const char *out)
 	}
 	/* Unlocked: stale.  Remove it only if the path still names it. */
 	if (same_file(in, fd)) {
-		unlink(in);
+		if (unlink(in) < 0 && (errno == EACCES || errno == EPERM)) {
+			/* another user's, in a sticky or foreign directory:
+			 * trying again would only find it again */
+			err = not_ours(u, in, -errno, "replace");
+			close(fd);
+			return err;
+		}
 		if (lstat(out, &st) == 0 && S_ISFIFO(st.st_mode)) {
 			unlink(out);
 		}
@@ -329,7 +363,8 @@ create_pair(struct fifo_priv *p, const struct ipc_uri *u)
 	                p->in_path);
 }
 
-/* Creator: the peer reads PATH.out once this succeeds.  0 or -EAGAIN. */
+/* Creator: the peer reads PATH.out once this succeeds.  0, -EAGAIN (no
+ * reader yet) or a recorded error. */
 static int
 try_connect(ipc_channel *ch)
 {
@@ -348,10 +383,17 @@ try_connect(ipc_channel *ch)
 		if (fd >= 0 && !same_file(p->out_path, p->opath)) {
 			close(fd);
 			fd = -1;
+			errno = ENOENT;
 		}
 	}
 	if (fd < 0) {
-		return -EAGAIN;
+		if (errno == ENXIO || errno == ENOENT) {
+			return -EAGAIN; /* no reader yet */
+		}
+		/* Out of descriptors (EMFILE, ENFILE) or worse: not "no
+		 * reader yet", which would wait for ever. */
+		return ipc__errno(-errno, ch->uri,
+		                  "cannot open %s for writing", p->out_path);
 	}
 	pthread_mutex_lock(&p->st.txlock);
 	p->st.wfd = fd;
@@ -500,7 +542,11 @@ fifo_send(ipc_channel *ch, const void *buf, size_t len)
 	if (atomic_load(&p->gone)) {
 		return ipc__err(-EPIPE, ch->uri, "the peer closed");
 	}
-	if (p->creator && try_connect(ch) < 0) {
+	int c = p->creator ? try_connect(ch) : 0;
+	if (c < 0 && c != -EAGAIN) {
+		return c;
+	}
+	if (c < 0) {
 		if (creator_peer_gone(p)) {
 			atomic_store(&p->gone, 1);
 			return ipc__err(-EPIPE, ch->uri,
@@ -607,7 +653,12 @@ layout(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms,
 			pfd[n++] = (struct pollfd){.fd = p->wfd, .events = 0};
 		}
 	}
-	if ((events & IPC_POLLOUT) && p->creator && try_connect(ch) < 0) {
+	int c = (events & IPC_POLLOUT) && p->creator ? try_connect(ch) : 0;
+	if (c < 0 && c != -EAGAIN) {
+		/* a real error: let the send run now and report it */
+		*retry_ms = 0;
+	}
+	if (c < 0) {
 		lo->s_events &= ~IPC_POLLOUT;
 		if (lo->gate_r < 0) {
 			lo->hup = n;

@@ -295,4 +295,15 @@ int ipc__fd_setup(int fd);
 /* Validate NAME = [A-Za-z0-9._-]{1,200}. */
 int ipc__valid_name(const char *name);
 
+/* Run fn(arg) with a umask of 0 and return what it returns, so that a
+ * file it creates (mkfifo, bind of a Unix socket) gets exactly the mode
+ * asked for at creation and is never chmod()ed by name afterwards (a
+ * path in a directory others can write may be a symlink by then).  fn
+ * runs in a short-lived thread with its own umask (unshare(CLONE_FS)):
+ * the rest of the process never sees the change.  Where that is refused
+ * (seccomp), fn runs in this thread inside a process-wide umask(0)
+ * section serialised by a mutex.  fn returns 0 or -errno and must not
+ * record errors itself (the thread's last error is not the caller's). */
+int ipc__umask0(int (*fn)(void *arg), void *arg);
+
 #endif /* IPC_CORE_DRIVER_H */

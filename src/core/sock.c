@@ -307,6 +307,21 @@ socket_file_live(const struct ipc_sockaddr *a, int type)
 	return r == -EPROTOTYPE ? 1 : r;
 }
 
+struct bind_job {
+	int fd;
+	const struct ipc_sockaddr *a;
+};
+
+static int
+bind_job(void *arg)
+{
+	const struct bind_job *j = arg;
+
+	return bind(j->fd, (const struct sockaddr *)&j->a->ss, j->a->len) < 0
+	               ? -errno
+	               : 0;
+}
+
 int
 ipc__sock_unix_bind(int fd, int type, const struct ipc_sockaddr *a,
                     const struct ipc_uri *u, struct ipc_sockfile *f)
@@ -327,18 +342,21 @@ ipc__sock_unix_bind(int fd, int type, const struct ipc_sockaddr *a,
 	} else {
 		mode = (mode_t)ipc__opt_num(u, "mode", 0600);
 		/* The file bind(2) makes takes the socket inode's mode
-		 * less the umask: it is never wider than mode, so no other
-		 * user can connect in the window before the chmod below
-		 * sets the exact bits. */
+		 * less the umask; it is bound under ipc__umask0(), so
+		 * the file has exactly these bits from its first instant
+		 * and is never chmod()ed by name. */
 		if (fchmod(fd, mode) < 0) {
 			return ipc__errno(-errno, u->text, "fchmod");
 		}
 	}
 	for (int attempt = 0;; attempt++) {
 		int live;
-		if (bind(fd, (const struct sockaddr *)&a->ss, a->len) == 0) {
+		struct bind_job job = {fd, a};
+		int br = abstract ? bind_job(&job) : ipc__umask0(bind_job, &job);
+		if (br == 0) {
 			break;
 		}
+		errno = -br;
 		if (errno != EADDRINUSE) {
 			return ipc__errno(-errno, u->text, "bind %s%s",
 			                  abstract ? "@" : "",
@@ -397,11 +415,6 @@ ipc__sock_unix_bind(int fd, int type, const struct ipc_sockaddr *a,
 	f->dev = st.st_dev;
 	f->ino = st.st_ino;
 	f->owner = getpid();
-	if ((st.st_mode & 07777) != mode && chmod(path, mode) < 0) {
-		int e = -errno;
-		ipc__sockfile_remove(f);
-		return ipc__errno(e, u->text, "chmod %s", path);
-	}
 	return 0;
 }
 
@@ -966,10 +979,20 @@ ipc__msg_recv(const struct ipc_msgsock *m, void *buf, size_t cap,
 		in->eof = 0;
 	}
 	if (cap >= m->max_msg && cap >= sizeof(hdr)) {
-		/* No valid message can be truncated: one call. */
-		n = rx(m, buf, cap, 0, in, &c);
+		/* No valid message can be truncated: one call, reading no
+		 * more than maxmsg (or a carrier), so that a larger datagram
+		 * is truncated by the kernel and refused, whatever cap. */
+		size_t want = m->max_msg > sizeof(hdr) ? m->max_msg : sizeof(hdr);
+		n = rx(m, buf, want, 0, in, &c);
 		if (n < 0) {
 			return n;
+		}
+		if ((size_t)n > m->max_msg &&
+		    !carrier_len(buf, (size_t)n, &len)) {
+			rx_closefds(&c);
+			return ipc__err(-EPROTO, m->uri,
+			                "peer sent a datagram above maxmsg %zu",
+			                m->max_msg);
 		}
 		return rx_finish(m, buf, cap, buf, (size_t)n, in, &c);
 	}

@@ -8,8 +8,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 
@@ -115,4 +117,57 @@ ipc__valid_name(const char *name)
 		}
 	}
 	return 1;
+}
+
+/* ------------------------------------------------- creation with mode -- */
+
+struct umask0_job {
+	int (*fn)(void *arg);
+	void *arg;
+	int r;   /* fn's result */
+	int ran; /* fn ran in the helper thread */
+};
+
+static void *
+umask0_thread(void *p)
+{
+	struct umask0_job *j = p;
+
+	/* A private fs_struct: cwd, root and umask of this thread only. */
+	if (unshare(CLONE_FS) == 0) {
+		umask(0);
+		j->r = j->fn(j->arg);
+		j->ran = 1;
+	}
+	return NULL;
+}
+
+static pthread_mutex_t umask0_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int
+ipc__umask0(int (*fn)(void *arg), void *arg)
+{
+	struct umask0_job j = {.fn = fn, .arg = arg};
+	pthread_t th;
+	sigset_t all, old;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int e = pthread_create(&th, NULL, umask0_thread, &j);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e == 0) {
+		pthread_join(th, NULL);
+		if (j.ran) {
+			return j.r;
+		}
+	}
+	/* No thread or no unshare: a process-wide section.  Files other
+	 * threads create meanwhile would get umask 0; libipc's own
+	 * creators are serialised here. */
+	pthread_mutex_lock(&umask0_mu);
+	mode_t m = umask(0);
+	int r = fn(arg);
+	umask(m);
+	pthread_mutex_unlock(&umask0_mu);
+	return r;
 }
