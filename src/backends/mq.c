@@ -153,13 +153,19 @@ same_queue(mqd_t a, mqd_t b)
 	       sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
 }
 
-/* Remove name only if it still names the queue q (not a newer one). */
+/* Remove name only if it still names the queue q (not a newer one).
+ * held: we hold the creator's flock on our queue, so no libipc process
+ * can have replaced the name: when the check itself cannot be made (out
+ * of descriptors), remove the name rather than leave it behind. */
 static void
-unlink_if_same(const char *name, mqd_t q)
+unlink_if_same(const char *name, mqd_t q, int held)
 {
 	mqd_t o = mq_open(name, O_RDONLY | O_NONBLOCK);
 
 	if (o == (mqd_t)-1) {
+		if (held && errno != ENOENT) {
+			(void)mq_unlink(name);
+		}
 		return;
 	}
 	if (same_queue(o, q)) {
@@ -168,13 +174,29 @@ unlink_if_same(const char *name, mqd_t q)
 	mq_close(o);
 }
 
+/* 0 when both names still name our queues, or a recorded error. */
 static int
 names_still_ours(struct mq_chan *m)
 {
 	mqd_t a = mq_open(m->rx_name, O_RDONLY | O_NONBLOCK);
+	int ea = a == (mqd_t)-1 ? errno : 0;
 	mqd_t b = mq_open(m->tx_name, O_RDONLY | O_NONBLOCK);
-	int ok = a != (mqd_t)-1 && b != (mqd_t)-1 && same_queue(a, m->rx) &&
-	         same_queue(b, m->tx);
+	int eb = b == (mqd_t)-1 ? errno : 0;
+	int e = ea != 0 && ea != ENOENT ? ea : eb != ENOENT ? eb : 0;
+	int ok;
+
+	if (e != 0) {
+		ok = ipc__errno(-e, m->uri,
+		                "cannot check that the queues just created "
+		                "are still ours");
+	} else if (a != (mqd_t)-1 && b != (mqd_t)-1 && same_queue(a, m->rx) &&
+	           same_queue(b, m->tx)) {
+		ok = 0;
+	} else {
+		ok = ipc__err(-EEXIST, m->uri,
+		              "another process created this channel at the "
+		              "same time");
+	}
 
 	if (a != (mqd_t)-1) {
 		mq_close(a);
@@ -525,10 +547,10 @@ reclaim(struct mq_chan *m)
 		             strerror(ea != 0 && ea != ENOENT ? ea : eb));
 	} else {
 		if (a != (mqd_t)-1) {
-			unlink_if_same(m->rx_name, a);
+			unlink_if_same(m->rx_name, a, 0);
 		}
 		if (b != (mqd_t)-1) {
-			unlink_if_same(m->tx_name, b);
+			unlink_if_same(m->tx_name, b, 0);
 		}
 	}
 	if (a != (mqd_t)-1) {
@@ -593,7 +615,7 @@ open_creator(struct mq_chan *m, const struct ipc_uri *u)
 		m->tx = create_one(m, m->tx_name, O_WRONLY, mode, ap, &err);
 		if (m->tx == (mqd_t)-1 && err == EEXIST && attempt < 2) {
 			/* Left over alone: drop ours and reclaim both. */
-			unlink_if_same(m->rx_name, m->rx);
+			unlink_if_same(m->rx_name, m->rx, 1);
 			mq_close(m->rx);
 			m->rx = (mqd_t)-1;
 			int r = reclaim(m);
@@ -604,7 +626,7 @@ open_creator(struct mq_chan *m, const struct ipc_uri *u)
 		}
 		if (m->tx == (mqd_t)-1) {
 			int r = create_error(err, m->uri, ap);
-			unlink_if_same(m->rx_name, m->rx);
+			unlink_if_same(m->rx_name, m->rx, 1);
 			return r;
 		}
 		return 0;
@@ -709,8 +731,8 @@ open_opener(struct mq_chan *m)
 		                  "cannot greet the creator");
 	}
 	peer_up(m, (pid_t)pid);
-	unlink_if_same(m->rx_name, m->rx);
-	unlink_if_same(m->tx_name, m->tx);
+	unlink_if_same(m->rx_name, m->rx, 0);
+	unlink_if_same(m->tx_name, m->tx, 0);
 	return 0;
 }
 
@@ -742,14 +764,12 @@ mq_drv_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 				r = ipc__errno(r, m->uri, "mq_send hello");
 			}
 		}
-		if (r == 0 && !names_still_ours(m)) {
-			r = ipc__err(-EEXIST, m->uri,
-			             "another process created this channel at "
-			             "the same time");
+		if (r == 0) {
+			r = names_still_ours(m);
 		}
 		if (r < 0 && m->rx != (mqd_t)-1 && m->tx != (mqd_t)-1) {
-			unlink_if_same(m->rx_name, m->rx);
-			unlink_if_same(m->tx_name, m->tx);
+			unlink_if_same(m->rx_name, m->rx, 1);
+			unlink_if_same(m->tx_name, m->tx, 1);
 		}
 	} else {
 		r = open_opener(m);
@@ -761,8 +781,8 @@ mq_drv_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->rx, &ev) < 0) {
 		r = ipc__errno(-errno, m->uri, "epoll_ctl");
 		if (m->creator) {
-			unlink_if_same(m->rx_name, m->rx);
-			unlink_if_same(m->tx_name, m->tx);
+			unlink_if_same(m->rx_name, m->rx, 1);
+			unlink_if_same(m->tx_name, m->tx, 1);
 		}
 		goto fail;
 	}
@@ -985,8 +1005,8 @@ mq_drv_close(ipc_channel *ch)
 	while (mq_receive(m->rx, (char *)m->rbuf, m->rx_unit, NULL) >= 0) {
 	}
 	/* No peer ever came: the names are still ours. */
-	unlink_if_same(m->rx_name, m->rx);
-	unlink_if_same(m->tx_name, m->tx);
+	unlink_if_same(m->rx_name, m->rx, 0);
+	unlink_if_same(m->tx_name, m->tx, 0);
 	chan_release(m);
 	return r;
 }

@@ -705,6 +705,22 @@ recv_hello(struct shm_chan *s, int conn)
 		             h.name);
 		goto fail;
 	}
+	if ((mh.msg_flags & MSG_CTRUNC) && nfd < NFDS) {
+		/* The kernel truncates the descriptors it cannot install:
+		 * at our own descriptor limit, that is our failure to
+		 * report, not the client's. */
+		int t = fcntl(conn, F_DUPFD_CLOEXEC, 0);
+		if (t < 0 && (errno == EMFILE || errno == ENFILE)) {
+			r = ipc__errno(-errno, s->uri,
+			               "cannot receive a client's %d "
+			               "descriptors (got %d)",
+			               NFDS, nfd);
+			goto fail;
+		}
+		if (t >= 0) {
+			close(t);
+		}
+	}
 	if ((mh.msg_flags & MSG_CTRUNC) || nfd != NFDS) {
 		r = ipc__err(-EPROTO, s->uri,
 		             "a client's hello carries %d descriptors, not %d",
@@ -785,6 +801,9 @@ acc_serve(struct acceptor *a, struct shm_chan *s, int epfd)
 		send_refusal(conn, -r);
 		acc_forget(a, i, epfd);
 		close(conn);
+		if (r == -EMFILE || r == -ENFILE) {
+			return r; /* ours, not the client's: say so */
+		}
 	}
 	for (;;) {
 		int conn = accept4(a->lsock, NULL, NULL,
@@ -811,6 +830,9 @@ acc_serve(struct acceptor *a, struct shm_chan *s, int epfd)
 		/* Refused, or too many half-open: keep serving others. */
 		send_refusal(conn, r == -EAGAIN ? EBUSY : -r);
 		close(conn);
+		if (r == -EMFILE || r == -ENFILE) {
+			return r; /* ours, not the client's: say so */
+		}
 	}
 }
 
