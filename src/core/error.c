@@ -75,6 +75,10 @@ ipc_strerror(int err)
 	if (err > 0) {
 		return "not an error (positive value)";
 	}
+	if (err < -4095) {
+		/* Not an errno value (and -INT_MIN does not exist). */
+		return "unknown error (not a negative errno value)";
+	}
 	switch (err) {
 	case 0:
 		return "success";

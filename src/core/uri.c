@@ -111,8 +111,11 @@ parse_uint(const char *s, unsigned long long *v, int allow_suffix)
 	if (*s == '\0' || *s == '-' || *s == '+' || *s == ' ') {
 		return -1;
 	}
+	/* Decimal, or hex with 0x: a leading zero does not make it octal
+	 * (maxmsg=0100 is one hundred). */
+	int base = s[0] == '0' && (s[1] == 'x' || s[1] == 'X') ? 16 : 10;
 	errno = 0;
-	unsigned long long x = strtoull(s, &end, 0);
+	unsigned long long x = strtoull(s, &end, base);
 	if (errno != 0 || end == s) {
 		return -1;
 	}
