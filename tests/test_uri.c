@@ -6,6 +6,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -209,6 +210,15 @@ test_options(void **state)
 	u = ok("name://x?size=0x10&n=100", 0);
 	assert_int_equal(ipc__opt_num(u, "size", 0), 16);
 	ipc__uri_free(u);
+	/* A leading zero is decimal, not octal (0100 was read as 64). */
+	u = ok("name://x?size=0100&n=010", 0);
+	assert_int_equal(ipc__opt_num(u, "size", 0), 100);
+	assert_int_equal(ipc__opt_num(u, "n", 0), 10);
+	ipc__uri_free(u);
+	u = ok("name://x?size=0X1fk", 0);
+	assert_int_equal(ipc__opt_num(u, "size", 0), 31u << 10);
+	ipc__uri_free(u);
+	bad("name://x?n=08x", 0, -EINVAL, "not a whole number");
 
 	bad("name://x?bogus=1", 0, -EINVAL, "unknown option 'bogus'");
 	bad("name://x?bogus=1", 0, -EINVAL, "accepts: n, size");
@@ -274,6 +284,10 @@ test_public_errors(void **state)
 	assert_string_equal(ipc_strerror(-EPROTONOSUPPORT),
 	                    "unknown URI scheme (driver not built in)");
 	assert_non_null(ipc_strerror(-12345));
+	/* Not errno values: no negation of INT_MIN (undefined), a text
+	 * that says so. */
+	assert_non_null(strstr(ipc_strerror(INT_MIN), "not a negative errno"));
+	assert_non_null(strstr(ipc_strerror(-100000), "not a negative errno"));
 	assert_int_equal(ipc_close(NULL), 0);
 	assert_int_equal(ipc_max_msg(NULL), 0);
 	assert_int_equal(ipc_caps(NULL), 0);

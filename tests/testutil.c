@@ -111,6 +111,8 @@ tu_errname(int err)
 	        {EINTR, "EINTR"},
 	        {ECONNRESET, "ECONNRESET"},
 	        {EBADF, "EBADF"},
+	        {EMFILE, "EMFILE"},
+	        {ENFILE, "ENFILE"},
 	        {EIO, "EIO"},
 	        {EADDRINUSE, "EADDRINUSE"},
 	        {ENXIO, "ENXIO"},
