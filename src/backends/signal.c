@@ -1141,6 +1141,7 @@ sg_recv(ipc_channel *ch, void *buf, size_t cap)
 
 	kick(s);
 	pthread_mutex_lock(&s->rx_mu);
+	int fresh = s->rerr == 0; /* an error now keeps its own text */
 	if (s->qhead == NULL && s->rerr == 0) {
 		(void)pump(s);
 		if (s->qhead == NULL && !s->reof && peer_gone(s)) {
@@ -1155,7 +1156,8 @@ sg_recv(ipc_channel *ch, void *buf, size_t cap)
 	if (s->qhead != NULL) {
 		r = take(s, buf, cap);
 	} else if (s->rerr != 0) {
-		r = ipc__err(s->rerr, s->uri, "channel failed earlier");
+		r = fresh ? s->rerr
+		          : ipc__err(s->rerr, s->uri, "channel failed earlier");
 	} else if (atomic_load(&s->refused)) {
 		r = ipc__err(-ECONNREFUSED, s->uri,
 		             "process %d has a peer already",
