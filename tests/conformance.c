@@ -218,7 +218,9 @@ static void
 uri_created_by(char *out, size_t n, pid_t creator)
 {
 	if (G.mode != M_OPEN || strstr(G.tmpl, "%P") == NULL) {
-		snprintf(out, n, "%s", C.uri);
+		if (out != C.uri) {
+			snprintf(out, n, "%s", C.uri);
+		}
 		return;
 	}
 	creator_pid = creator;

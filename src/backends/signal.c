@@ -131,6 +131,7 @@ struct sg_chan {
 	unsigned tseq;
 	uint64_t pend[CHUNK_MAX + 1]; /* a chunk the kernel took only part of */
 	unsigned pend_n, pend_i;
+	_Atomic int tx_stuck; /* pend_n > 0, for readers without tx_mu */
 	struct ipc_frag_tx ft;
 	_Atomic int tx_detached;
 	int werr;
@@ -382,6 +383,7 @@ flush_pend(struct sg_chan *s)
 		s->pend_i++;
 	}
 	s->pend_n = s->pend_i = 0;
+	atomic_store(&s->tx_stuck, 0);
 	return 0;
 }
 
@@ -466,6 +468,7 @@ push(struct sg_chan *s)
 		}
 		s->pend_n = (unsigned)n + 1;
 		s->pend_i = 0;
+		atomic_store(&s->tx_stuck, 1);
 		atomic_fetch_sub(&s->credit, (int)n + 1);
 		t->off += bytes;
 		if (t->off >= t->len) {
@@ -486,6 +489,7 @@ tx_fail(struct sg_chan *s, int r)
 	ipc__frag_tx_done(&s->ft);
 	atomic_store(&s->tx_detached, 0);
 	s->pend_n = s->pend_i = 0;
+	atomic_store(&s->tx_stuck, 0);
 	if (r == -ESRCH || r == -EPIPE) {
 		atomic_store(&s->peer_state, PEER_GONE);
 		s->werr = -EPIPE;
@@ -930,6 +934,7 @@ sg_connect(struct sg_chan *s, pid_t pid)
 	s->pend[0] = hdr(K_HELLO, 0, s->tseq++, s->window);
 	s->pend_n = 1;
 	s->pend_i = 0;
+	atomic_store(&s->tx_stuck, 1);
 	atomic_fetch_sub(&s->credit, 1);
 	r = flush_pend(s);
 	if (r < 0 && r != -EAGAIN) {
@@ -1181,18 +1186,19 @@ sg_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 	if (events & IPC_POLLIN) {
 		pfd[n++] = (struct pollfd){.fd = s->epfd, .events = POLLIN};
 	}
+	/* pidfd is written before peer_state leaves PEER_NONE. */
+	int pidfd = atomic_load(&s->peer_state) != PEER_NONE ? s->pidfd : -1;
 	if ((events & IPC_POLLOUT) || atomic_load(&s->tx_detached)) {
 		atomic_store(&s->tx_waiting, 1);
 		pfd[n++] = (struct pollfd){.fd = s->txev, .events = POLLIN};
 		pfd[n++] = (struct pollfd){.fd = s->sfd, .events = POLLIN};
-		if (s->pidfd >= 0) {
-			pfd[n++] =
-			        (struct pollfd){.fd = s->pidfd, .events = POLLIN};
+		if (pidfd >= 0) {
+			pfd[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
 		}
 	}
 	if (atomic_load(&s->peer_state) == PEER_UP &&
-	    (s->pidfd < 0 || s->pend_n > 0)) {
-		*retry_ms = s->pidfd < 0 ? LIVE_RETRY : 10;
+	    (pidfd < 0 || atomic_load(&s->tx_stuck))) {
+		*retry_ms = pidfd < 0 ? LIVE_RETRY : 10;
 	}
 	return n;
 }
@@ -1224,7 +1230,8 @@ sg_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 		int st = atomic_load(&s->peer_state);
 		if (st == PEER_GONE || gone || atomic_load(&s->refused) ||
 		    (st == PEER_UP && !atomic_load(&s->tx_detached) &&
-		     atomic_load(&s->credit) >= 2 && s->pend_n == 0)) {
+		     atomic_load(&s->credit) >= 2 &&
+		     !atomic_load(&s->tx_stuck))) {
 			r |= IPC_POLLOUT;
 		}
 	}
