@@ -7,20 +7,10 @@
  * a message travels as the value of one queued signal, sent with
  * pidfd_send_signal(2) (sigqueue(3) where the kernel has no pidfds).
  *
- * Wire format.  A sender's signals form chunks: a header word, then up to
- * CHUNK_MAX payload words.  A chunk is sent whole under the send lock, so
- * the receiver never sees two chunks of one sender interleaved.  Header
- * (64 bits, host order):
- *   bits  0..7   magic 0xA7
- *   bits  8..11  kind: DATA (first chunk of a message, arg = its length),
- *                MORE (a later chunk), CREDIT (arg = signals returned),
- *                HELLO (a connector's first chunk, arg = its window),
- *                CLOSE (the sender closed), REFUSE (a creator that has a
- *                peer already turns a second connector away)
- *   bits 12..19  payload words in this chunk
- *   bits 20..31  chunk sequence number, per sender, from 0
- *   bits 32..63  arg
- * Payload words carry 8 bytes each, the last one padded.
+ * Wire format (src/core/sigwire.h).  A sender's signals form chunks: a
+ * header value (kind, length, sequence number), then up to 32 payload
+ * values of 8 bytes.  A chunk is sent whole under the send lock, so the
+ * receiver never sees two chunks of one sender interleaved.
  *
  * Flow control.  A receiver lets its peer have at most `window` signals
  * queued: a sender starts with INIT_CREDIT (the creator tops it up to its
@@ -65,31 +55,22 @@
 #include "core/driver.h"
 #include "core/frag.h"
 #include "core/proc.h"
+#include "core/sigwire.h"
 
 #define SIG_DEFAULT_FROM_MAX 4 /* default signo: SIGRTMAX - 4 */
 #define WINDOW_DEFAULT       256
 #define WINDOW_MIN           16
 #define WINDOW_MAX           4096
 #define INIT_CREDIT          16 /* a connector's credit until topped up */
-#define CHUNK_MAX            32 /* payload words per chunk */
+#define CHUNK_MAX            ((int)IPC_SW_CHUNK_MAX)
 #define MAXMSG_DEFAULT       ((size_t)1 << 20)
 #define MAXMSG_MAX           ((size_t)16 << 20)
-#define WORD                 8u
-#define MAGIC                0xA7u
+#define WORD                 IPC_SW_WORD
 #define BATCH                32 /* signalfd records per read */
 #define LIVE_RETRY           200 /* ms: liveness polling without pidfd */
 #define CLOSE_WAIT_MS        1000 /* a close's flush without a timeout */
 
-enum { K_DATA = 1, K_MORE, K_CREDIT, K_HELLO, K_CLOSE, K_REFUSE };
 enum { PEER_NONE, PEER_UP, PEER_GONE };
-
-/* A whole message waiting to be taken. */
-struct msg {
-	struct msg *next;
-	size_t len;
-	unsigned sigs; /* counted signals it took, returned when taken */
-	unsigned char data[];
-};
 
 struct sg_chan {
 	const char *uri;
@@ -107,21 +88,13 @@ struct sg_chan {
 	int pidfd;          /* set before PEER_UP */
 	_Atomic int credit; /* signals we may still send */
 	_Atomic unsigned owed; /* counted signals to return to the peer */
+	_Atomic unsigned long long returned_total; /* ... and returned */
 	_Atomic int refused;
 	_Atomic int tx_waiting;
 
 	/* receive side, under rx_mu */
 	pthread_mutex_t rx_mu;
-	unsigned rseq;       /* next chunk sequence expected */
-	unsigned rwords;     /* payload words left in the current chunk */
-	unsigned char *rbuf; /* message in progress */
-	size_t rlen, rhave;
-	int rpartial;
-	unsigned rsigs; /* counted signals of the message in progress,
-	                   still owed when it completes */
-	unsigned long long consumed_total;
-	_Atomic unsigned long long returned_total;
-	struct msg *qhead, *qtail;
+	struct ipc_sw_rx rx;
 	int reof;
 	int rerr;
 	unsigned long foreign; /* signals dropped: not from the peer */
@@ -129,7 +102,7 @@ struct sg_chan {
 	/* send side, under tx_mu */
 	pthread_mutex_t tx_mu;
 	unsigned tseq;
-	uint64_t pend[CHUNK_MAX + 1]; /* a chunk the kernel took only part of */
+	uint64_t pend[IPC_SW_CHUNK_MAX + 1]; /* a chunk the kernel took only part of */
 	unsigned pend_n, pend_i;
 	_Atomic int tx_stuck; /* pend_n > 0, for readers without tx_mu */
 	struct ipc_frag_tx ft;
@@ -147,139 +120,7 @@ static const struct ipc_optspec sg_opts[] = {
         {NULL, 0, 0, 0, NULL, NULL},
 };
 
-/* ------------------------------------------------- process-wide state -- */
-
-/* One slot per signal number: who holds it and what to restore. */
-static struct {
-	pid_t pid; /* process holding it (a forked child does not) */
-	int was_blocked;
-} g_slot[65];
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static int
-claim_signal(const char *uri, int signo)
-{
-	struct sigaction sa;
-	sigset_t set, old;
-	pid_t tid = 0, me = getpid();
-	int r;
-
-	pthread_mutex_lock(&g_mu);
-	if (g_slot[signo].pid == me) {
-		pthread_mutex_unlock(&g_mu);
-		return ipc__err(-EBUSY, uri,
-		                "signal %d carries another signal:// channel "
-		                "of this process already: choose another with "
-		                "signo=",
-		                signo);
-	}
-	if (sigaction(signo, NULL, &sa) != 0) {
-		r = ipc__errno(-errno, uri, "sigaction(%d)", signo);
-		goto out;
-	}
-	if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL ||
-	                                     sa.sa_handler == SIG_IGN)) {
-		r = 0;
-	} else {
-		r = ipc__err(-EBUSY, uri,
-		             "signal %d has a handler installed in this "
-		             "process: choose another with signo=",
-		             signo);
-		goto out;
-	}
-	r = ipc__proc_sig_blocked(me, signo, (pid_t)syscall(SYS_gettid),
-	                          &tid);
-	if (r == 0) {
-		r = ipc__err(-EBUSY, uri,
-		             "thread %d of this process does not block signal "
-		             "%d: block it in every thread, before starting "
-		             "threads (docs/signal.md)",
-		             (int)tid, signo);
-		goto out;
-	}
-	/* /proc unreadable (r < 0): nothing more can be seen; go on. */
-	sigemptyset(&set);
-	sigaddset(&set, signo);
-	r = pthread_sigmask(SIG_BLOCK, &set, &old);
-	if (r != 0) {
-		r = ipc__errno(-r, uri, "pthread_sigmask");
-		goto out;
-	}
-	g_slot[signo].pid = me;
-	g_slot[signo].was_blocked = sigismember(&old, signo);
-	r = 0;
-out:
-	pthread_mutex_unlock(&g_mu);
-	return r;
-}
-
-/* Drop what is pending on signo (the channel's descriptor is closed). */
-static void
-drain_pending(int signo)
-{
-	static const struct timespec zero = {0, 0};
-	sigset_t set, pend;
-
-	sigemptyset(&set);
-	sigaddset(&set, signo);
-	for (int i = 0; i < 1 << 20; i++) {
-		if (sigpending(&pend) != 0 || !sigismember(&pend, signo)) {
-			break;
-		}
-		if (sigtimedwait(&set, NULL, &zero) < 0 && errno != EINTR) {
-			break;
-		}
-	}
-}
-
-/* The channel on signo closes.  quiet: the peer can send nothing more
- * (it closed, died, or never came). */
-static void
-release_signal(int signo, int quiet)
-{
-	pthread_mutex_lock(&g_mu);
-	if (g_slot[signo].pid == getpid()) {
-		drain_pending(signo);
-		if (!g_slot[signo].was_blocked) {
-			sigset_t set;
-			if (!quiet) {
-				/* A late signal from a live peer must not
-				 * terminate the process once it is
-				 * unblocked. */
-				struct sigaction sa, old;
-				memset(&sa, 0, sizeof sa);
-				sa.sa_handler = SIG_IGN;
-				sigemptyset(&sa.sa_mask);
-				if (sigaction(signo, NULL, &old) == 0 &&
-				    !(old.sa_flags & SA_SIGINFO) &&
-				    old.sa_handler == SIG_DFL) {
-					(void)sigaction(signo, &sa, NULL);
-				}
-			}
-			sigemptyset(&set);
-			sigaddset(&set, signo);
-			(void)pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-		}
-		g_slot[signo].pid = 0;
-	}
-	pthread_mutex_unlock(&g_mu);
-}
-
 /* ------------------------------------------------------------ helpers -- */
-
-static uint64_t
-hdr(unsigned kind, unsigned nwords, unsigned seq, uint32_t arg)
-{
-	return (uint64_t)MAGIC | (uint64_t)kind << 8 |
-	       (uint64_t)(nwords & 0xff) << 12 | (uint64_t)(seq & 0xfff) << 20 |
-	       (uint64_t)arg << 32;
-}
-
-static size_t
-words_of(size_t bytes)
-{
-	return (bytes + WORD - 1) / WORD;
-}
 
 static void
 ev_set(int fd)
@@ -397,7 +238,7 @@ send_ctl(struct sg_chan *s, unsigned kind, uint32_t arg)
 	if (r < 0) {
 		return r;
 	}
-	r = sig_send(s, hdr(kind, 0, s->tseq, arg));
+	r = sig_send(s, ipc__sw_hdr(kind, 0, s->tseq, arg));
 	if (r == 0) {
 		s->tseq++;
 	}
@@ -420,7 +261,7 @@ give_credit(struct sg_chan *s)
 		/* Counted as returned before it goes, so that a receiving
 		 * thread never sees the peer use credit it has not got. */
 		atomic_fetch_add(&s->returned_total, o);
-		if (send_ctl(s, K_CREDIT, o) != 0) {
+		if (send_ctl(s, IPC_SW_CREDIT, o) != 0) {
 			/* Not now (full, or gone): keep it owed. */
 			atomic_fetch_sub(&s->returned_total, o);
 			atomic_fetch_add(&s->owed, o);
@@ -443,9 +284,9 @@ push(struct sg_chan *s)
 		struct ipc_frag_tx *t = &s->ft;
 		size_t left = t->len - t->off;
 		int c = atomic_load(&s->credit);
-		size_t n = words_of(left);
-		if (n > CHUNK_MAX) {
-			n = CHUNK_MAX;
+		size_t n = ipc__sw_words(left);
+		if (n > IPC_SW_CHUNK_MAX) {
+			n = IPC_SW_CHUNK_MAX;
 		}
 		if (c < 1 || (left > 0 && c < 2)) {
 			return -EAGAIN;
@@ -457,7 +298,8 @@ push(struct sg_chan *s)
 		        t->detached ? t->copy + (t->off - t->coff)
 		                    : t->src + t->off;
 		size_t bytes = n * WORD < left ? n * WORD : left;
-		s->pend[0] = hdr(t->off == 0 ? K_DATA : K_MORE, (unsigned)n,
+		s->pend[0] = ipc__sw_hdr(t->off == 0 ? IPC_SW_DATA : IPC_SW_MORE,
+		                         (unsigned)n,
 		                 s->tseq++, (uint32_t)t->len);
 		for (size_t i = 0; i < n; i++) {
 			uint64_t w = 0;
@@ -511,41 +353,6 @@ proto(struct sg_chan *s, const char *what)
 	return s->rerr;
 }
 
-static void
-queue_whole(struct sg_chan *s, struct msg *m)
-{
-	m->next = NULL;
-	if (s->qtail != NULL) {
-		s->qtail->next = m;
-	} else {
-		s->qhead = m;
-	}
-	s->qtail = m;
-	ev_set(s->rxev);
-}
-
-/* A message was whole: hand it to the queue. */
-static int
-complete(struct sg_chan *s)
-{
-	struct msg *m = malloc(sizeof *m + (s->rlen ? s->rlen : 1));
-
-	if (m == NULL) {
-		s->rerr = ipc__err(-ENOMEM, s->uri,
-		                   "no memory for a %zu-byte message", s->rlen);
-		return s->rerr;
-	}
-	m->len = s->rlen;
-	m->sigs = s->rsigs;
-	if (s->rlen > 0) {
-		memcpy(m->data, s->rbuf, s->rlen);
-	}
-	s->rpartial = 0;
-	s->rsigs = 0;
-	queue_whole(s, m);
-	return 0;
-}
-
 /* A stranger's HELLO while we have a peer: turn it away, if it is a
  * process that blocks our signal (anything else could die of it). */
 static void
@@ -566,7 +373,7 @@ refuse(struct sg_chan *s, pid_t pid)
 		si.si_pid = s->self;
 		si.si_uid = s->uid;
 		si.si_value.sival_ptr =
-		        (void *)(uintptr_t)hdr(K_REFUSE, 0, 0, 0);
+		        (void *)(uintptr_t)ipc__sw_hdr(IPC_SW_REFUSE, 0, 0, 0);
 #ifdef SYS_pidfd_send_signal
 		(void)syscall(SYS_pidfd_send_signal, fd, s->signo, &si, 0);
 #endif
@@ -574,129 +381,15 @@ refuse(struct sg_chan *s, pid_t pid)
 	close(fd);
 }
 
-/* A header word from the peer.  rx_mu held. */
-static int
-on_header(struct sg_chan *s, uint64_t w)
-{
-	unsigned kind = (unsigned)(w >> 8) & 0xf;
-	unsigned nw = (unsigned)(w >> 12) & 0xff;
-	unsigned seq = (unsigned)(w >> 20) & 0xfff;
-	uint32_t arg = (uint32_t)(w >> 32);
-
-	if ((w & 0xff) != MAGIC) {
-		return proto(s, "a header without the magic byte");
-	}
-	if (seq != (s->rseq & 0xfff)) {
-		return proto(s, "a chunk out of sequence (lost or forged)");
-	}
-	s->rseq++;
-	if (nw > CHUNK_MAX) {
-		return proto(s, "a chunk longer than 32 words");
-	}
-	switch (kind) {
-	case K_DATA:
-		if (s->rpartial) {
-			return proto(s, "a new message inside another");
-		}
-		if (arg > s->max_msg) {
-			return proto(s, "a message longer than maxmsg");
-		}
-		if (nw > words_of(arg)) {
-			return proto(s, "more words than the message has");
-		}
-		if (arg > 0) {
-			if (s->rbuf == NULL || s->rlen < arg) {
-				unsigned char *b = realloc(s->rbuf, arg);
-				if (b == NULL) {
-					s->rerr = ipc__err(-ENOMEM, s->uri,
-					                   "no memory for a "
-					                   "%" PRIu32
-					                   "-byte message",
-					                   arg);
-					return s->rerr;
-				}
-				s->rbuf = b;
-			}
-		}
-		s->rlen = arg;
-		s->rhave = 0;
-		s->rpartial = 1;
-		s->rsigs = 1;
-		s->rwords = nw;
-		s->consumed_total++;
-		if (arg == 0) {
-			return complete(s);
-		}
-		return 0;
-	case K_MORE:
-		if (!s->rpartial || arg != s->rlen || nw == 0 ||
-		    nw > words_of(s->rlen - s->rhave)) {
-			return proto(s, "a stray continuation");
-		}
-		s->rwords = nw;
-		s->rsigs++;
-		s->consumed_total++;
-		return 0;
-	case K_CREDIT:
-		if (nw != 0 || arg > WINDOW_MAX ||
-		    atomic_load(&s->credit) + (long)arg > 2L * WINDOW_MAX) {
-			return proto(s, "credit beyond any window");
-		}
-		atomic_fetch_add(&s->credit, (int)arg);
-		if (atomic_load(&s->tx_waiting)) {
-			ev_set(s->txev);
-		}
-		return 0;
-	case K_CLOSE:
-		s->reof = 1;
-		atomic_store(&s->peer_state, PEER_GONE);
-		if (atomic_load(&s->tx_waiting)) {
-			ev_set(s->txev);
-		}
-		ev_set(s->rxev);
-		return 0;
-	default:
-		return proto(s, "an unknown chunk kind");
-	}
-}
-
-/* One payload word of the message in progress.  rx_mu held. */
-static int
-on_word(struct sg_chan *s, uint64_t w)
-{
-	size_t left = s->rlen - s->rhave;
-	size_t k = left < WORD ? left : WORD;
-
-	memcpy(s->rbuf + s->rhave, &w, k);
-	s->rhave += k;
-	s->rwords--;
-	s->rsigs++;
-	s->consumed_total++;
-	if (s->rhave == s->rlen) {
-		if (s->rwords != 0) {
-			return proto(s, "words past the end of a message");
-		}
-		return complete(s);
-	}
-	if (s->rwords == 0) {
-		/* The chunk ended mid-message: its signals go back now. */
-		atomic_fetch_add(&s->owed, s->rsigs);
-		s->rsigs = 0;
-	}
-	return 0;
-}
-
 /* The first signal seen by a creator without a peer.  rx_mu held.
  * Returns 1 if it adopted the sender. */
 static int
 adopt(struct sg_chan *s, pid_t pid, uint64_t w)
 {
-	unsigned kind = (unsigned)(w >> 8) & 0xf;
-	unsigned seq = (unsigned)(w >> 20) & 0xfff;
-	uint32_t arg = (uint32_t)(w >> 32);
+	struct ipc_sw_hdr h;
 
-	if ((w & 0xff) != MAGIC || kind != K_HELLO || seq != 0 ||
-	    ((w >> 12) & 0xff) != 0 || arg < WINDOW_MIN || arg > WINDOW_MAX ||
+	if (!ipc__sw_parse(w, &h) || h.kind != IPC_SW_HELLO || h.seq != 0 ||
+	    h.nwords != 0 || h.arg < WINDOW_MIN || h.arg > WINDOW_MAX ||
 	    pid <= 0 || pid == s->self) {
 		return 0;
 	}
@@ -704,9 +397,9 @@ adopt(struct sg_chan *s, pid_t pid, uint64_t w)
 	if (fd < 0 && errno != ENOSYS) {
 		return 0; /* gone already, or no such process */
 	}
-	s->rseq = 1;
-	s->consumed_total = 1;
-	atomic_store(&s->credit, (int)arg);
+	s->rx.seq = 1;
+	s->rx.consumed = 1;
+	atomic_store(&s->credit, (int)h.arg);
 	/* The connector started with INIT_CREDIT: top it up to our window;
 	 * its HELLO is consumed. */
 	atomic_fetch_add(&s->owed, s->window - INIT_CREDIT + 1);
@@ -723,6 +416,8 @@ on_signal(struct sg_chan *s, const struct signalfd_siginfo *si)
 {
 	pid_t pid = (pid_t)si->ssi_pid;
 	uint64_t w = si->ssi_ptr;
+	struct ipc_sw_hdr h;
+	int is_hdr = ipc__sw_parse(w, &h);
 
 	if (si->ssi_code != SI_QUEUE || (int)si->ssi_signo != s->signo) {
 		s->foreign++;
@@ -737,8 +432,7 @@ on_signal(struct sg_chan *s, const struct signalfd_siginfo *si)
 	}
 	if (pid != atomic_load(&s->peer)) {
 		s->foreign++;
-		if (s->creator && (w & 0xff) == MAGIC &&
-		    ((w >> 8) & 0xf) == K_HELLO) {
+		if (s->creator && is_hdr && h.kind == IPC_SW_HELLO) {
 			refuse(s, pid);
 		}
 		return 0;
@@ -746,8 +440,8 @@ on_signal(struct sg_chan *s, const struct signalfd_siginfo *si)
 	if (s->reof) {
 		return 0; /* nothing counts after the peer's CLOSE */
 	}
-	if (!s->creator && s->rseq == 0 && (w & 0xff) == MAGIC &&
-	    ((w >> 8) & 0xf) == K_REFUSE) {
+	if (!s->creator && s->rx.seq == 0 && is_hdr &&
+	    h.kind == IPC_SW_REFUSE) {
 		atomic_store(&s->refused, 1);
 		atomic_store(&s->peer_state, PEER_GONE);
 		s->reof = 1;
@@ -757,13 +451,40 @@ on_signal(struct sg_chan *s, const struct signalfd_siginfo *si)
 		}
 		return 0;
 	}
-	int r = s->rwords > 0 ? on_word(s, w) : on_header(s, w);
-	if (r == 0 && s->consumed_total > atomic_load(&s->returned_total) +
-	                                          s->window + INIT_CREDIT) {
+	struct ipc_sw_out o;
+	int r = ipc__sw_rx_feed(&s->rx, w, &o, s->uri);
+	if (r < 0) {
+		s->rerr = r;
+		return r;
+	}
+	if (o.owed > 0) {
+		atomic_fetch_add(&s->owed, o.owed);
+	}
+	if (o.whole) {
+		ev_set(s->rxev);
+	}
+	if (o.credit > 0) {
+		if (o.credit > WINDOW_MAX ||
+		    atomic_load(&s->credit) + (long)o.credit >
+		            2L * WINDOW_MAX) {
+			return proto(s, "credit beyond any window");
+		}
+		atomic_fetch_add(&s->credit, (int)o.credit);
+	}
+	if (o.close) {
+		s->reof = 1;
+		atomic_store(&s->peer_state, PEER_GONE);
+		ev_set(s->rxev);
+	}
+	if ((o.credit > 0 || o.close) && atomic_load(&s->tx_waiting)) {
+		ev_set(s->txev);
+	}
+	if (s->rx.consumed > atomic_load(&s->returned_total) + s->window +
+	                             INIT_CREDIT) {
 		/* More queued at once than the window allows. */
 		return proto(s, "more signals than the window allows");
 	}
-	return r;
+	return 0;
 }
 
 /* Read what the signalfd has.  rx_mu held.  0, or the sticky error. */
@@ -808,28 +529,16 @@ collect(struct sg_chan *s)
 static ssize_t
 take(struct sg_chan *s, void *buf, size_t cap)
 {
-	struct msg *m = s->qhead;
+	unsigned sigs;
+	ssize_t r = ipc__sw_rx_take(&s->rx, buf, cap, &sigs, s->uri);
 
-	if (m->len > cap) {
-		return ipc__err(-EMSGSIZE, s->uri,
-		                "message of %zu bytes does not fit the %zu-byte "
-		                "buffer",
-		                m->len, cap);
-	}
-	if (m->len > 0) {
-		memcpy(buf, m->data, m->len);
-	}
-	s->qhead = m->next;
-	if (s->qhead == NULL) {
-		s->qtail = NULL;
-		if (!s->reof && s->rerr == 0) {
+	if (r >= 0) {
+		atomic_fetch_add(&s->owed, sigs);
+		if (s->rx.head == NULL && !s->reof && s->rerr == 0) {
 			ev_clear(s->rxev);
 		}
 	}
-	atomic_fetch_add(&s->owed, m->sigs);
-	size_t len = m->len;
-	free(m);
-	return (ssize_t)len;
+	return r;
 }
 
 /* ------------------------------------------------------------ driver -- */
@@ -866,16 +575,7 @@ sg_parse_pid(const struct ipc_uri *u, pid_t *pid)
 static void
 chan_release(struct sg_chan *s)
 {
-	struct msg *m = s->qhead;
-
-	while (m != NULL) {
-		struct msg *n = m->next;
-		free(m);
-		m = n;
-	}
-	s->qhead = s->qtail = NULL;
-	free(s->rbuf);
-	s->rbuf = NULL;
+	ipc__sw_rx_fini(&s->rx);
 	ipc__frag_tx_fini(&s->ft);
 	if (s->pidfd >= 0) {
 		close(s->pidfd);
@@ -931,7 +631,7 @@ sg_connect(struct sg_chan *s, pid_t pid)
 	peer_up(s, pid, fd);
 	/* HELLO: counted, carries our window.  If the user's signal queue
 	 * is full now, it waits in pend for the first send. */
-	s->pend[0] = hdr(K_HELLO, 0, s->tseq++, s->window);
+	s->pend[0] = ipc__sw_hdr(IPC_SW_HELLO, 0, s->tseq++, s->window);
 	s->pend_n = 1;
 	s->pend_i = 0;
 	atomic_store(&s->tx_stuck, 1);
@@ -991,13 +691,14 @@ sg_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	}
 	s->window = (unsigned)ipc__opt_num(u, "window", WINDOW_DEFAULT);
 	s->max_msg = (size_t)ipc__opt_num(u, "maxmsg", MAXMSG_DEFAULT);
+	s->rx.max_msg = s->max_msg;
 	s->uid = getuid();
 	s->pidfd = s->sfd = s->epfd = s->rxev = s->txev = -1;
 	pthread_mutex_init(&s->rx_mu, NULL);
 	pthread_mutex_init(&s->tx_mu, NULL);
 	atomic_init(&s->peer_state, PEER_NONE);
 
-	r = claim_signal(u->text, s->signo);
+	r = ipc__sig_claim(u->text, s->signo);
 	if (r < 0) {
 		chan_release(s);
 		return r;
@@ -1029,7 +730,7 @@ sg_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	return 0;
 fail:
 	chan_release(s);
-	release_signal(s->signo, 1);
+	ipc__sig_release(s->signo, 1);
 	return r;
 }
 
@@ -1083,7 +784,7 @@ sg_send(ipc_channel *ch, const void *buf, size_t len)
 			goto out;
 		}
 	}
-	size_t need = 1 + words_of(len) + words_of(len) / CHUNK_MAX;
+	size_t need = 1 + ipc__sw_words(len) + ipc__sw_words(len) / IPC_SW_CHUNK_MAX;
 	if (ch->send_nowait && need <= s->window / 2 &&
 	    (size_t)atomic_load(&s->credit) < need) {
 		r = -EAGAIN; /* it would go out in part only */
@@ -1147,18 +848,18 @@ sg_recv(ipc_channel *ch, void *buf, size_t cap)
 	kick(s);
 	pthread_mutex_lock(&s->rx_mu);
 	int fresh = s->rerr == 0; /* an error now keeps its own text */
-	if (s->qhead == NULL && s->rerr == 0) {
+	if (s->rx.head == NULL && s->rerr == 0) {
 		(void)pump(s);
-		if (s->qhead == NULL && !s->reof && peer_gone(s)) {
+		if (s->rx.head == NULL && !s->reof && peer_gone(s)) {
 			/* Dead: what it sent before is queued already. */
 			(void)pump(s);
-			if (s->qhead == NULL) {
+			if (s->rx.head == NULL) {
 				s->reof = 1;
 				ev_set(s->rxev);
 			}
 		}
 	}
-	if (s->qhead != NULL) {
+	if (s->rx.head != NULL) {
 		r = take(s, buf, cap);
 	} else if (s->rerr != 0) {
 		r = fresh ? s->rerr
@@ -1218,7 +919,7 @@ sg_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 	}
 	pthread_mutex_lock(&s->rx_mu);
 	int gone = peer_gone(s);
-	if (s->qhead != NULL || s->rerr != 0 || s->reof || gone ||
+	if (s->rx.head != NULL || s->rerr != 0 || s->reof || gone ||
 	    atomic_load(&s->refused)) {
 		r |= IPC_POLLIN;
 	}
@@ -1309,7 +1010,7 @@ sg_close(ipc_channel *ch)
 			(void)flush_pend(s);
 			s->pend_n = s->pend_i = 0;
 		}
-		(void)send_ctl(s, K_CLOSE, 0);
+		(void)send_ctl(s, IPC_SW_CLOSE, 0);
 		pthread_mutex_unlock(&s->tx_mu);
 		quiet = 0;
 	} else if (s->creator && atomic_load(&s->peer_state) == PEER_NONE) {
@@ -1317,7 +1018,7 @@ sg_close(ipc_channel *ch)
 	}
 	int signo = s->signo;
 	chan_release(s);
-	release_signal(signo, quiet);
+	ipc__sig_release(signo, quiet);
 	return r;
 }
 

@@ -1,5 +1,6 @@
 /*
- * Facts about processes: pidfds and signal masks from /proc.  See proc.h.
+ * Facts about processes: pidfds and signal masks from /proc; this
+ * process's signals claimed by a channel.  See proc.h.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -8,12 +9,15 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "driver.h"
 #include "proc.h"
 
 int
@@ -119,4 +123,122 @@ ipc__proc_sig_blocked(pid_t pid, int signo, pid_t skip_tid, pid_t *tid)
 	}
 	closedir(d);
 	return ok;
+}
+
+/* ------------------------------------------ signals claimed by a channel -- */
+
+/* One slot per signal number: who holds it and what to restore. */
+static struct {
+	pid_t pid; /* process holding it (a forked child does not) */
+	int was_blocked;
+} g_slot[65];
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int
+ipc__sig_claim(const char *uri, int signo)
+{
+	struct sigaction sa;
+	sigset_t set, old;
+	pid_t tid = 0, me = getpid();
+	int r;
+
+	pthread_mutex_lock(&g_mu);
+	if (g_slot[signo].pid == me) {
+		pthread_mutex_unlock(&g_mu);
+		return ipc__err(-EBUSY, uri,
+		                "signal %d carries another signal:// channel "
+		                "of this process already: choose another with "
+		                "signo=",
+		                signo);
+	}
+	if (sigaction(signo, NULL, &sa) != 0) {
+		r = ipc__errno(-errno, uri, "sigaction(%d)", signo);
+		goto out;
+	}
+	if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL ||
+	                                     sa.sa_handler == SIG_IGN)) {
+		r = 0;
+	} else {
+		r = ipc__err(-EBUSY, uri,
+		             "signal %d has a handler installed in this "
+		             "process: choose another with signo=",
+		             signo);
+		goto out;
+	}
+	r = ipc__proc_sig_blocked(me, signo, (pid_t)syscall(SYS_gettid),
+	                          &tid);
+	if (r == 0) {
+		r = ipc__err(-EBUSY, uri,
+		             "thread %d of this process does not block signal "
+		             "%d: block it in every thread, before starting "
+		             "threads (docs/signal.md)",
+		             (int)tid, signo);
+		goto out;
+	}
+	/* /proc unreadable (r < 0): nothing more can be seen; go on. */
+	sigemptyset(&set);
+	sigaddset(&set, signo);
+	r = pthread_sigmask(SIG_BLOCK, &set, &old);
+	if (r != 0) {
+		r = ipc__errno(-r, uri, "pthread_sigmask");
+		goto out;
+	}
+	g_slot[signo].pid = me;
+	g_slot[signo].was_blocked = sigismember(&old, signo);
+	r = 0;
+out:
+	pthread_mutex_unlock(&g_mu);
+	return r;
+}
+
+/* Drop what is pending on signo (the channel's descriptor is closed). */
+static void
+drain_pending(int signo)
+{
+	static const struct timespec zero = {0, 0};
+	sigset_t set, pend;
+
+	sigemptyset(&set);
+	sigaddset(&set, signo);
+	for (int i = 0; i < 1 << 20; i++) {
+		if (sigpending(&pend) != 0 || !sigismember(&pend, signo)) {
+			break;
+		}
+		if (sigtimedwait(&set, NULL, &zero) < 0 && errno != EINTR) {
+			break;
+		}
+	}
+}
+
+/* The channel on signo closes.  quiet: the peer can send nothing more
+ * (it closed, died, or never came). */
+void
+ipc__sig_release(int signo, int quiet)
+{
+	pthread_mutex_lock(&g_mu);
+	if (g_slot[signo].pid == getpid()) {
+		drain_pending(signo);
+		if (!g_slot[signo].was_blocked) {
+			sigset_t set;
+			if (!quiet) {
+				/* A late signal from a live peer must not
+				 * terminate the process once it is
+				 * unblocked. */
+				struct sigaction sa, old;
+				memset(&sa, 0, sizeof sa);
+				sa.sa_handler = SIG_IGN;
+				sigemptyset(&sa.sa_mask);
+				if (sigaction(signo, NULL, &old) == 0 &&
+				    !(old.sa_flags & SA_SIGINFO) &&
+				    old.sa_handler == SIG_DFL) {
+					(void)sigaction(signo, &sa, NULL);
+				}
+			}
+			sigemptyset(&set);
+			sigaddset(&set, signo);
+			(void)pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+		}
+		g_slot[signo].pid = 0;
+	}
+	pthread_mutex_unlock(&g_mu);
 }
