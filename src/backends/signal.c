@@ -144,15 +144,16 @@ ev_clear(int fd)
 	} while (r < 0 && errno == EINTR);
 }
 
-/* Queue one signal carrying word to the peer.  0 or -errno. */
+/* Queue one signal carrying word to process pid (through pidfd when it is
+ * >= 0).  0 or -errno. */
 static int
-sig_send(struct sg_chan *s, uint64_t word)
+queue_word(const struct sg_chan *s, int pidfd, pid_t pid, uint64_t word)
 {
 	union sigval v;
 
 	v.sival_ptr = (void *)(uintptr_t)word;
 #ifdef SYS_pidfd_send_signal
-	if (s->pidfd >= 0) {
+	if (pidfd >= 0) {
 		siginfo_t si;
 		memset(&si, 0, sizeof si);
 		si.si_signo = s->signo;
@@ -160,8 +161,8 @@ sig_send(struct sg_chan *s, uint64_t word)
 		si.si_pid = s->self;
 		si.si_uid = s->uid;
 		si.si_value = v;
-		if (syscall(SYS_pidfd_send_signal, s->pidfd, s->signo, &si,
-		            0) == 0) {
+		if (syscall(SYS_pidfd_send_signal, pidfd, s->signo, &si, 0) ==
+		    0) {
 			return 0;
 		}
 		if (errno != ENOSYS) {
@@ -169,10 +170,16 @@ sig_send(struct sg_chan *s, uint64_t word)
 		}
 	}
 #endif
-	if (sigqueue(atomic_load(&s->peer), s->signo, v) == 0) {
+	if (sigqueue(pid, s->signo, v) == 0) {
 		return 0;
 	}
 	return -errno;
+}
+
+static int
+sig_send(struct sg_chan *s, uint64_t word)
+{
+	return queue_word(s, s->pidfd, atomic_load(&s->peer), word);
 }
 
 static int
@@ -366,17 +373,8 @@ refuse(struct sg_chan *s, pid_t pid)
 	}
 	if (ipc__proc_sig_blocked(pid, s->signo, 0, &tid) == 1 &&
 	    !ipc__pidfd_dead(fd)) {
-		siginfo_t si;
-		memset(&si, 0, sizeof si);
-		si.si_signo = s->signo;
-		si.si_code = SI_QUEUE;
-		si.si_pid = s->self;
-		si.si_uid = s->uid;
-		si.si_value.sival_ptr =
-		        (void *)(uintptr_t)ipc__sw_hdr(IPC_SW_REFUSE, 0, 0, 0);
-#ifdef SYS_pidfd_send_signal
-		(void)syscall(SYS_pidfd_send_signal, fd, s->signo, &si, 0);
-#endif
+		(void)queue_word(s, fd, pid,
+		                 ipc__sw_hdr(IPC_SW_REFUSE, 0, 0, 0));
 	}
 	close(fd);
 }
