@@ -50,6 +50,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/driver.h"
@@ -69,6 +70,7 @@
 #define BATCH                32 /* signalfd records per read */
 #define LIVE_RETRY           200 /* ms: liveness polling without pidfd */
 #define CLOSE_WAIT_MS        1000 /* a close's flush without a timeout */
+#define SPIN_NS              50000 /* reading on while a chunk arrives */
 
 enum { PEER_NONE, PEER_UP, PEER_GONE };
 
@@ -737,9 +739,12 @@ sg_send(ipc_channel *ch, const void *buf, size_t len)
 {
 	struct sg_chan *s = ipc__priv(ch);
 	ssize_t r;
+	/* With credit to spare, the peer's death is left to be seen when it
+	 * runs low (the pidfd wakes a waiting sender): no system call per
+	 * message for it. */
+	int low = atomic_load(&s->credit) < CHUNK_MAX + 1;
 
-	if (atomic_load(&s->peer_state) == PEER_NONE ||
-	    atomic_load(&s->credit) < CHUNK_MAX + 1) {
+	if (low || atomic_load(&s->peer_state) == PEER_NONE) {
 		collect(s);
 	}
 	pthread_mutex_lock(&s->tx_mu);
@@ -762,7 +767,7 @@ sg_send(ipc_channel *ch, const void *buf, size_t len)
 		r = -EAGAIN; /* no peer yet: wait as for room */
 		goto out;
 	}
-	if (atomic_load(&s->peer_state) == PEER_GONE || peer_gone(s)) {
+	if (atomic_load(&s->peer_state) == PEER_GONE || (low && peer_gone(s))) {
 		r = tx_fail(s, -EPIPE);
 		goto out;
 	}
@@ -937,6 +942,52 @@ sg_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 	return r;
 }
 
+/* A receiver that wakes on the first signal of a chunk would otherwise
+ * sleep and wake again for each of the rest, which the sender queues
+ * back to back: while a chunk is in flight, read on for up to SPIN_NS
+ * before sleeping in poll(2). */
+static int
+sg_wait(ipc_channel *ch, short events, const struct timespec *dl)
+{
+	struct sg_chan *s = ipc__priv(ch);
+	struct pollfd pfd[IPC_MAXPFD];
+	struct timespec t0, t;
+	int retry = -1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (events & IPC_POLLIN) {
+		pthread_mutex_lock(&s->rx_mu);
+		int mid = s->rx.cur != NULL && s->rx.words > 0 && s->rerr == 0;
+		if (mid) {
+			(void)pump(s);
+		}
+		int ready = s->rx.head != NULL || s->rerr != 0 || s->reof;
+		pthread_mutex_unlock(&s->rx_mu);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long long ns = (long long)(t.tv_sec - t0.tv_sec) * 1000000000LL +
+		               (t.tv_nsec - t0.tv_nsec);
+		if (ready) {
+			return 0;
+		}
+		if (!mid || ns >= SPIN_NS) {
+			break;
+		}
+	}
+	/* What the reads above consumed goes back before we sleep, or the
+	 * sender waits for it as we wait for the sender. */
+	give_credit(s);
+	int n = sg_pollfds(ch, events, pfd, &retry);
+	int rem = ipc__remaining_ms(dl);
+	if (dl != NULL && rem == 0) {
+		return -ETIMEDOUT;
+	}
+	int ms = rem < 0 ? retry : retry < 0 || rem < retry ? rem : retry;
+	if (poll(pfd, (nfds_t)n, ms) < 0 && errno != EINTR) {
+		return ipc__errno(-errno, s->uri, "poll");
+	}
+	return 0;
+}
+
 static int
 sg_fd(const ipc_channel *ch)
 {
@@ -1033,5 +1084,6 @@ const struct ipc_driver ipc_driver_signal = {
         .close = sg_close,
         .pollfds = sg_pollfds,
         .ready = sg_ready,
+        .wait = sg_wait,
         .fd = sg_fd,
 };
