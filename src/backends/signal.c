@@ -878,6 +878,7 @@ sg_recv(ipc_channel *ch, void *buf, size_t cap)
 	}
 	pthread_mutex_unlock(&s->rx_mu);
 	give_credit(s);
+	kick(s); /* with the credit the reads above brought */
 	return r;
 }
 
@@ -894,13 +895,19 @@ sg_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 	int pidfd = atomic_load(&s->peer_state) != PEER_NONE ? s->pidfd : -1;
 	if ((events & IPC_POLLOUT) || atomic_load(&s->tx_detached)) {
 		atomic_store(&s->tx_waiting, 1);
+		/* Credit another thread read before tx_waiting was set woke
+		 * nobody: look again now that it is. */
+		if (atomic_load(&s->peer_state) == PEER_UP &&
+		    atomic_load(&s->credit) >= 2) {
+			*retry_ms = 0;
+		}
 		pfd[n++] = (struct pollfd){.fd = s->txev, .events = POLLIN};
 		pfd[n++] = (struct pollfd){.fd = s->sfd, .events = POLLIN};
 		if (pidfd >= 0) {
 			pfd[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
 		}
 	}
-	if (atomic_load(&s->peer_state) == PEER_UP &&
+	if (*retry_ms < 0 && atomic_load(&s->peer_state) == PEER_UP &&
 	    (pidfd < 0 || atomic_load(&s->tx_stuck))) {
 		*retry_ms = pidfd < 0 ? LIVE_RETRY : 10;
 	}
@@ -915,8 +922,8 @@ sg_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 
 	(void)pfd;
 	(void)npfd;
-	kick(s);
 	collect(s);
+	kick(s);
 	if (pfd != NULL && (events & IPC_POLLOUT)) {
 		ev_clear(s->txev);
 	}
@@ -982,6 +989,9 @@ sg_wait(ipc_channel *ch, short events, const struct timespec *dl)
 		return -ETIMEDOUT;
 	}
 	int ms = rem < 0 ? retry : retry < 0 || rem < retry ? rem : retry;
+	if (ms == 0) {
+		return 0;
+	}
 	if (poll(pfd, (nfds_t)n, ms) < 0 && errno != EINTR) {
 		return ipc__errno(-errno, s->uri, "poll");
 	}
