@@ -649,18 +649,6 @@ on_hello(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 }
 
 static void
-on_closed(natsConnection *nc, void *arg)
-{
-	struct nats_ch *p = arg;
-	pthread_mutex_lock(&p->mu);
-	if (p->fail == 0) {
-		p->fail = -ECONNRESET;
-	}
-	sync_efd(p);
-	pthread_mutex_unlock(&p->mu);
-}
-
-static void
 on_error(natsConnection *nc, natsSubscription *sub, natsStatus s, void *arg)
 {
 	/* slow consumers and the like: libnats would print them */
@@ -746,6 +734,9 @@ pump_main(void *arg)
 			next_hb = t + p->hb_ms;
 		}
 		if (pthread_mutex_trylock(&p->mu) == 0) {
+			if (p->fail == 0 && natsConnection_IsClosed(p->nc)) {
+				p->fail = -ECONNRESET; /* reconnects ran out */
+			}
 			if (p->use_js) {
 				resend_due(p);
 			}
@@ -984,11 +975,10 @@ connect_server(struct nats_ch *p, const struct ipc_uri *u)
 	if (s == NATS_OK) {
 		s = natsOptions_SetPingInterval(o, 2000);
 	}
+	/* Asynchronous callbacks may run after close: they get no
+	 * closure, and the pump polls the connection's state instead. */
 	if (s == NATS_OK) {
-		s = natsOptions_SetClosedCB(o, on_closed, p);
-	}
-	if (s == NATS_OK) {
-		s = natsOptions_SetErrorHandler(o, on_error, p);
+		s = natsOptions_SetErrorHandler(o, on_error, NULL);
 	}
 	if (s == NATS_OK && ipc__opt_isset(u, "user")) {
 		s = natsOptions_SetUserInfo(o, ipc__opt_str(u, "user", NULL),
@@ -1463,7 +1453,7 @@ static int
 nats_close(ipc_channel *ch)
 {
 	struct nats_ch *p = ipc__priv(ch);
-	int last;
+	int last, ret = 0;
 
 	if (p->use_js && p->fail == 0) {
 		int t = ch->timeout_ms >= 0 && ch->timeout_ms < 10000
@@ -1471,6 +1461,14 @@ nats_close(ipc_channel *ch)
 		                : 10000;
 		flush_window(p, t);
 	}
+	pthread_mutex_lock(&p->mu);
+	if (p->use_js && p->tx_base < p->tx_next) {
+		ret = ipc__err(-ETIMEDOUT, p->uri,
+		               "close: %" PRIu64 " messages not acknowledged "
+		               "by JetStream",
+		               p->tx_next - p->tx_base);
+	}
+	pthread_mutex_unlock(&p->mu);
 	pthread_mutex_lock(&p->mu);
 	publish_ctl(p, "close", p->tx_next - 1);
 	pthread_mutex_unlock(&p->mu);
@@ -1500,7 +1498,7 @@ nats_close(ipc_channel *ch)
 		}
 	}
 	teardown(p);
-	return 0;
+	return ret;
 }
 
 const struct ipc_driver ipc_driver_nats = {
