@@ -17,8 +17,8 @@ MESON_OPTS ?=
 NPROC     := $(shell nproc 2>/dev/null || echo 2)
 
 BUILD_PKGS := gcc meson ninja-build pkg-config
-TEST_PKGS  := libcmocka-dev socat
-BENCH_PKGS := libzmq3-dev libnng-dev libiceoryx-binding-c-dev iceoryx
+TEST_PKGS  := libcmocka-dev socat libsystemd-dev dbus-daemon dbus-bin
+BENCH_PKGS := libsystemd-dev dbus-daemon libzmq3-dev libnng-dev libiceoryx-binding-c-dev iceoryx
 SAN_PKGS   := clang libclang-rt-14-dev
 
 FUZZ_SECONDS ?= 30

@@ -692,9 +692,9 @@ dbus_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	const char *addr = NULL, *name = NULL;
 	int r;
 
-	r = bus_address(u, &addr, buf, sizeof(buf));
+	r = parse_name(u, &name);
 	if (r == 0) {
-		r = parse_name(u, &name);
+		r = bus_address(u, &addr, buf, sizeof(buf));
 	}
 	if (r < 0) {
 		return r;
