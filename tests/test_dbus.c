@@ -2,7 +2,7 @@
  * dbus:// against a private dbus-daemon (started here, in a temporary
  * directory, and stopped afterwards) and the real D-Bus tools:
  *   - the issue's dbus-send command reaches a channel byte for byte (the
- *     --session bus being the private one), and so does busctl;
+ *     --session bus being the private one), and so do busctl and gdbus;
  *   - a libipc sender reaches a peer that is not libipc (an sd-bus
  *     responder written here), which answers through the same method;
  *   - a third caller is refused with an error once the peer is known, and
@@ -194,7 +194,7 @@ t_dbus_send_hi(void **state)
 	unsetenv("DBUS_SESSION_BUS_ADDRESS");
 }
 
-/* Every byte value, through dbus-send and through busctl. */
+/* Every byte value through dbus-send; busctl and gdbus too. */
 static void
 t_all_bytes(void **state)
 {
@@ -256,8 +256,29 @@ t_all_bytes(void **state)
 		}
 		assert_int_equal(ipc_close(ch), 0);
 	}
+	if (have("gdbus")) {
+		tools++;
+		fresh_uri(uri, sizeof(uri), name, sizeof(name));
+		assert_int_equal(ipc_open(&ch, uri, IPC_CREATE), 0);
+		assert_int_equal(ipc_set_timeout(ch, 10000), 0);
+		char *const argv[] = {"gdbus", "call", "--session", "--dest",
+		                      name, "--object-path",
+		                      "/org/libipc/Channel", "--method",
+		                      "org.libipc.Channel1.Send",
+		                      "[byte 0, 255, 7, 10]", NULL};
+		struct bg b;
+		start_bg(&b, argv);
+		assert_int_equal(ipc_recv(ch, buf, sizeof(buf), 0), 4);
+		assert_memory_equal(buf, "\0\377\7\n", 4);
+		int st = finish_bg(&b, out, sizeof(out));
+		if (st != 0) {
+			fail_msg("gdbus: exit %d: %s", st, out);
+		}
+		assert_int_equal(ipc_close(ch), 0);
+	}
 	if (tools == 0) {
-		printf("SKIP: neither dbus-send nor busctl is installed\n");
+		printf("SKIP: none of dbus-send, busctl, gdbus is "
+		       "installed\n");
 		skip();
 	}
 }
