@@ -62,14 +62,13 @@ main(int argc, char **argv)
 		return r == -ENOENT ? 77 : 1;
 	}
 	char **args = calloc((size_t)argc, sizeof(*args));
-	for (int i = 1; args != NULL && i < argc; i++) {
+	int ok = args != NULL;
+	for (int i = 1; ok && i < argc; i++) {
 		args[i - 1] = subst(argv[i], d.address);
-		if (args[i - 1] == NULL) {
-			args = NULL;
-		}
+		ok = args[i - 1] != NULL;
 	}
 	setenv("DBUS_SESSION_BUS_ADDRESS", d.address, 1);
-	pid_t pid = args != NULL ? fork() : -1;
+	pid_t pid = ok ? fork() : -1;
 	if (pid == 0) {
 		execv(args[0], args);
 		perror("dbus-run: exec");
@@ -85,5 +84,9 @@ main(int argc, char **argv)
 	}
 	dbusd_stop(&d);
 	rmdir(dir);
+	for (int i = 0; args != NULL && i < argc - 1; i++) {
+		free(args[i]);
+	}
+	free(args);
 	return status;
 }
