@@ -61,6 +61,12 @@ expand(const struct bench_env *e, const char *tmpl, char *buf, size_t n)
 		} else if (strncmp(p, "{token}", 7) == 0) {
 			v = e->token;
 			skip = 7;
+		} else if (strncmp(p, "{apid}", 6) == 0) {
+			/* A's pid: set in B's copy; A is the 0 case. */
+			snprintf(val, sizeof(val), "%d",
+			         e->pid[0] > 0 ? (int)e->pid[0] : (int)getpid());
+			v = val;
+			skip = 6;
 		} else if (strncmp(p, "{port}", 6) == 0) {
 			snprintf(val, sizeof(val), "%u", e->port);
 			v = val;
@@ -391,6 +397,7 @@ static const struct bench_ops dbus_ops = {
         .close = l_close,
         .cleanup = d_cleanup,
 };
+static const struct lrow r_signal = {"signal://{apid}", NULL};
 
 #define ROW(name, notes, arg, flags)                                          \
 	{                                                                     \
@@ -423,5 +430,7 @@ const struct bench_row bench_libipc_rows[] = {
          "dbus:///NAME?address=, Send(ay) calls through a private "
          "dbus-daemon",
          &dbus_ops, &r_dbus, 0, NULL},
+        ROW("signal", "signal://PID, realtime signals, 8 B per signal",
+            &r_signal, 0),
         {NULL, NULL, NULL, NULL, NULL, 0, NULL},
 };

@@ -23,6 +23,7 @@ extern const struct ipc_driver ipc_driver_inproc;
 #ifdef IPC_HAVE_DBUS
 extern const struct ipc_driver ipc_driver_dbus;
 #endif
+extern const struct ipc_driver ipc_driver_signal;
 
 /* clang-format off */
 static const struct ipc_driver *const drivers[] = {
@@ -42,6 +43,7 @@ static const struct ipc_driver *const drivers[] = {
 #ifdef IPC_HAVE_DBUS
 	&ipc_driver_dbus,
 #endif
+	&ipc_driver_signal,
 	NULL,
 };
 /* clang-format on */
