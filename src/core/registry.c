@@ -24,6 +24,9 @@ extern const struct ipc_driver ipc_driver_inproc;
 extern const struct ipc_driver ipc_driver_dbus;
 #endif
 extern const struct ipc_driver ipc_driver_signal;
+#ifdef IPC_HAVE_NATS
+extern const struct ipc_driver ipc_driver_nats;
+#endif
 
 /* clang-format off */
 static const struct ipc_driver *const drivers[] = {
@@ -44,6 +47,9 @@ static const struct ipc_driver *const drivers[] = {
 	&ipc_driver_dbus,
 #endif
 	&ipc_driver_signal,
+#ifdef IPC_HAVE_NATS
+	&ipc_driver_nats,
+#endif
 	NULL,
 };
 /* clang-format on */
