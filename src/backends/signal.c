@@ -97,6 +97,7 @@ struct sg_chan {
 	/* receive side, under rx_mu */
 	pthread_mutex_t rx_mu;
 	struct ipc_sw_rx rx;
+	int rx_on; /* rxev is readable */
 	int reof;
 	int rerr;
 	unsigned long foreign; /* signals dropped: not from the peer */
@@ -445,7 +446,6 @@ on_signal(struct sg_chan *s, const struct signalfd_siginfo *si)
 		atomic_store(&s->refused, 1);
 		atomic_store(&s->peer_state, PEER_GONE);
 		s->reof = 1;
-		ev_set(s->rxev);
 		if (atomic_load(&s->tx_waiting)) {
 			ev_set(s->txev);
 		}
@@ -460,9 +460,6 @@ on_signal(struct sg_chan *s, const struct signalfd_siginfo *si)
 	if (o.owed > 0) {
 		atomic_fetch_add(&s->owed, o.owed);
 	}
-	if (o.whole) {
-		ev_set(s->rxev);
-	}
 	if (o.credit > 0) {
 		if (o.credit > WINDOW_MAX ||
 		    atomic_load(&s->credit) + (long)o.credit >
@@ -474,7 +471,6 @@ on_signal(struct sg_chan *s, const struct signalfd_siginfo *si)
 	if (o.close) {
 		s->reof = 1;
 		atomic_store(&s->peer_state, PEER_GONE);
-		ev_set(s->rxev);
 	}
 	if ((o.credit > 0 || o.close) && atomic_load(&s->tx_waiting)) {
 		ev_set(s->txev);
@@ -485,6 +481,16 @@ on_signal(struct sg_chan *s, const struct signalfd_siginfo *si)
 		return proto(s, "more signals than the window allows");
 	}
 	return 0;
+}
+
+/* ipc_fd() is level-triggered: rxev is readable exactly while a receive
+ * would not block for what the driver holds (a whole message, the peer's
+ * close, an error).  rx_mu held. */
+static void
+rx_level(struct sg_chan *s)
+{
+	ipc__efd_level(s->rxev, &s->rx_on,
+	               s->rx.head != NULL || s->reof || s->rerr != 0);
 }
 
 /* Read what the signalfd has.  rx_mu held.  0, or the sticky error. */
@@ -513,6 +519,7 @@ pump(struct sg_chan *s)
 			break;
 		}
 	}
+	rx_level(s);
 	return s->rerr;
 }
 
@@ -534,9 +541,7 @@ take(struct sg_chan *s, void *buf, size_t cap)
 
 	if (r >= 0) {
 		atomic_fetch_add(&s->owed, sigs);
-		if (s->rx.head == NULL && !s->reof && s->rerr == 0) {
-			ev_clear(s->rxev);
-		}
+		rx_level(s);
 	}
 	return r;
 }
@@ -858,7 +863,7 @@ sg_recv(ipc_channel *ch, void *buf, size_t cap)
 			(void)pump(s);
 			if (s->rx.head == NULL) {
 				s->reof = 1;
-				ev_set(s->rxev);
+				rx_level(s);
 			}
 		}
 	}
