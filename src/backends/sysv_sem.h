@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "core/driver.h"
+#include "core/trust.h"
 
 #define SV_PROBES     8
 #define SV_INIT_GRACE 5 /* seconds a set may stay unready while created */
@@ -239,21 +240,54 @@ sv_inspect(int semid, const unsigned short tag[4])
 	return SV_INUSE;
 }
 
-/* Find the ready set of this name (an opener).  Returns the probe index
- * with ids filled, or -ENOENT / -EACCES. */
+/* Does the owner of a System V object found on a key pass t?  Its
+ * creator (cuid) and its owner (uid, which IPC_SET may change) must both
+ * be trusted.  Fills c with the creator.  0 or -EACCES (recorded). */
 static inline int
-sv_find(struct sv_ids *ids, const char *kind, const char *name)
+sv_trust(const struct ipc_perm *p, const struct ipc_trust *t, const char *uri,
+         struct ipc_cred *c)
+{
+	struct ipc_cred o = {1, 0, p->uid, p->gid};
+	int r;
+
+	*c = (struct ipc_cred){1, 0, p->cuid, p->cgid};
+	r = ipc__trust_check(t, uri, "the channel's creator", c);
+	if (r == 0 && (p->uid != p->cuid || p->gid != p->cgid)) {
+		r = ipc__trust_check(t, uri, "the channel's owner", &o);
+	}
+	return r;
+}
+
+/* Find the ready set of this name (an opener).  A set on a key is
+ * foreign until proven ours: its owner passes t before anything is read
+ * from it, then its size and tag are checked.  Returns the probe index
+ * with ids filled and *creator set, or -ENOENT / -EACCES (recorded). */
+static inline int
+sv_find(struct sv_ids *ids, const char *kind, const char *name,
+        const struct ipc_trust *t, const char *uri, struct ipc_cred *creator)
 {
 	int err = -ENOENT;
+	struct ipc_cred refused = {0};
 
 	sv_tag(kind, name, ids->tag);
 	for (unsigned i = 0; i < SV_PROBES; i++) {
 		unsigned short v[SV_NSEMS];
+		struct semid_ds ds;
+		union sv_semun a = {.buf = &ds};
+		struct ipc_cred c;
 		key_t key = sv_key(kind, name, i);
 		int id = semget(key, SV_NSEMS, 0);
-		if (id < 0) {
+		if (id < 0 || semctl(id, 0, IPC_STAT, a) < 0) {
 			if (errno == EACCES) {
 				err = -EACCES;
+			}
+			continue;
+		}
+		if (sv_trust(&ds.sem_perm, t, uri, &c) < 0) {
+			refused = c;
+			if (ds.sem_perm.uid != ds.sem_perm.cuid &&
+			    ipc__trust_check(t, uri, "", &c) == 0) {
+				refused.uid = ds.sem_perm.uid;
 			}
 			continue;
 		}
@@ -264,12 +298,34 @@ sv_find(struct sv_ids *ids, const char *kind, const char *name)
 			continue;
 		}
 		if (sv_tag_ok(v, ids->tag)) {
+			int p = semctl(id, SV_PIDLO + SV_CREATOR, GETPID);
 			ids->key = key;
 			ids->semid = id;
+			*creator = c;
+			creator->pid = p > 0 ? p : 0;
 			return (int)i;
 		}
 	}
-	return err;
+	if (refused.known) {
+		return ipc__trust_check(t, uri, "the channel's creator",
+		                        &refused);
+	}
+	return err == -EACCES ? ipc__err(err, uri, "permission denied")
+	                      : ipc__err(err, uri, "no such channel");
+}
+
+/* The opener of a set (a creator's peer): its pid as the kernel saw its
+ * claim (GETPID of the semaphore it wrote), and its ids from /proc. */
+static inline int
+sv_opener_cred(int semid, struct ipc_cred *c)
+{
+	int pid = semctl(semid, SV_PIDLO + SV_OPENER, GETPID);
+
+	*c = (struct ipc_cred){0};
+	if (pid <= 0) {
+		return -ESRCH;
+	}
+	return ipc__cred_pid(pid, c);
 }
 
 /* An opener found the set: is it ready, with a live creator and no peer
