@@ -826,8 +826,10 @@ acc_serve(struct acceptor *a, struct shm_chan *s, int epfd)
 		/* Refused, or too many half-open: keep serving others. */
 		send_refusal(conn, r == -EAGAIN ? EBUSY : -r);
 		close(conn);
-		if (r == -EACCES) {
-			return -EACCES; /* said once; still listening */
+		if (r == -EACCES && s->trust.given) {
+			/* allow_uid= refused it: said once, still
+			 * listening (mode= refusals stay silent). */
+			return -EACCES;
 		}
 	}
 }
