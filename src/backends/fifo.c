@@ -38,13 +38,14 @@
 #include <unistd.h>
 
 #include "core/driver.h"
+#include "core/objnames.h"
 #include "core/stream.h"
 #include "core/trust.h"
 
 #define FIFO_RETRY_MS 10 /* creator: how often to try the write open */
 #define FIFO_DEF_MODE 0600
-#define FIFO_IN       ".in"
-#define FIFO_OUT      ".out"
+#define FIFO_IN       IPC_FIFO_IN
+#define FIFO_OUT      IPC_FIFO_OUT
 
 struct fifo_priv {
 	struct ipc_stream st; /* first: the stream slots rely on it */

@@ -46,12 +46,13 @@
 
 #include "core/driver.h"
 #include "core/frag.h"
+#include "core/objnames.h"
 #include "core/trust.h"
 
 #define MQ_MAXMSG    ((size_t)16 << 20) /* largest libipc message */
 #define MQ_MINUNIT   32u                /* smallest msgsize accepted */
 #define MQ_PROC      "/proc/sys/fs/mqueue/"
-#define MQ_NAMELEN   (sizeof("/libipc.") + 200 + 2)
+#define MQ_NAMELEN   (sizeof(IPC_MQ_PREFIX) + 200 + 2)
 #define NOPEER_RETRY 100 /* ms: creator polling for the opener's HELLO */
 #define LIVE_RETRY   200 /* ms: liveness polling without pidfd */
 
@@ -136,16 +137,11 @@ pidfd_open_(pid_t pid)
 #endif
 }
 
-/* Is the exclusive flock that a live, open end holds on q gone?  Probed
- * with a shared lock on our own open file description of q. */
+/* Is the exclusive flock that a live, open end holds on q gone? */
 static int
 lock_gone(mqd_t q)
 {
-	if (flock(q, LOCK_SH | LOCK_NB) == 0) {
-		(void)flock(q, LOCK_UN);
-		return 1;
-	}
-	return 0;
+	return ipc__flock_free(q);
 }
 
 static int
@@ -777,9 +773,9 @@ mq_drv_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	if (r < 0) {
 		goto fail;
 	}
-	snprintf(m->rx_name, sizeof(m->rx_name), "/libipc.%s.%d", u->name,
+	snprintf(m->rx_name, sizeof(m->rx_name), IPC_MQ_PREFIX "%s.%d", u->name,
 	         m->creator ? 1 : 0);
-	snprintf(m->tx_name, sizeof(m->tx_name), "/libipc.%s.%d", u->name,
+	snprintf(m->tx_name, sizeof(m->tx_name), IPC_MQ_PREFIX "%s.%d", u->name,
 	         m->creator ? 0 : 1);
 	m->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (m->epfd < 0) {

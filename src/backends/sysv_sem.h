@@ -5,8 +5,10 @@
  *
  * Keys.  For kind K ("sysvmq", "sysvshm") and NAME, probe i (0..7) uses
  *   key_i = fold32(FNV-1a-64("libipc:K:NAME") mixed with i), never 0
- * and the set stores a 60-bit tag, a second FNV-1a-64 of the same string
- * (other offset basis), in four semaphores of 15 bits.  A creator takes
+ * and the set stores a tag in four semaphores of 15 bits: 45 bits of a
+ * second FNV-1a-64 of the same string (other offset basis), and 15 bits
+ * hashed from K and the key alone (sv_tag_key), by which a tool that does
+ * not know the name (ipc-cat --list) recognises a libipc set and its kind.  A creator takes
  * the first probe whose key is free (or holds its own stale channel); a
  * set whose tag differs, or that has another size, belongs to somebody
  * else and the next probe is tried.  An opener looks at all probes for
@@ -162,6 +164,24 @@ sv_getall(int semid, unsigned short v[SV_NSEMS])
 	return -EAGAIN;
 }
 
+/* TAG[3]: a function of the kind and the key only.  Set for each probe. */
+static inline unsigned short
+sv_keytag(const char *kind, key_t key)
+{
+	uint32_t k = (uint32_t)key;
+	uint64_t h = sv_fnv(0x84222325cbf29ce4ull, "libipc-key:", 11);
+
+	h = sv_fnv(h, kind, strlen(kind));
+	h = sv_fnv(h, &k, sizeof(k));
+	return (unsigned short)((h ^ (h >> 15) ^ (h >> 30)) & 0x7fff);
+}
+
+static inline void
+sv_tag_key(unsigned short tag[4], const char *kind, key_t key)
+{
+	tag[3] = sv_keytag(kind, key);
+}
+
 static inline int
 sv_tag_ok(const unsigned short v[SV_NSEMS], const unsigned short tag[4])
 {
@@ -276,6 +296,7 @@ sv_find(struct sv_ids *ids, const char *kind, const char *name,
 		union sv_semun a = {.buf = &ds};
 		struct ipc_cred c;
 		key_t key = sv_key(kind, name, i);
+		sv_tag_key(ids->tag, kind, key);
 		int id = semget(key, SV_NSEMS, 0);
 		if (id < 0 || semctl(id, 0, IPC_STAT, a) < 0) {
 			if (errno == EACCES) {
@@ -312,6 +333,22 @@ sv_find(struct sv_ids *ids, const char *kind, const char *name,
 	}
 	return err == -EACCES ? ipc__err(err, uri, "permission denied")
 	                      : ipc__err(err, uri, "no such channel");
+}
+
+/* ipc_peer_cred of a System V channel: c once the peer is known (up or
+ * gone, unless refused). */
+static inline int
+sv_peer_cred(int up, int refused, const struct ipc_cred *c, const char *uri,
+             pid_t *pid, uid_t *uid, gid_t *gid)
+{
+	struct ipc_cred none = {0};
+
+	if (up && !refused && !c->known) {
+		return ipc__err(-ESRCH, uri,
+		                "ipc_peer_cred: the peer was gone before it "
+		                "could be identified");
+	}
+	return ipc__cred_out(up && !refused ? c : &none, uri, pid, uid, gid);
 }
 
 /* The opener of a set (a creator's peer): its pid as the kernel saw its

@@ -547,6 +547,7 @@ open_creator(struct smq_chan *m, const struct ipc_uri *u)
 	sv_tag(KIND, u->name, m->ids.tag);
 	for (unsigned i = 0; i < SV_PROBES; i++) {
 		key_t key = sv_key(KIND, u->name, i);
+		sv_tag_key(m->ids.tag, KIND, key);
 		int id = semget(key, SV_NSEMS, IPC_CREAT | IPC_EXCL | mode);
 		if (id < 0 && errno != EEXIST) {
 			return sysv_create_error(errno, m->uri, "semget");
@@ -939,17 +940,10 @@ static int
 smq_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
 {
 	const struct smq_chan *m = ipc__cpriv(ch);
-	struct ipc_cred c = {0};
 
-	if (atomic_load(&m->peer) != PEER_NONE && !atomic_load(&m->refused)) {
-		c = m->cred;
-		if (!c.known) {
-			return ipc__err(-ESRCH, ch->uri,
-			                "ipc_peer_cred: the peer was gone before "
-			                "it could be identified");
-		}
-	}
-	return ipc__cred_out(&c, ch->uri, pid, uid, gid);
+	return sv_peer_cred(atomic_load(&m->peer) != PEER_NONE,
+	                    atomic_load(&m->refused), &m->cred, ch->uri, pid,
+	                    uid, gid);
 }
 
 const struct ipc_driver ipc_driver_sysvmq = {

@@ -617,6 +617,7 @@ open_creator(struct svs_chan *s, const struct ipc_uri *u)
 	sv_tag(KIND, u->name, s->ids.tag);
 	for (unsigned i = 0; i < SV_PROBES; i++) {
 		key_t key = sv_key(KIND, u->name, i);
+		sv_tag_key(s->ids.tag, KIND, key);
 		int id = semget(key, SV_NSEMS, IPC_CREAT | IPC_EXCL | mode);
 		if (id < 0 && errno != EEXIST) {
 			return ipc__errno(-errno, s->uri,
@@ -817,17 +818,10 @@ static int
 svs_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
 {
 	const struct svs_chan *s = ipc__cpriv(ch);
-	struct ipc_cred c = {0};
 
-	if (atomic_load(&s->peer) != PEER_NONE && !atomic_load(&s->refused)) {
-		c = s->cred;
-		if (!c.known) {
-			return ipc__err(-ESRCH, ch->uri,
-			                "ipc_peer_cred: the peer was gone before "
-			                "it could be identified");
-		}
-	}
-	return ipc__cred_out(&c, ch->uri, pid, uid, gid);
+	return sv_peer_cred(atomic_load(&s->peer) != PEER_NONE,
+	                    atomic_load(&s->refused), &s->cred, ch->uri, pid,
+	                    uid, gid);
 }
 
 const struct ipc_driver ipc_driver_sysvshm = {
