@@ -60,6 +60,12 @@ expand(const struct bench_env *e, const char *tmpl, char *buf, size_t n)
 		} else if (strncmp(p, "{token}", 7) == 0) {
 			v = e->token;
 			skip = 7;
+		} else if (strncmp(p, "{apid}", 6) == 0) {
+			/* A's pid: set in B's copy; A is the 0 case. */
+			snprintf(val, sizeof(val), "%d",
+			         e->pid[0] > 0 ? (int)e->pid[0] : (int)getpid());
+			v = val;
+			skip = 6;
 		} else if (strncmp(p, "{port}", 6) == 0) {
 			snprintf(val, sizeof(val), "%u", e->port);
 			v = val;
@@ -329,6 +335,7 @@ static const struct lrow r_mq = {"mq://{token}", NULL};
 static const struct lrow r_sysvmq = {"sysvmq://{token}", NULL};
 static const struct lrow r_sysvshm = {"sysvshm://{token}", NULL};
 static const struct lrow r_inproc = {"inproc://{token}", NULL};
+static const struct lrow r_signal = {"signal://{apid}", NULL};
 
 #define ROW(name, notes, arg, flags)                                          \
 	{                                                                     \
@@ -357,5 +364,7 @@ const struct bench_row bench_libipc_rows[] = {
             0),
         ROW("inproc", "inproc://NAME, two threads of one process", &r_inproc,
             BENCH_THREADS),
+        ROW("signal", "signal://PID, realtime signals, 8 B per signal",
+            &r_signal, 0),
         {NULL, NULL, NULL, NULL, NULL, 0, NULL},
 };

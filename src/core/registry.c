@@ -20,6 +20,10 @@ extern const struct ipc_driver ipc_driver_mq;
 extern const struct ipc_driver ipc_driver_sysvmq;
 extern const struct ipc_driver ipc_driver_sysvshm;
 extern const struct ipc_driver ipc_driver_inproc;
+extern const struct ipc_driver ipc_driver_signal;
+#ifdef IPC_HAVE_NATS
+extern const struct ipc_driver ipc_driver_nats;
+#endif
 
 /* clang-format off */
 static const struct ipc_driver *const drivers[] = {
@@ -36,6 +40,10 @@ static const struct ipc_driver *const drivers[] = {
 	&ipc_driver_sysvmq,
 	&ipc_driver_sysvshm,
 	&ipc_driver_inproc,
+	&ipc_driver_signal,
+#ifdef IPC_HAVE_NATS
+	&ipc_driver_nats,
+#endif
 	NULL,
 };
 /* clang-format on */
