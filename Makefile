@@ -6,6 +6,11 @@
 #   make asan     test suite under AddressSanitizer + UBSan (build-asan/)
 #   make tsan     thread-safety tests under ThreadSanitizer (build-tsan/)
 #   make fuzz     libFuzzer targets, FUZZ_SECONDS each (build-fuzz/)
+#   make clang    clang -Werror build, unit + conformance suites (build-clang/)
+#   make musl     musl-gcc build of the library and tools, and the smoke
+#                 test linked against musl (build-musl/; no cmocka there)
+#   make valgrind conformance cases under valgrind memcheck, one run per
+#                 driver (build/), any error fails
 #   make install  install library, header, libipc.pc, tools and man pages
 #                 (PREFIX=/usr/local, honoured on every call; DESTDIR=)
 #
@@ -24,11 +29,13 @@ TEST_PKGS  := libcmocka-dev socat python3-cffi python3-pytest nats-server \
               dbus-daemon dbus-bin
 BENCH_PKGS := libsystemd-dev dbus-daemon libzmq3-dev libnng-dev libiceoryx-binding-c-dev iceoryx
 SAN_PKGS   := clang libclang-rt-14-dev
+MUSL_PKGS  := musl-tools linux-libc-dev
+VALGRIND_PKGS := valgrind
 
 FUZZ_SECONDS ?= 30
 
-.PHONY: all build test bench asan tsan fuzz install deps-build deps-test \
-	deps-bench deps-san clean
+.PHONY: all build test bench asan tsan fuzz clang musl valgrind install \
+	deps-build deps-test deps-bench deps-san clean
 
 all: build
 
@@ -98,7 +105,8 @@ build: deps-build $(BUILD)/build.ninja
 test: deps-test $(BUILD)/build.ninja
 	meson configure $(BUILD) -Dtests=enabled >/dev/null
 	ninja -C $(BUILD)
-	meson test -C $(BUILD) --print-errorlogs --num-processes $(NPROC)
+	meson test -C $(BUILD) --print-errorlogs --num-processes $(NPROC) \
+	  --no-suite valgrind
 
 bench: deps-bench $(BUILD)/build.ninja
 	@# Peers installed since the last configure are only found by a new one.
@@ -115,7 +123,7 @@ asan: deps-test build-asan/build.ninja
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  meson test -C build-asan --print-errorlogs --num-processes $(NPROC) \
-	  --timeout-multiplier 3
+	  --timeout-multiplier 3 --no-suite valgrind
 
 build-tsan/build.ninja:
 	CC=clang meson setup build-tsan -Dwerror=true -Ddefault_library=both -Db_sanitize=thread \
@@ -148,6 +156,44 @@ fuzz: deps-san build-fuzz/build.ninja
 	    || { echo "fuzz: $$name found a failing input in build-fuzz/"; exit 1; }; \
 	done
 
+build-clang/build.ninja:
+	CC=clang meson setup build-clang -Dwerror=true -Dtests=enabled \
+	  $(MESON_OPTS)
+
+clang: deps-san build-clang/build.ninja
+	ninja -C build-clang
+	meson test -C build-clang --print-errorlogs --num-processes $(NPROC) \
+	  --suite unit --suite conformance --suite smoke
+
+# musl: Debian's musl-gcc searches only musl's headers; the kernel's
+# (linux/futex.h, asm/...) come after them.  pkg-config is pointed nowhere
+# so that no glibc-built library (cmocka, sd-bus, OpenSSL) is linked in:
+# the optional drivers and the cmocka suite are left out, and the smoke
+# test (tests/smoke.c, libc only) runs against the musl-linked library.
+build-musl/build.ninja:
+	CC=musl-gcc PKG_CONFIG_LIBDIR=/nonexistent \
+	CFLAGS="-idirafter /usr/include -idirafter /usr/include/$$(gcc -dumpmachine)" \
+	  meson setup build-musl -Dwerror=true -Dexamples=disabled \
+	  -Dfuzzers=disabled $(MESON_OPTS)
+
+musl: deps-build build-musl/build.ninja
+	$(call need,$(MUSL_PKGS))
+	ninja -C build-musl
+	meson test -C build-musl --print-errorlogs --suite smoke
+
+# valgrind: the conformance program once per URI template (so every
+# driver) under memcheck, on the cases of the 'valgrind' suite
+# (tests/meson.build); an error or a definite leak fails it.
+VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite --show-leak-kinds=definite
+
+valgrind: deps-test $(BUILD)/build.ninja
+	$(call need,$(VALGRIND_PKGS))
+	meson configure $(BUILD) -Dtests=enabled >/dev/null
+	ninja -C $(BUILD)
+	meson test -C $(BUILD) --print-errorlogs --suite valgrind \
+	  --num-processes $(NPROC) --wrapper '$(VALGRIND)'
+
 # The prefix is set on every install, so PREFIX= is honoured whatever the
 # build directory was configured with.  As root into the real filesystem,
 # ldconfig refreshes the linker cache (installed programs also find the
@@ -160,4 +206,4 @@ install: deps-build $(BUILD)/build.ninja
 	    command -v ldconfig >/dev/null; then ldconfig; fi
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan build-fuzz
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz build-clang build-musl

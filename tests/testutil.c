@@ -386,7 +386,7 @@ tu_isolate_ipc(const char **why)
 	g_isolated = 1;
 	g_isolator = getpid();
 	/* Our mounts must not propagate back to the parent namespace. */
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0) {
 		g_mqdir_known = 1;
 		g_mqdir[0] = '\0';
 		*why = "private IPC namespace, but no private mount for "
