@@ -17,7 +17,7 @@ BUILD     ?= build
 MESON_OPTS ?=
 NPROC     := $(shell nproc 2>/dev/null || echo 2)
 
-BUILD_PKGS := gcc meson ninja-build pkg-config
+BUILD_PKGS := gcc meson ninja-build pkg-config scdoc
 TEST_PKGS  := libcmocka-dev socat python3-cffi python3-pytest
 BENCH_PKGS := libzmq3-dev libnng-dev libiceoryx-binding-c-dev iceoryx
 SAN_PKGS   := clang libclang-rt-14-dev
