@@ -6,6 +6,7 @@
 #   make asan     test suite under AddressSanitizer + UBSan (build-asan/)
 #   make tsan     thread-safety tests under ThreadSanitizer (build-tsan/)
 #   make fuzz     libFuzzer targets, FUZZ_SECONDS each (build-fuzz/)
+#   make fuzz-selftest   a deliberately broken target must fail make fuzz
 #   make install  install library, header and libipc.pc (PREFIX=/usr/local)
 #
 # Each target first checks the Debian packages it needs.  As root it
@@ -23,7 +24,7 @@ SAN_PKGS   := clang libclang-rt-14-dev
 
 FUZZ_SECONDS ?= 30
 
-.PHONY: all build test bench asan tsan fuzz install deps-build deps-test \
+.PHONY: all build test bench asan tsan fuzz fuzz-merge fuzz-selftest install deps-build deps-test \
 	deps-bench deps-san clean
 
 all: build
@@ -127,23 +128,32 @@ build-fuzz/build.ninja:
 	  -Db_sanitize=address,undefined -Db_lundef=false \
 	  -Dbuildtype=debugoptimized $(MESON_OPTS)
 
+# The library is compiled with coverage instrumentation for the fuzzers
+# (fuzz/meson.build); tools/fuzz.sh runs each target FUZZ_SECONDS from its
+# kept corpus, fails on any fuzzer failure or artifact, and prints edges
+# (cov:) per target.  fuzz-merge minimises fuzz/corpus/ with what the runs
+# found; fuzz-selftest shows that a failing target fails `make fuzz`.
 fuzz: deps-san build-fuzz/build.ninja
 	ninja -C build-fuzz
-	@set -e; for f in build-fuzz/fuzz/fuzz_*_libfuzzer; do \
-	  name=$$(basename $$f _libfuzzer); name=$${name#fuzz_}; \
-	  work=build-fuzz/corpus-$$name; mkdir -p $$work; \
-	  echo "== $$f ($(FUZZ_SECONDS) s)"; \
-	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	    -artifact_prefix=build-fuzz/ $$work fuzz/corpus/$$name \
-	    2>&1 | grep -E '^(stat::number_of_executed_units|==|SUMMARY|INFO: -)' \
-	    || true; \
-	  test -z "$$(ls build-fuzz/crash-* build-fuzz/leak-* build-fuzz/timeout-* 2>/dev/null)" \
-	    || { echo "fuzz: $$name found a failing input in build-fuzz/"; exit 1; }; \
-	done
+	tools/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+fuzz-merge: deps-san build-fuzz/build.ninja
+	ninja -C build-fuzz
+	tools/fuzz.sh --merge build-fuzz
+
+fuzz-selftest: deps-san
+	test -f build-fuzz-broken/build.ninja || CC=clang meson setup \
+	  build-fuzz-broken -Dfuzzers=enabled -Dfuzz_broken=true \
+	  -Dtests=disabled -Db_sanitize=address,undefined -Db_lundef=false \
+	  -Dbuildtype=debugoptimized $(MESON_OPTS)
+	ninja -C build-fuzz-broken fuzz/fuzz_broken_libfuzzer
+	@if tools/fuzz.sh build-fuzz-broken 60 broken; then \
+	  echo "fuzz-selftest: a crashing target did not fail tools/fuzz.sh"; \
+	  exit 1; \
+	else echo "fuzz-selftest: a crashing target fails the fuzz run: good"; fi
 
 install: build
 	meson install -C $(BUILD)
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan build-fuzz
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz build-fuzz-broken
