@@ -1952,12 +1952,19 @@ kill_and_check(struct sess *s, int op)
 			tu_sleep_ms(5);
 		}
 		TU_ERR(r, -EPIPE);
+		/* Once the peer is wholly gone (a zombie: every descriptor
+		 * of it closed; not reaped yet), no send may be accepted. */
+		siginfo_t si;
+		int w;
+		do {
+			w = waitid(P_PID, (id_t)s->pid, &si, WEXITED | WNOWAIT);
+		} while (w < 0 && errno == EINTR);
+		TU_CHECK_MSG(w == 0, "waitid: %s", strerror(errno));
 		int ok = send_until_epipe(s->ch);
-		if (ok > 0) {
-			printf("note: %d sends accepted after the death was "
-			       "reported\n",
-			       ok);
-		}
+		TU_CHECK_MSG(ok == 0,
+		             "%d sends accepted after the peer's death was "
+		             "reported and the peer was gone",
+		             ok);
 	} else {
 		/* Nothing may hang on a dead peer when a timeout is set. */
 		TU_OK(ipc_set_timeout(s->ch, 500));
