@@ -47,13 +47,16 @@ for n in $targets; do
 	work=$build/fuzz-work/$n
 	art=$build/fuzz-artifacts/$n
 	log=$build/fuzz-$n.log
-	mkdir -p "$work" "$art" "$src/fuzz/corpus/$n"
+	mkdir -p "$work" "$art"
+	kept=$src/fuzz/corpus/$n
+	[ -d "$kept" ] || kept=
 	if [ "$merge" = 1 ]; then
 		# Minimise: the kept corpus becomes the smallest set with the
 		# coverage of kept + found.
 		tmp=$build/fuzz-merge-$n
 		rm -rf "$tmp"
 		mkdir -p "$tmp"
+		mkdir -p "$src/fuzz/corpus/$n"
 		"$bin" -merge=1 -max_len=4096 "$tmp" "$src/fuzz/corpus/$n" \
 			"$work" >"$log" 2>&1 || { echo "fuzz: merge of $n failed (see $log)"; exit 1; }
 		rm -f "$src/fuzz/corpus/$n"/*
@@ -64,8 +67,7 @@ for n in $targets; do
 	echo "== fuzz_$n ($secs s)"
 	"$bin" -max_total_time="$secs" -print_final_stats=1 -timeout=25 \
 		-report_slow_units=20 -rss_limit_mb=2560 -max_len=4096 \
-		-artifact_prefix="$art/" "$work" "$src/fuzz/corpus/$n" \
-		>"$log" 2>&1
+		-artifact_prefix="$art/" "$work" $kept >"$log" 2>&1
 	rc=$?
 	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
 	ft=$(grep -o 'ft: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)

@@ -1437,6 +1437,12 @@ shm_open_chan(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	struct shm_hello h;
 	hello_init(&h, 0, s->ring_size, s->name);
 	r = send_msg(s->sock, &h, fds, NFDS);
+	if ((r == -EPIPE || r == -ECONNRESET) && !check_alive(s) &&
+	    s->refused) {
+		/* The server refused us before the hello went: like a
+		 * refusal after it, the first call reports it. */
+		r = 0;
+	}
 	if (r < 0) {
 		r = ipc__errno(r == -EAGAIN ? -ECONNREFUSED : r, u->text,
 		               "sending the segment to the server");
