@@ -500,6 +500,10 @@ first_connector(void *arg)
 	TU_OK(ipc_open(&ch, peer_uri(u, sizeof u, creator_pid, ""), 0));
 	TU_OK(ipc_set_timeout(ch, 10000));
 	TU_CHECK_EQ(ipc_send(ch, "one", 3, 0), 3);
+	pid_t pp = 0;
+	uid_t uu = (uid_t)-1;
+	TU_OK(ipc_peer_cred(ch, &pp, &uu, NULL));
+	TU_CHECK(pp == creator_pid && uu == geteuid());
 	TU_CHECK_EQ(ipc_recv(ch, b, sizeof b, 0), 3);
 	TU_CHECK(memcmp(b, "two", 3) == 0);
 	TU_CHECK_EQ(ipc_close(ch), 0);
@@ -516,8 +520,15 @@ case_second(void *arg)
 	TU_OK(ipc_open(&ch, "signal://", IPC_CREATE));
 	TU_OK(ipc_set_timeout(ch, 10000));
 	creator_pid = getpid();
+	TU_ERR(ipc_peer_cred(ch, NULL, NULL, NULL), -ENOTCONN);
 	pid_t a = tu_fork(first_connector, NULL, LIMIT_S);
 	TU_CHECK_EQ(ipc_recv(ch, b, sizeof b, 0), 3);
+	pid_t pp = 0;
+	gid_t gg = (gid_t)-1;
+	TU_OK(ipc_peer_cred(ch, &pp, NULL, &gg));
+	TU_CHECK_MSG(pp == a && gg == getegid(),
+	             "ipc_peer_cred: pid %d gid %d, want %d and %d", (int)pp,
+	             (int)gg, (int)a, (int)getegid());
 	pid_t c = tu_fork(second_connector, NULL, LIMIT_S);
 	TU_CHECK(a > 0 && c > 0);
 	/* Our receives see the stranger's hello and turn it away. */

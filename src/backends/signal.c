@@ -57,6 +57,7 @@
 #include "core/frag.h"
 #include "core/proc.h"
 #include "core/sigwire.h"
+#include "core/trust.h"
 
 #define SIG_DEFAULT_FROM_MAX 4 /* default signo: SIGRTMAX - 4 */
 #define WINDOW_DEFAULT       256
@@ -87,7 +88,8 @@ struct sg_chan {
 
 	_Atomic int peer_state;
 	_Atomic pid_t peer;
-	int pidfd;          /* set before PEER_UP */
+	int pidfd;             /* set before PEER_UP */
+	struct ipc_cred cred;  /* the peer's ids; set before PEER_UP */
 	_Atomic int credit; /* signals we may still send */
 	_Atomic unsigned owed; /* counted signals to return to the peer */
 	_Atomic unsigned long long returned_total; /* ... and returned */
@@ -210,6 +212,12 @@ peer_up(struct sg_chan *s, pid_t pid, int pidfd)
 {
 	s->pidfd = pidfd;
 	atomic_store(&s->peer, pid);
+	/* Read while the pidfd pins the process: if it is still alive
+	 * after, these are its ids (ipc_peer_cred). */
+	if (ipc__cred_pid(pid, &s->cred) != 0 ||
+	    (pidfd >= 0 && ipc__pidfd_dead(pidfd))) {
+		s->cred.known = 0;
+	}
 	if (pidfd >= 0) {
 		struct epoll_event ev = {.events = EPOLLIN};
 		(void)epoll_ctl(s->epfd, EPOLL_CTL_ADD, pidfd, &ev);
@@ -1004,6 +1012,24 @@ sg_wait(ipc_channel *ch, short events, const struct timespec *dl)
 }
 
 static int
+sg_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+	const struct sg_chan *s = ipc__cpriv(ch);
+	struct ipc_cred none = {0};
+
+	if (atomic_load(&s->peer_state) == PEER_NONE) {
+		return ipc__cred_out(&none, s->uri, pid, uid, gid);
+	}
+	if (!s->cred.known) {
+		return ipc__err(-EOPNOTSUPP, s->uri,
+		                "ipc_peer_cred: process %d was gone before its "
+		                "ids could be read",
+		                (int)atomic_load(&s->peer));
+	}
+	return ipc__cred_out(&s->cred, s->uri, pid, uid, gid);
+}
+
+static int
 sg_fd(const ipc_channel *ch)
 {
 	const struct sg_chan *s = ipc__cpriv(ch);
@@ -1101,4 +1127,5 @@ const struct ipc_driver ipc_driver_signal = {
         .ready = sg_ready,
         .wait = sg_wait,
         .fd = sg_fd,
+        .peer_cred = sg_peer_cred,
 };
