@@ -1332,9 +1332,11 @@ shm_close(ipc_channel *ch)
 	list_del(s);
 	if (atomic_load(&s->state) == ST_READY &&
 	    atomic_fetch_sub(&s->seg->holders[s->end], 1) == 1) {
-		/* The last holder of this end: tell the peer. */
-		ipc_ring_close(&s->tx);
+		/* The last holder of this end: tell the peer.  Our rx
+		 * first: a peer that sees our tx closed (its recv says
+		 * -EPIPE) then finds its own sends refused too. */
 		ipc_ring_close(&s->rx);
+		ipc_ring_close(&s->tx);
 	}
 	chan_free(s);
 	return 0;
