@@ -19,9 +19,10 @@ NPROC     := $(shell nproc 2>/dev/null || echo 2)
 
 BUILD_PKGS := gcc meson ninja-build pkg-config
 # Optional drivers (meson features): installed so that make test covers them.
-OPT_PKGS   := libnats-dev libssl-dev
-TEST_PKGS  := libcmocka-dev socat python3-cffi python3-pytest nats-server
-BENCH_PKGS := libzmq3-dev libnng-dev libiceoryx-binding-c-dev iceoryx
+OPT_PKGS   := libnats-dev libssl-dev libsystemd-dev
+TEST_PKGS  := libcmocka-dev socat python3-cffi python3-pytest nats-server \
+              dbus-daemon dbus-bin
+BENCH_PKGS := libsystemd-dev dbus-daemon libzmq3-dev libnng-dev libiceoryx-binding-c-dev iceoryx
 SAN_PKGS   := clang libclang-rt-14-dev
 
 FUZZ_SECONDS ?= 30
