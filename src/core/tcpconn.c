@@ -316,13 +316,14 @@ ipc__tcp_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_m
 	struct ipc_tcpconn *p = ipc__priv(ch);
 	int r = peer(ch);
 
-	if (r == -EAGAIN && p->wait.lfd >= 0) {
-		pfd[0] = (struct pollfd){.fd = p->wait.lfd, .events = POLLIN};
+	/* A creator's handshake runs on the connection it took, not on the
+	 * listening socket. */
+	if (r == -EAGAIN && atomic_load(&p->state) == HANDSHAKE) {
+		pfd[0] = (struct pollfd){.fd = p->fd, .events = p->hs_events};
 		return 1;
 	}
-	if (r == -EAGAIN &&
-	    atomic_load(&p->state) == HANDSHAKE) {
-		pfd[0] = (struct pollfd){.fd = p->fd, .events = p->hs_events};
+	if (r == -EAGAIN && p->wait.lfd >= 0) {
+		pfd[0] = (struct pollfd){.fd = p->wait.lfd, .events = POLLIN};
 		return 1;
 	}
 	if (r == -EAGAIN) {
