@@ -63,10 +63,10 @@ static const struct ipc_optspec nats_opts[] = {
         {"storage", IPC_OPT_ENUM, 0, 0, storage_choices,
          "file (default) or memory"},
         {"hb", IPC_OPT_UINT, 10, 60000, NULL,
-         "heartbeat interval in ms, default 200"},
+         "heartbeat interval in ms, default 100"},
         {"dead", IPC_OPT_UINT, 50, 3600000, NULL,
          "ms without a heartbeat before the peer counts as dead, default "
-         "800"},
+         "500"},
         {"window", IPC_OPT_UINT, 1, 65536, NULL,
          "messages in flight and held by the stream per direction, "
          "default 1024"},
@@ -1216,8 +1216,8 @@ nats_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	p->uri = ch->uri;
 	p->creator = (flags & IPC_CREATE) != 0;
 	p->use_js = (int)ipc__opt_num(u, "js", 1);
-	p->hb_ms = (int)ipc__opt_num(u, "hb", 200);
-	p->dead_ms = (int)ipc__opt_num(u, "dead", 800);
+	p->hb_ms = (int)ipc__opt_num(u, "hb", 100);
+	p->dead_ms = (int)ipc__opt_num(u, "dead", 500);
 	p->resend_ms = (int)ipc__opt_num(u, "resend", 2000);
 	p->optimeout = (int)ipc__opt_num(u, "optimeout", 5000);
 	p->window = (size_t)ipc__opt_num(u, "window", 1024);
