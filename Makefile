@@ -18,7 +18,7 @@ BUILD     ?= build
 MESON_OPTS ?=
 NPROC     := $(shell nproc 2>/dev/null || echo 2)
 
-BUILD_PKGS := gcc meson ninja-build pkg-config
+BUILD_PKGS := gcc meson ninja-build pkg-config scdoc
 # Optional drivers (meson features): installed so that make test covers them.
 OPT_PKGS   := libnats-dev libssl-dev libsystemd-dev
 TEST_PKGS  := libcmocka-dev socat python3-cffi python3-pytest nats-server \
