@@ -103,6 +103,7 @@
  */
 #include <errno.h>
 #include <fnmatch.h>
+#include <glob.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -152,6 +153,7 @@ static struct {
 	/* probed once, from a channel made like the cases make theirs */
 	unsigned caps;
 	size_t max_msg;
+	tu_child_fn case_fn; /* persistent drivers: the case run_persistent runs */
 } G;
 
 /* The current case's names; set by the runner before it forks the case. */
@@ -2521,6 +2523,36 @@ case_listener(void *unused)
 
 /* ============================================================ runner === */
 
+/* Drivers whose messages outlive the processes keep their files: the
+ * files the URI names (PATH and PATH.*) may remain, and their documented
+ * removal (rm PATH PATH.*) must leave nothing else. */
+static int
+persistent(void)
+{
+	return strcmp(G.scheme, "mmap") == 0 || strcmp(G.scheme, "file") == 0;
+}
+
+static int
+run_persistent(void *arg)
+{
+	int rc = G.case_fn(arg);
+	const char *p = strstr(C.uri, "://");
+	char path[512], pat[520];
+	glob_t g;
+
+	snprintf(path, sizeof path, "%s", p != NULL ? p + 3 : "");
+	path[strcspn(path, "?")] = '\0';
+	unlink(path);
+	snprintf(pat, sizeof pat, "%s.*", path);
+	if (glob(pat, 0, NULL, &g) == 0) {
+		for (size_t i = 0; i < g.gl_pathc; i++) {
+			unlink(g.gl_pathv[i]);
+		}
+		globfree(&g);
+	}
+	return rc;
+}
+
 static void
 run_case(tu_child_fn fn, const char *name)
 {
@@ -2538,8 +2570,10 @@ run_case(tu_child_fn fn, const char *name)
 	printf("%s: %s\n", name, C.uri);
 	fflush(stdout);
 	double t0 = tu_now();
-	enum tu_result res = tu_run_isolated(fn, NULL, LIMIT_S, C.token, C.dir,
-	                                     why, sizeof why);
+	G.case_fn = fn;
+	enum tu_result res = tu_run_isolated(
+	        persistent() ? run_persistent : fn, NULL, LIMIT_S, C.token,
+	        C.dir, why, sizeof why);
 	printf("%s: %.2f s\n", name, tu_now() - t0);
 	tu_rmtree(C.dir);
 	if (res == TU_SKIP) {
