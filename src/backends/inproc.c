@@ -93,28 +93,13 @@ q_room(const struct inp_queue *q, const struct inp_pair *p, size_t len)
 	return q->nmsgs == 0 || q->nbytes + len <= p->capacity;
 }
 
-static void
-efd_set(int fd, int *on, int want)
-{
-	uint64_t v = 1;
-
-	if (want == *on) {
-		return;
-	}
-	if (want) {
-		(void)!write(fd, &v, sizeof(v));
-	} else {
-		(void)!read(fd, &v, sizeof(v));
-	}
-	*on = want;
-}
-
 /* Bring both eventfds in line with the queue.  Holds q->mu. */
 static void
 q_signal(struct inp_queue *q, const struct inp_pair *p)
 {
-	efd_set(q->rd_efd, &q->rd_on, q->nmsgs > 0 || q->wclosed);
-	efd_set(q->wr_efd, &q->wr_on, q->rclosed || q_room(q, p, q->want));
+	ipc__efd_level(q->rd_efd, &q->rd_on, q->nmsgs > 0 || q->wclosed);
+	ipc__efd_level(q->wr_efd, &q->wr_on,
+	               q->rclosed || q_room(q, p, q->want));
 }
 
 static void

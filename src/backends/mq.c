@@ -46,6 +46,7 @@
 
 #include "core/driver.h"
 #include "core/frag.h"
+#include "core/proc.h"
 
 #define MQ_MAXMSG    ((size_t)16 << 20) /* largest libipc message */
 #define MQ_MINUNIT   32u                /* smallest msgsize accepted */
@@ -113,25 +114,6 @@ read_proc(const char *file, long def)
 	return v;
 }
 
-static int
-pidfd_open_(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (fd >= 0) {
-		int fl = fcntl(fd, F_GETFD);
-		if (fl >= 0) {
-			(void)fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
-		}
-	}
-	return fd;
-#else
-	(void)pid;
-	errno = ENOSYS;
-	return -1;
-#endif
-}
-
 /* Is the exclusive flock that a live, open end holds on q gone?  Probed
  * with a shared lock on our own open file description of q. */
 static int
@@ -188,20 +170,12 @@ names_still_ours(struct mq_chan *m)
 static void
 peer_up(struct mq_chan *m, pid_t pid)
 {
-	m->pidfd = pidfd_open_(pid);
+	m->pidfd = ipc__pidfd_open(pid);
 	if (m->pidfd >= 0 && m->epfd >= 0) {
 		struct epoll_event ev = {.events = EPOLLIN};
 		(void)epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->pidfd, &ev);
 	}
 	atomic_store(&m->peer, PEER_UP);
-}
-
-static int
-pidfd_dead(int pidfd)
-{
-	struct pollfd p = {.fd = pidfd, .events = POLLIN};
-
-	return pidfd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
 /* Has the peer closed or died?  Sticky once true.  The flock answers for
@@ -216,7 +190,7 @@ peer_gone_(struct mq_chan *m, int thorough)
 		return 1;
 	}
 	if (p == PEER_UP &&
-	    (lock_gone(m->tx) || (thorough && pidfd_dead(m->pidfd)))) {
+	    (lock_gone(m->tx) || (thorough && ipc__pidfd_dead(m->pidfd)))) {
 		atomic_store(&m->peer, PEER_GONE);
 		return 1;
 	}

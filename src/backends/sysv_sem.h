@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "core/driver.h"
+#include "core/proc.h"
 
 #define SV_PROBES     8
 #define SV_INIT_GRACE 5 /* seconds a set may stay unready while created */
@@ -381,25 +382,6 @@ sv_peer_free(int semid, int side)
 	int v = semctl(semid, SV_SLOT + 1 - side, GETVAL);
 
 	return v != 0; /* 1 free; -1 removed already */
-}
-
-static inline int
-sv_pidfd_open(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (fd >= 0) {
-		int fl = fcntl(fd, F_GETFD);
-		if (fl >= 0) {
-			(void)fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
-		}
-	}
-	return fd;
-#else
-	(void)pid;
-	errno = ENOSYS;
-	return -1;
-#endif
 }
 
 /* semtimedop until the absolute monotonic deadline dl (NULL: none),

@@ -129,7 +129,7 @@ set_peer_up(struct smq_chan *m, pid_t pid)
 {
 	pthread_mutex_lock(&m->peer_mu);
 	if (atomic_load(&m->peer) == PEER_NONE) {
-		m->pidfd = sv_pidfd_open(pid);
+		m->pidfd = ipc__pidfd_open(pid);
 		atomic_store(&m->peer, PEER_UP);
 	}
 	pthread_mutex_unlock(&m->peer_mu);

@@ -141,7 +141,7 @@ peer_check(struct svs_chan *s)
 	if (p == PEER_NONE) {
 		pthread_mutex_lock(&s->peer_mu);
 		if (atomic_load(&s->peer) == PEER_NONE) {
-			s->pidfd = sv_pidfd_open(pid);
+			s->pidfd = ipc__pidfd_open(pid);
 			atomic_store(&s->peer, PEER_UP);
 		}
 		pthread_mutex_unlock(&s->peer_mu);

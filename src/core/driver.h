@@ -292,6 +292,10 @@ ssize_t ipc__writev_nosigpipe(int fd, const struct iovec *iov, int iovcnt);
 /* Set O_NONBLOCK and FD_CLOEXEC.  Returns 0 or -errno. */
 int ipc__fd_setup(int fd);
 
+/* Keep an eventfd readable exactly while `want` holds: write or drain it
+ * when *on differs from want (no system call otherwise). */
+void ipc__efd_level(int fd, int *on, int want);
+
 /* Validate NAME = [A-Za-z0-9._-]{1,200}. */
 int ipc__valid_name(const char *name);
 
