@@ -155,7 +155,6 @@ static struct {
 	/* probed once, from a channel made like the cases make theirs */
 	unsigned caps;
 	size_t max_msg;
-	tu_child_fn case_fn; /* persistent drivers: the case run_persistent runs */
 } G;
 
 /* The current case's names; set by the runner before it forks the case. */
@@ -2552,7 +2551,8 @@ case_listener(void *unused)
 
 /* ============================================================ runner === */
 
-<<<<<<< HEAD
+static tu_child_fn case_fn;
+
 /* Drivers whose messages outlive the processes keep their files: the
  * files the URI names (PATH and PATH.*) may remain, and their documented
  * removal (rm PATH PATH.*) must leave nothing else. */
@@ -2562,10 +2562,9 @@ persistent(void)
 	return strcmp(G.scheme, "mmap") == 0 || strcmp(G.scheme, "file") == 0;
 }
 
-static int
-run_persistent(void *arg)
+static void
+remove_persistent(void)
 {
-	int rc = G.case_fn(arg);
 	const char *p = strstr(C.uri, "://");
 	char path[512], pat[520];
 	glob_t g;
@@ -2580,17 +2579,18 @@ run_persistent(void *arg)
 		}
 		globfree(&g);
 	}
-	return rc;
-=======
-static tu_child_fn case_fn;
+}
 
 /* In the case's process: %P is this process from here on. */
 static int
 case_entry(void *arg)
 {
 	uri_created_by(C.uri, sizeof C.uri, getpid());
-	return case_fn(arg);
->>>>>>> main
+	int rc = case_fn(arg);
+	if (persistent()) {
+		remove_persistent();
+	}
+	return rc;
 }
 
 static void
@@ -2610,16 +2610,9 @@ run_case(tu_child_fn fn, const char *name)
 	printf("%s: %s\n", name, C.uri);
 	fflush(stdout);
 	double t0 = tu_now();
-<<<<<<< HEAD
-	G.case_fn = fn;
-	enum tu_result res = tu_run_isolated(
-	        persistent() ? run_persistent : fn, NULL, LIMIT_S, C.token,
-	        C.dir, why, sizeof why);
-=======
 	case_fn = fn;
 	enum tu_result res = tu_run_isolated(case_entry, NULL, LIMIT_S,
 	                                     C.token, C.dir, why, sizeof why);
->>>>>>> main
 	printf("%s: %.2f s\n", name, tu_now() - t0);
 	tu_rmtree(C.dir);
 	if (res == TU_SKIP) {
