@@ -141,6 +141,9 @@ writer(void *arg)
 			return 6;
 		}
 		*w->done = seq;
+		if (seq - w->first > 3000) {
+			pause(); /* enough for one run: wait for the kill */
+		}
 	}
 }
 
