@@ -500,6 +500,10 @@ first_connector(void *arg)
 	TU_OK(ipc_open(&ch, peer_uri(u, sizeof u, creator_pid, ""), 0));
 	TU_OK(ipc_set_timeout(ch, 10000));
 	TU_CHECK_EQ(ipc_send(ch, "one", 3, 0), 3);
+	pid_t pp = 0;
+	uid_t uu = (uid_t)-1;
+	TU_OK(ipc_peer_cred(ch, &pp, &uu, NULL));
+	TU_CHECK(pp == creator_pid && uu == geteuid());
 	TU_CHECK_EQ(ipc_recv(ch, b, sizeof b, 0), 3);
 	TU_CHECK(memcmp(b, "two", 3) == 0);
 	TU_CHECK_EQ(ipc_close(ch), 0);
@@ -516,8 +520,15 @@ case_second(void *arg)
 	TU_OK(ipc_open(&ch, "signal://", IPC_CREATE));
 	TU_OK(ipc_set_timeout(ch, 10000));
 	creator_pid = getpid();
+	TU_ERR(ipc_peer_cred(ch, NULL, NULL, NULL), -ENOTCONN);
 	pid_t a = tu_fork(first_connector, NULL, LIMIT_S);
 	TU_CHECK_EQ(ipc_recv(ch, b, sizeof b, 0), 3);
+	pid_t pp = 0;
+	gid_t gg = (gid_t)-1;
+	TU_OK(ipc_peer_cred(ch, &pp, NULL, &gg));
+	TU_CHECK_MSG(pp == a && gg == getegid(),
+	             "ipc_peer_cred: pid %d gid %d, want %d and %d", (int)pp,
+	             (int)gg, (int)a, (int)getegid());
 	pid_t c = tu_fork(second_connector, NULL, LIMIT_S);
 	TU_CHECK(a > 0 && c > 0);
 	/* Our receives see the stranger's hello and turn it away. */
@@ -637,6 +648,80 @@ t_hostile(void **state)
 {
 	(void)state;
 	run(case_hostile, "hostile");
+}
+
+/* ------------------------------------------------- detached messages -- */
+
+#define DETACH_ROUNDS 200
+#define DETACH_LEN    4000 /* more signals than one window */
+
+static int
+echo_peer(void *arg)
+{
+	ipc_channel *ch;
+	char u[64];
+	unsigned char *b = malloc(DETACH_LEN);
+
+	(void)arg;
+	TU_CHECK(b != NULL);
+	TU_OK(ipc_open(&ch, peer_uri(u, sizeof u, creator_pid, ""), 0));
+	TU_OK(ipc_set_timeout(ch, 10000));
+	TU_CHECK_EQ(ipc_send(ch, "go", 2, 0), 2);
+	for (int i = 0; i < DETACH_ROUNDS; i++) {
+		ssize_t n = ipc_recv(ch, b, DETACH_LEN, 0);
+		TU_CHECK_EQ(n, DETACH_LEN);
+		TU_CHECK_EQ(ipc_send(ch, b, (size_t)n, 0), n);
+	}
+	TU_CHECK_EQ(ipc_close(ch), 0);
+	free(b);
+	return 0;
+}
+
+/* A message longer than the window sent with IPC_NONBLOCK goes out in
+ * part; the rest must be pushed by the receive that follows, also when
+ * the credit for it arrives while that receive reads (it once waited for
+ * a wake-up that had already been used). */
+static int
+case_detached(void *arg)
+{
+	ipc_channel *ch;
+	unsigned char *out = malloc(DETACH_LEN), *in = malloc(DETACH_LEN);
+	char b[8];
+
+	(void)arg;
+	TU_CHECK(out != NULL && in != NULL);
+	TU_OK(ipc_open(&ch, "signal://", IPC_CREATE));
+	TU_OK(ipc_set_timeout(ch, 5000));
+	creator_pid = getpid();
+	pid_t peer = tu_fork(echo_peer, NULL, LIMIT_S);
+	TU_CHECK(peer > 0);
+	TU_CHECK_EQ(ipc_recv(ch, b, sizeof b, 0), 2);
+	for (int i = 0; i < DETACH_ROUNDS; i++) {
+		memset(out, i, DETACH_LEN);
+		ssize_t r = ipc_send(ch, out, DETACH_LEN, IPC_NONBLOCK);
+		TU_CHECK_MSG(r == DETACH_LEN || r == -EAGAIN,
+		             "round %d: send %s", i, tu_errname((int)r));
+		if (r == -EAGAIN) {
+			TU_CHECK_EQ(ipc_send(ch, out, DETACH_LEN, 0),
+			            DETACH_LEN);
+		}
+		r = ipc_recv(ch, in, DETACH_LEN, 0);
+		TU_CHECK_MSG(r == DETACH_LEN, "round %d: recv %s", i,
+		             tu_errname((int)r));
+		TU_CHECK(memcmp(out, in, DETACH_LEN) == 0);
+	}
+	TU_CHECK_EQ(tu_wait_ok(peer, 10000), 0);
+	TU_CHECK_EQ(ipc_close(ch), 0);
+	free(out);
+	free(in);
+	return 0;
+}
+
+static void
+t_detached(void **state)
+{
+	(void)state;
+	run(case_detached, "detached");
 }
 
 /* ----------------------------------------------- process-wide state -- */
@@ -794,6 +879,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(t_process), cmocka_unit_test(t_second),
 	        cmocka_unit_test(t_hostile), cmocka_unit_test(t_kill),
+	        cmocka_unit_test(t_detached),
 	        cmocka_unit_test(t_flood),
 	};
 

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/driver.h"
+#include "core/trust.h"
 
 #define INP_DEF_MAXMSG   (16ull << 20)
 #define INP_DEF_CAPACITY (4ull << 20)
@@ -661,6 +662,16 @@ inp_fd(const ipc_channel *ch)
 	return e->pair->q[1 - e->side].rd_efd;
 }
 
+/* Both ends are this process. */
+static int
+inp_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+	struct ipc_cred c;
+
+	ipc__cred_self(&c);
+	return ipc__cred_out(&c, ch->uri, pid, uid, gid);
+}
+
 const struct ipc_driver ipc_driver_inproc = {
         .scheme = "inproc",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_ZEROCOPY,
@@ -679,4 +690,5 @@ const struct ipc_driver ipc_driver_inproc = {
         .acquire = inp_acquire,
         .release = inp_release,
         .fd = inp_fd,
+        .peer_cred = inp_peer_cred,
 };

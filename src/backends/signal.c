@@ -50,12 +50,14 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/driver.h"
 #include "core/frag.h"
 #include "core/proc.h"
 #include "core/sigwire.h"
+#include "core/trust.h"
 
 #define SIG_DEFAULT_FROM_MAX 4 /* default signo: SIGRTMAX - 4 */
 #define WINDOW_DEFAULT       256
@@ -69,6 +71,7 @@
 #define BATCH                32 /* signalfd records per read */
 #define LIVE_RETRY           200 /* ms: liveness polling without pidfd */
 #define CLOSE_WAIT_MS        1000 /* a close's flush without a timeout */
+#define SPIN_NS              50000 /* reading on while a chunk arrives */
 
 enum { PEER_NONE, PEER_UP, PEER_GONE };
 
@@ -85,7 +88,8 @@ struct sg_chan {
 
 	_Atomic int peer_state;
 	_Atomic pid_t peer;
-	int pidfd;          /* set before PEER_UP */
+	int pidfd;             /* set before PEER_UP */
+	struct ipc_cred cred;  /* the peer's ids; set before PEER_UP */
 	_Atomic int credit; /* signals we may still send */
 	_Atomic unsigned owed; /* counted signals to return to the peer */
 	_Atomic unsigned long long returned_total; /* ... and returned */
@@ -95,6 +99,7 @@ struct sg_chan {
 	/* receive side, under rx_mu */
 	pthread_mutex_t rx_mu;
 	struct ipc_sw_rx rx;
+	int rx_on; /* rxev is readable */
 	int reof;
 	int rerr;
 	unsigned long foreign; /* signals dropped: not from the peer */
@@ -207,6 +212,12 @@ peer_up(struct sg_chan *s, pid_t pid, int pidfd)
 {
 	s->pidfd = pidfd;
 	atomic_store(&s->peer, pid);
+	/* Read while the pidfd pins the process: if it is still alive
+	 * after, these are its ids (ipc_peer_cred). */
+	if (ipc__cred_pid(pid, &s->cred) != 0 ||
+	    (pidfd >= 0 && ipc__pidfd_dead(pidfd))) {
+		s->cred.known = 0;
+	}
 	if (pidfd >= 0) {
 		struct epoll_event ev = {.events = EPOLLIN};
 		(void)epoll_ctl(s->epfd, EPOLL_CTL_ADD, pidfd, &ev);
@@ -443,7 +454,6 @@ on_signal(struct sg_chan *s, const struct signalfd_siginfo *si)
 		atomic_store(&s->refused, 1);
 		atomic_store(&s->peer_state, PEER_GONE);
 		s->reof = 1;
-		ev_set(s->rxev);
 		if (atomic_load(&s->tx_waiting)) {
 			ev_set(s->txev);
 		}
@@ -458,9 +468,6 @@ on_signal(struct sg_chan *s, const struct signalfd_siginfo *si)
 	if (o.owed > 0) {
 		atomic_fetch_add(&s->owed, o.owed);
 	}
-	if (o.whole) {
-		ev_set(s->rxev);
-	}
 	if (o.credit > 0) {
 		if (o.credit > WINDOW_MAX ||
 		    atomic_load(&s->credit) + (long)o.credit >
@@ -472,7 +479,6 @@ on_signal(struct sg_chan *s, const struct signalfd_siginfo *si)
 	if (o.close) {
 		s->reof = 1;
 		atomic_store(&s->peer_state, PEER_GONE);
-		ev_set(s->rxev);
 	}
 	if ((o.credit > 0 || o.close) && atomic_load(&s->tx_waiting)) {
 		ev_set(s->txev);
@@ -483,6 +489,16 @@ on_signal(struct sg_chan *s, const struct signalfd_siginfo *si)
 		return proto(s, "more signals than the window allows");
 	}
 	return 0;
+}
+
+/* ipc_fd() is level-triggered: rxev is readable exactly while a receive
+ * would not block for what the driver holds (a whole message, the peer's
+ * close, an error).  rx_mu held. */
+static void
+rx_level(struct sg_chan *s)
+{
+	ipc__efd_level(s->rxev, &s->rx_on,
+	               s->rx.head != NULL || s->reof || s->rerr != 0);
 }
 
 /* Read what the signalfd has.  rx_mu held.  0, or the sticky error. */
@@ -511,6 +527,7 @@ pump(struct sg_chan *s)
 			break;
 		}
 	}
+	rx_level(s);
 	return s->rerr;
 }
 
@@ -532,9 +549,7 @@ take(struct sg_chan *s, void *buf, size_t cap)
 
 	if (r >= 0) {
 		atomic_fetch_add(&s->owed, sigs);
-		if (s->rx.head == NULL && !s->reof && s->rerr == 0) {
-			ev_clear(s->rxev);
-		}
+		rx_level(s);
 	}
 	return r;
 }
@@ -737,9 +752,12 @@ sg_send(ipc_channel *ch, const void *buf, size_t len)
 {
 	struct sg_chan *s = ipc__priv(ch);
 	ssize_t r;
+	/* With credit to spare, the peer's death is left to be seen when it
+	 * runs low (the pidfd wakes a waiting sender): no system call per
+	 * message for it. */
+	int low = atomic_load(&s->credit) < CHUNK_MAX + 1;
 
-	if (atomic_load(&s->peer_state) == PEER_NONE ||
-	    atomic_load(&s->credit) < CHUNK_MAX + 1) {
+	if (low || atomic_load(&s->peer_state) == PEER_NONE) {
 		collect(s);
 	}
 	pthread_mutex_lock(&s->tx_mu);
@@ -762,7 +780,7 @@ sg_send(ipc_channel *ch, const void *buf, size_t len)
 		r = -EAGAIN; /* no peer yet: wait as for room */
 		goto out;
 	}
-	if (atomic_load(&s->peer_state) == PEER_GONE || peer_gone(s)) {
+	if (atomic_load(&s->peer_state) == PEER_GONE || (low && peer_gone(s))) {
 		r = tx_fail(s, -EPIPE);
 		goto out;
 	}
@@ -853,7 +871,7 @@ sg_recv(ipc_channel *ch, void *buf, size_t cap)
 			(void)pump(s);
 			if (s->rx.head == NULL) {
 				s->reof = 1;
-				ev_set(s->rxev);
+				rx_level(s);
 			}
 		}
 	}
@@ -873,6 +891,7 @@ sg_recv(ipc_channel *ch, void *buf, size_t cap)
 	}
 	pthread_mutex_unlock(&s->rx_mu);
 	give_credit(s);
+	kick(s); /* with the credit the reads above brought */
 	return r;
 }
 
@@ -889,13 +908,19 @@ sg_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 	int pidfd = atomic_load(&s->peer_state) != PEER_NONE ? s->pidfd : -1;
 	if ((events & IPC_POLLOUT) || atomic_load(&s->tx_detached)) {
 		atomic_store(&s->tx_waiting, 1);
+		/* Credit another thread read before tx_waiting was set woke
+		 * nobody: look again now that it is. */
+		if (atomic_load(&s->peer_state) == PEER_UP &&
+		    atomic_load(&s->credit) >= 2) {
+			*retry_ms = 0;
+		}
 		pfd[n++] = (struct pollfd){.fd = s->txev, .events = POLLIN};
 		pfd[n++] = (struct pollfd){.fd = s->sfd, .events = POLLIN};
 		if (pidfd >= 0) {
 			pfd[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
 		}
 	}
-	if (atomic_load(&s->peer_state) == PEER_UP &&
+	if (*retry_ms < 0 && atomic_load(&s->peer_state) == PEER_UP &&
 	    (pidfd < 0 || atomic_load(&s->tx_stuck))) {
 		*retry_ms = pidfd < 0 ? LIVE_RETRY : 10;
 	}
@@ -910,8 +935,8 @@ sg_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 
 	(void)pfd;
 	(void)npfd;
-	kick(s);
 	collect(s);
+	kick(s);
 	if (pfd != NULL && (events & IPC_POLLOUT)) {
 		ev_clear(s->txev);
 	}
@@ -935,6 +960,73 @@ sg_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 		}
 	}
 	return r;
+}
+
+/* A receiver that wakes on the first signal of a chunk would otherwise
+ * sleep and wake again for each of the rest, which the sender queues
+ * back to back: while a chunk is in flight, read on for up to SPIN_NS
+ * before sleeping in poll(2). */
+static int
+sg_wait(ipc_channel *ch, short events, const struct timespec *dl)
+{
+	struct sg_chan *s = ipc__priv(ch);
+	struct pollfd pfd[IPC_MAXPFD];
+	struct timespec t0, t;
+	int retry = -1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (events & IPC_POLLIN) {
+		pthread_mutex_lock(&s->rx_mu);
+		int mid = s->rx.cur != NULL && s->rx.words > 0 && s->rerr == 0;
+		if (mid) {
+			(void)pump(s);
+		}
+		int ready = s->rx.head != NULL || s->rerr != 0 || s->reof;
+		pthread_mutex_unlock(&s->rx_mu);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long long ns = (long long)(t.tv_sec - t0.tv_sec) * 1000000000LL +
+		               (t.tv_nsec - t0.tv_nsec);
+		if (ready) {
+			return 0;
+		}
+		if (!mid || ns >= SPIN_NS) {
+			break;
+		}
+	}
+	/* What the reads above consumed goes back before we sleep, or the
+	 * sender waits for it as we wait for the sender. */
+	give_credit(s);
+	int n = sg_pollfds(ch, events, pfd, &retry);
+	int rem = ipc__remaining_ms(dl);
+	if (dl != NULL && rem == 0) {
+		return -ETIMEDOUT;
+	}
+	int ms = rem < 0 ? retry : retry < 0 || rem < retry ? rem : retry;
+	if (ms == 0) {
+		return 0;
+	}
+	if (poll(pfd, (nfds_t)n, ms) < 0 && errno != EINTR) {
+		return ipc__errno(-errno, s->uri, "poll");
+	}
+	return 0;
+}
+
+static int
+sg_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+	const struct sg_chan *s = ipc__cpriv(ch);
+	struct ipc_cred none = {0};
+
+	if (atomic_load(&s->peer_state) == PEER_NONE) {
+		return ipc__cred_out(&none, s->uri, pid, uid, gid);
+	}
+	if (!s->cred.known) {
+		return ipc__err(-EOPNOTSUPP, s->uri,
+		                "ipc_peer_cred: process %d was gone before its "
+		                "ids could be read",
+		                (int)atomic_load(&s->peer));
+	}
+	return ipc__cred_out(&s->cred, s->uri, pid, uid, gid);
 }
 
 static int
@@ -1033,5 +1125,7 @@ const struct ipc_driver ipc_driver_signal = {
         .close = sg_close,
         .pollfds = sg_pollfds,
         .ready = sg_ready,
+        .wait = sg_wait,
         .fd = sg_fd,
+        .peer_cred = sg_peer_cred,
 };

@@ -276,6 +276,14 @@ struct ipc_driver {
 	int (*accept)(ipc_listener *l, ipc_channel *ch);
 	int (*listener_fd)(const ipc_listener *l);
 	int (*listener_close)(ipc_listener *l);
+
+	/* Optional (NULL: ipc_peer_cred says -EOPNOTSUPP).  The pid, uid
+	 * and gid of the other end (pid 0 where only the owner of the
+	 * object is known); any out pointer may be NULL.  -ENOTCONN before
+	 * a peer arrived; -EOPNOTSUPP where the driver cannot tell this
+	 * time (recorded).  Never blocks. */
+	int (*peer_cred)(const ipc_channel *ch, pid_t *pid, uid_t *uid,
+	                 gid_t *gid);
 };
 
 /* --------------------------------------------------------- core helpers -- */
