@@ -838,6 +838,26 @@ ensure_ready(ipc_channel *ch, struct shm_chan *s)
 	return connect_slow(ch, s);
 }
 
+
+/* A server that refuses a client sends a hello whose status is the errno
+ * and closes.  Read it if it is there: the errno (> 0), or 0. */
+static int
+read_refusal(int sock)
+{
+	struct shm_hello h;
+	ssize_t n = recv(sock, &h, sizeof(h), MSG_DONTWAIT);
+
+	if (n < 0 && errno == ECONNRESET) {
+		/* Reported before what is queued: read on. */
+		n = recv(sock, &h, sizeof(h), MSG_DONTWAIT);
+	}
+	if (n == (ssize_t)sizeof(h) && h.magic == HELLO_MAGIC &&
+	    h.status > 0 && h.status < 4096) {
+		return (int)h.status;
+	}
+	return 0;
+}
+
 /* Look at the socket without waiting: has the peer gone?  Nothing but
  * the hello is ever sent on it, so readable means gone (a server that
  * refused us sent its reason first). */
@@ -851,15 +871,9 @@ shm_check_alive(struct ipc_rchan *c)
 	struct pollfd p = {.fd = c->live_fd, .events = POLLIN | POLLRDHUP};
 	if (poll(&p, 1, 0) > 0 &&
 	    (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) {
-		struct shm_hello h;
-		ssize_t n = recv(c->live_fd, &h, sizeof(h), MSG_DONTWAIT);
-		if (n < 0 && errno == ECONNRESET) {
-			/* Reported before what is queued: read on. */
-			n = recv(c->live_fd, &h, sizeof(h), MSG_DONTWAIT);
-		}
-		if (n == (ssize_t)sizeof(h) && h.magic == HELLO_MAGIC &&
-		    h.status > 0 && h.status < 4096) {
-			s->refused = h.status;
+		int st = read_refusal(c->live_fd);
+		if (st > 0) {
+			s->refused = st;
 		}
 		atomic_store(&c->dead, 1);
 		return 0;
