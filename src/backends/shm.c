@@ -678,7 +678,7 @@ recv_hello(struct shm_chan *s, int conn)
 		 * report, not the client's. */
 		int t = fcntl(conn, F_DUPFD_CLOEXEC, 0);
 		if (t < 0 && (errno == EMFILE || errno == ENFILE)) {
-			r = ipc__errno(-errno, s->uri,
+			r = ipc__errno(-errno, s->rc.uri,
 			               "cannot receive a client's %d "
 			               "descriptors (got %d)",
 			               NFDS, nfd);
