@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,6 +44,7 @@ struct tcp_ch {
 	enum ipc_framing framing;
 	size_t max_msg;
 	int stream_on;
+	int accepted; /* by ipc_accept: the local address is the server's */
 };
 
 static int
@@ -377,7 +379,25 @@ tcp_accept(ipc_listener *l, ipc_channel *ch)
 	if (r < 0) {
 		close(fd);
 	}
+	((struct tcp_ch *)ipc__priv(ch))->accepted = 1;
 	return r;
+}
+
+/* A creator's or accepted channel's bound address; an opener's peer (the
+ * URI as given while the connection is still being made). */
+static char *
+tcp_local_uri(const ipc_channel *ch)
+{
+	const struct tcp_ch *p = ipc__cpriv(ch);
+
+	if (p->wait.lfd >= 0) {
+		return ipc__sock_inet_uri(p->wait.lfd, 0, "tcp", ch->uri);
+	}
+	if (p->accepted) {
+		return ipc__sock_inet_uri(p->fd, 0, "tcp", ch->uri);
+	}
+	char *u = ipc__sock_inet_uri(p->fd, 1, "tcp", ch->uri);
+	return u != NULL ? u : strdup(ch->uri);
 }
 
 const struct ipc_driver ipc_driver_tcp = {
@@ -400,4 +420,6 @@ const struct ipc_driver ipc_driver_tcp = {
         .accept = tcp_accept,
         .listener_fd = ipc__sock_listener_fd,
         .listener_close = ipc__sock_listener_close,
+        .local_uri = tcp_local_uri,
+        .listener_uri = ipc__sock_listener_uri,
 };

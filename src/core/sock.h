@@ -116,6 +116,14 @@ int ipc__sock_unix_connect(int fd, const struct ipc_sockaddr *a,
  * or a negative errno (recorded) with nothing left open. */
 int ipc__sock_unix_dial(const struct ipc_uri *u, int type);
 
+/* "SCHEME://HOST:PORT?query-of-uri" for fd's own address (peer 0) or its
+ * peer's (peer 1), malloc'ed; NULL with the error recorded (sockname.c).
+ * ipc__sock_listener_uri: the listener_uri slot of inet drivers whose
+ * listener state is ipc_sock_listener. */
+char *ipc__sock_inet_uri(int fd, int peer, const char *scheme,
+                         const char *uri);
+char *ipc__sock_listener_uri(const ipc_listener *l);
+
 /* Make a listening TCP socket on u's address with SO_REUSEADDR. */
 int ipc__sock_inet_listen(const struct ipc_uri *u, int type, int backlog);
 
