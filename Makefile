@@ -6,7 +6,8 @@
 #   make asan     test suite under AddressSanitizer + UBSan (build-asan/)
 #   make tsan     thread-safety tests under ThreadSanitizer (build-tsan/)
 #   make fuzz     libFuzzer targets, FUZZ_SECONDS each (build-fuzz/)
-#   make install  install library, header and libipc.pc (PREFIX=/usr/local)
+#   make install  install library, header, libipc.pc, tools and man pages
+#                 (PREFIX=/usr/local, honoured on every call; DESTDIR=)
 #
 # Each target first checks the Debian packages it needs.  As root it
 # installs the missing ones with apt-get; otherwise it names them and stops.
@@ -17,7 +18,7 @@ MESON_OPTS ?=
 NPROC     := $(shell nproc 2>/dev/null || echo 2)
 
 BUILD_PKGS := gcc meson ninja-build pkg-config
-TEST_PKGS  := libcmocka-dev socat
+TEST_PKGS  := libcmocka-dev socat python3-cffi python3-pytest
 BENCH_PKGS := libzmq3-dev libnng-dev libiceoryx-binding-c-dev iceoryx
 SAN_PKGS   := clang libclang-rt-14-dev
 
@@ -84,7 +85,8 @@ deps-san: deps-test
 	$(call need,$(SAN_PKGS))
 
 $(BUILD)/build.ninja:
-	meson setup $(BUILD) -Dwerror=true -Dprefix=$(PREFIX) $(MESON_OPTS)
+	meson setup $(BUILD) -Dwerror=true -Ddefault_library=both \
+	  -Dprefix=$(abspath $(PREFIX)) $(MESON_OPTS)
 
 build: deps-build $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -101,7 +103,7 @@ bench: deps-bench $(BUILD)/build.ninja
 	$(BUILD)/tools/ipc-bench
 
 build-asan/build.ninja:
-	meson setup build-asan -Dwerror=true -Db_sanitize=address,undefined \
+	meson setup build-asan -Dwerror=true -Ddefault_library=both -Db_sanitize=address,undefined \
 	  -Db_lundef=false -Dbuildtype=debug -Dtests=enabled $(MESON_OPTS)
 
 asan: deps-test build-asan/build.ninja
@@ -112,7 +114,7 @@ asan: deps-test build-asan/build.ninja
 	  --timeout-multiplier 3
 
 build-tsan/build.ninja:
-	CC=clang meson setup build-tsan -Dwerror=true -Db_sanitize=thread \
+	CC=clang meson setup build-tsan -Dwerror=true -Ddefault_library=both -Db_sanitize=thread \
 	  -Db_lundef=false -Dbuildtype=debugoptimized -Dtests=enabled \
 	  $(MESON_OPTS)
 
@@ -123,7 +125,7 @@ tsan: deps-san build-tsan/build.ninja
 	  --num-processes $(NPROC) --timeout-multiplier 3
 
 build-fuzz/build.ninja:
-	CC=clang meson setup build-fuzz -Dfuzzers=enabled -Dtests=disabled \
+	CC=clang meson setup build-fuzz -Ddefault_library=both -Dfuzzers=enabled -Dtests=disabled \
 	  -Db_sanitize=address,undefined -Db_lundef=false \
 	  -Dbuildtype=debugoptimized $(MESON_OPTS)
 
@@ -142,8 +144,16 @@ fuzz: deps-san build-fuzz/build.ninja
 	    || { echo "fuzz: $$name found a failing input in build-fuzz/"; exit 1; }; \
 	done
 
-install: build
-	meson install -C $(BUILD)
+# The prefix is set on every install, so PREFIX= is honoured whatever the
+# build directory was configured with.  As root into the real filesystem,
+# ldconfig refreshes the linker cache (installed programs also find the
+# library through their relative rpath).
+install: deps-build $(BUILD)/build.ninja
+	meson configure $(BUILD) -Dprefix=$(abspath $(PREFIX)) >/dev/null
+	ninja -C $(BUILD)
+	meson install -C $(BUILD) $(if $(DESTDIR),--destdir $(DESTDIR))
+	@if [ "$$(id -u)" = 0 ] && [ -z "$(DESTDIR)" ] && \
+	    command -v ldconfig >/dev/null; then ldconfig; fi
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-fuzz
