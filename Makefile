@@ -18,8 +18,11 @@ MESON_OPTS ?=
 NPROC     := $(shell nproc 2>/dev/null || echo 2)
 
 BUILD_PKGS := gcc meson ninja-build pkg-config
-TEST_PKGS  := libcmocka-dev socat python3-cffi python3-pytest
-BENCH_PKGS := libzmq3-dev libnng-dev libiceoryx-binding-c-dev iceoryx
+# Optional drivers (meson features): installed so that make test covers them.
+OPT_PKGS   := libnats-dev libssl-dev libsystemd-dev
+TEST_PKGS  := libcmocka-dev socat python3-cffi python3-pytest nats-server \
+              dbus-daemon dbus-bin
+BENCH_PKGS := libsystemd-dev dbus-daemon libzmq3-dev libnng-dev libiceoryx-binding-c-dev iceoryx
 SAN_PKGS   := clang libclang-rt-14-dev
 
 FUZZ_SECONDS ?= 30
@@ -75,6 +78,7 @@ deps-build:
 
 deps-test: deps-build
 	$(call need,$(TEST_PKGS))
+	$(call want,$(OPT_PKGS))
 
 # The benchmark's peers are optional: as root they are installed; otherwise
 # they are named and their rows say "skipped".

@@ -13,10 +13,12 @@
  *                    /tmp (removed afterwards, and it must be empty), %p a
  *                    port free for TCP and UDP on the URI's host, chosen
  *                    below the ephemeral port range so that concurrent
- *                    connect()s never take it, and %% a percent sign.
+ *                    connect()s never take it, %P the pid of the process
+ *                    that creates the channel (the opener's own with
+ *                    IPC_CREATE), and %% a percent sign.
  *                    Example: 'unix://%d/sock', 'tcp://127.0.0.1:%p',
  *                    'tcp://[::1]:%p' (every case skips, saying why, when
- *                    ::1 cannot be bound), 'shm://%s'.
+ *                    ::1 cannot be bound), 'shm://%s', 'signal://%P'.
  *   pair:URI         ipc_pair(URI) before fork(); each process closes the
  *                    end it does not use.  Example: 'pair:pipe:'.
  *   fd               two pipe(2)s made before fork(); each process opens
@@ -168,6 +170,9 @@ static struct {
 	char uri[512];
 } C;
 
+/* %P: the creating process; 0 means the one expanding. */
+static pid_t creator_pid;
+
 /* Expand the template for the current case; tag makes a second name. */
 static int
 expand(char *out, size_t n, const char *tmpl, const char *tag)
@@ -193,6 +198,10 @@ expand(char *out, size_t n, const char *tmpl, const char *tag)
 			}
 			snprintf(piece, sizeof piece, "%d", port);
 			p++;
+		} else if (p[1] == 'P') {
+			snprintf(piece, sizeof piece, "%d",
+			         (int)(creator_pid ? creator_pid : getpid()));
+			p++;
 		} else if (p[1] == '%') {
 			snprintf(piece, sizeof piece, "%%");
 			p++;
@@ -208,6 +217,23 @@ expand(char *out, size_t n, const char *tmpl, const char *tag)
 	}
 	out[o] = '\0';
 	return 0;
+}
+
+/* The case's URI as seen when creator made the channel (%P templates;
+ * others come out as C.uri). */
+static void
+uri_created_by(char *out, size_t n, pid_t creator)
+{
+	if (G.mode != M_OPEN || strstr(G.tmpl, "%P") == NULL) {
+		if (out != C.uri) {
+			snprintf(out, n, "%s", C.uri);
+		}
+		return;
+	}
+	creator_pid = creator;
+	int rc = expand(out, n, G.tmpl, "");
+	creator_pid = 0;
+	TU_CHECK_MSG(rc == 0, "cannot expand %s", G.tmpl);
 }
 
 /* A fresh token, directory and URI for one case (or for the probe). */
@@ -571,6 +597,7 @@ peer_body(struct boot *b)
 			base = tu_fd_count();
 		}
 		if (b->opts & S_PEER_CREATES) {
+			uri_created_by(b->uri, sizeof b->uri, getpid());
 			TU_OK(ipc_open(&sd.ch, b->uri, IPC_CREATE));
 			sd.creator = 1;
 			ctl_put(b->ctl, CTL_READY);
@@ -667,8 +694,10 @@ sess_start(struct sess *s, peer_fn fn, void *arg, unsigned opts)
 		snprintf(u, sizeof u, "fd://%d,%d", b->ofd[0], b->ofd[1]);
 		TU_OK(ipc_open(&s->ch, u, flags));
 	} else if (opts & S_PEER_CREATES) {
+		char pu[sizeof C.uri];
 		ctl_expect(s->ctl, CTL_READY);
-		TU_OK(ipc_open(&s->ch, C.uri, flags));
+		uri_created_by(pu, sizeof pu, s->pid);
+		TU_OK(ipc_open(&s->ch, pu, flags));
 	} else {
 		if (adopted != NULL) {
 			s->ch = adopted;
@@ -2866,6 +2895,16 @@ case_listener(void *unused)
 
 /* ============================================================ runner === */
 
+static tu_child_fn case_fn;
+
+/* In the case's process: %P is this process from here on. */
+static int
+case_entry(void *arg)
+{
+	uri_created_by(C.uri, sizeof C.uri, getpid());
+	return case_fn(arg);
+}
+
 static void
 run_case(tu_child_fn fn, const char *name)
 {
@@ -2883,8 +2922,9 @@ run_case(tu_child_fn fn, const char *name)
 	printf("%s: %s\n", name, C.uri);
 	fflush(stdout);
 	double t0 = tu_now();
-	enum tu_result res = tu_run_isolated(fn, NULL, LIMIT_S, C.token, C.dir,
-	                                     why, sizeof why);
+	case_fn = fn;
+	enum tu_result res = tu_run_isolated(case_entry, NULL, LIMIT_S,
+	                                     C.token, C.dir, why, sizeof why);
 	printf("%s: %.2f s\n", name, tu_now() - t0);
 	tu_rmtree(C.dir);
 	if (res == TU_SKIP) {

@@ -957,6 +957,7 @@ bench_run_row(const struct bench_row *row, int index,
 		int ka[3] = {ctl[1], ack[0], rep[1]};
 		int kb[3] = {ctl[0], ack[1], rep[1]};
 		pa = spawn(child_a, &a, &b, ka, 3, all, 6, alarm_s);
+		env.pid[0] = pa > 0 ? pa : 0; /* B may need A's pid */
 		if (pa > 0) {
 			pb = spawn(child_b, &b, NULL, kb, 3, all, 6, alarm_s);
 		}

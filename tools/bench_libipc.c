@@ -26,6 +26,7 @@
 #include "ipc/ipc.h"
 
 #include "bench.h"
+#include "dbusd.h"
 
 /* How long B retries while A's endpoint does not exist yet. */
 #define OPEN_TRIES 5000 /* x 1 ms */
@@ -60,6 +61,12 @@ expand(const struct bench_env *e, const char *tmpl, char *buf, size_t n)
 		} else if (strncmp(p, "{token}", 7) == 0) {
 			v = e->token;
 			skip = 7;
+		} else if (strncmp(p, "{apid}", 6) == 0) {
+			/* A's pid: set in B's copy; A is the 0 case. */
+			snprintf(val, sizeof(val), "%d",
+			         e->pid[0] > 0 ? (int)e->pid[0] : (int)getpid());
+			v = val;
+			skip = 6;
 		} else if (strncmp(p, "{port}", 6) == 0) {
 			snprintf(val, sizeof(val), "%u", e->port);
 			v = val;
@@ -329,6 +336,68 @@ static const struct lrow r_mq = {"mq://{token}", NULL};
 static const struct lrow r_sysvmq = {"sysvmq://{token}", NULL};
 static const struct lrow r_sysvshm = {"sysvshm://{token}", NULL};
 static const struct lrow r_inproc = {"inproc://{token}", NULL};
+static const struct lrow r_dbus = {
+        "dbus:///org.libipc.{token}?address=unix:path={dir}/{token}.bus",
+        NULL};
+
+/* dbus:// talks through a private dbus-daemon that the row starts on
+ * {dir}/{token}.bus and stops afterwards. */
+static int
+d_prepare(struct bench_env *e, const void *arg, char *why)
+{
+	ipc_channel *ch = NULL;
+	char sock[160];
+
+	(void)arg;
+	if (ipc_open(&ch, "dbus:///a.b?address=unix:path=/", 0) ==
+	    -EPROTONOSUPPORT) {
+		return bench_why(why, BENCH_SKIP,
+		                 "dbus:// is not in this build of libipc "
+		                 "(needs libsystemd-dev)");
+	}
+	struct dbusd *d = calloc(1, sizeof(*d));
+	if (d == NULL) {
+		return bench_why(why, BENCH_FAIL, "out of memory");
+	}
+	snprintf(sock, sizeof(sock), "%s/%s.bus", e->dir, e->token);
+	int rc = dbusd_start(d, sock, why, BENCH_WHY);
+	if (rc < 0) {
+		free(d);
+		return rc == -ENOENT ? BENCH_SKIP : BENCH_FAIL;
+	}
+	e->state = d;
+	return BENCH_OK;
+}
+
+static void
+d_cleanup(struct bench_env *e, const void *arg)
+{
+	struct dbusd *d = e->state;
+
+	if (d != NULL) {
+		dbusd_stop(d);
+		free(d);
+		e->state = NULL;
+	}
+	l_cleanup(e, arg);
+}
+
+static const struct bench_ops dbus_ops = {
+        .prepare = d_prepare,
+        .open = l_open,
+        .send = l_send,
+        .recv = l_recv,
+        .reserve = l_reserve,
+        .commit = l_commit,
+        .acquire = l_acquire,
+        .release = l_release,
+        .set_timeout = l_set_timeout,
+        .max_msg = l_max_msg,
+        .errstr = l_errstr,
+        .close = l_close,
+        .cleanup = d_cleanup,
+};
+static const struct lrow r_signal = {"signal://{apid}", NULL};
 
 #define ROW(name, notes, arg, flags)                                          \
 	{                                                                     \
@@ -357,5 +426,11 @@ const struct bench_row bench_libipc_rows[] = {
             0),
         ROW("inproc", "inproc://NAME, two threads of one process", &r_inproc,
             BENCH_THREADS),
+        {"dbus", "libipc",
+         "dbus:///NAME?address=, Send(ay) calls through a private "
+         "dbus-daemon",
+         &dbus_ops, &r_dbus, 0, NULL},
+        ROW("signal", "signal://PID, realtime signals, 8 B per signal",
+            &r_signal, 0),
         {NULL, NULL, NULL, NULL, NULL, 0, NULL},
 };

@@ -20,7 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -674,6 +677,255 @@ static const struct bench_ops raw_ring_ops = {
         .cleanup = ring_cleanup,
 };
 
+/* ----------------------------------------------------- realtime signals -- */
+
+/* A message is a header value (its length) and its bytes, 8 per value,
+ * each sent with sigqueue(3); the receiver reads them from a blocking
+ * signalfd in batches.  The one flow control a careful program needs so as
+ * not to exhaust the user's RLIMIT_SIGPENDING: the receiver acknowledges
+ * every SIG_ACK_EVERY values, and a sender never has more than SIG_CAP
+ * unacknowledged.  Acknowledgements (top bit set) arrive while the other
+ * side receives, so never inside one of its messages: each side is one
+ * thread that either sends or receives. */
+
+#define SIG_CAP       4096
+#define SIG_ACK_EVERY 1024
+#define SIG_ACK       (1ull << 63)
+#define SIG_HELLO     (1ull << 62)
+#define SIG_BATCH     64
+
+struct rsig {
+	int sfd, signo;
+	pid_t peer;
+	uint64_t unacked, consumed;
+	size_t pos, end;
+	struct signalfd_siginfo b[SIG_BATCH];
+};
+
+static int
+rsig_next(struct rsig *s, uint64_t *w)
+{
+	while (s->pos == s->end) {
+		ssize_t n = read(s->sfd, s->b, sizeof(s->b));
+		if (n < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			return -errno;
+		}
+		s->pos = 0;
+		s->end = (size_t)n / sizeof(s->b[0]);
+	}
+	struct signalfd_siginfo *si = &s->b[s->pos++];
+	if (s->peer == 0) {
+		s->peer = (pid_t)si->ssi_pid;
+	}
+	*w = si->ssi_ptr;
+	return 0;
+}
+
+static int
+rsig_queue(struct rsig *s, uint64_t w)
+{
+	union sigval v;
+	v.sival_ptr = (void *)(uintptr_t)w;
+	while (sigqueue(s->peer, s->signo, v) != 0) {
+		if (errno != EAGAIN) {
+			return -errno;
+		}
+		usleep(50); /* the user's signal queue is full */
+	}
+	return 0;
+}
+
+/* Read values until a message header, counting acknowledgements. */
+static int
+rsig_header(struct rsig *s, uint64_t *w)
+{
+	for (;;) {
+		int rc = rsig_next(s, w);
+		if (rc < 0) {
+			return rc;
+		}
+		if (*w & SIG_ACK) {
+			uint64_t n = *w & ~SIG_ACK;
+			s->unacked -= n < s->unacked ? n : s->unacked;
+			continue;
+		}
+		if (*w & SIG_HELLO) {
+			continue;
+		}
+		return 0;
+	}
+}
+
+static int
+rsig_consumed(struct rsig *s, uint64_t n)
+{
+	s->consumed += n;
+	if (s->consumed >= SIG_ACK_EVERY) {
+		int rc = rsig_queue(s, SIG_ACK | s->consumed);
+		s->consumed = 0;
+		return rc;
+	}
+	return 0;
+}
+
+static ssize_t
+rsig_send(void *ep, const void *buf, size_t len)
+{
+	struct rsig *s = ep;
+	const unsigned char *p = buf;
+	size_t words = (len + 7) / 8;
+	uint64_t w;
+	if (s->peer == 0) { /* A: B's hello says who it is */
+		int rc = rsig_next(s, &w);
+		if (rc < 0) {
+			return rc;
+		}
+	}
+	for (size_t i = 0; i <= words; i++) {
+		while (s->unacked >= SIG_CAP) {
+			int rc = rsig_next(s, &w);
+			if (rc < 0) {
+				return rc;
+			}
+			if (!(w & SIG_ACK)) {
+				return -EPROTO;
+			}
+			uint64_t n = w & ~SIG_ACK;
+			s->unacked -= n < s->unacked ? n : s->unacked;
+		}
+		w = len;
+		if (i > 0) {
+			size_t k = len - (i - 1) * 8 < 8 ? len - (i - 1) * 8 : 8;
+			w = 0;
+			memcpy(&w, p + (i - 1) * 8, k);
+		}
+		int rc = rsig_queue(s, w);
+		if (rc < 0) {
+			return rc;
+		}
+		s->unacked++;
+	}
+	return (ssize_t)len;
+}
+
+static ssize_t
+rsig_recv(void *ep, void *buf, size_t cap)
+{
+	struct rsig *s = ep;
+	unsigned char *p = buf;
+	uint64_t len, w;
+	int rc = rsig_header(s, &len);
+	if (rc < 0) {
+		return rc;
+	}
+	if (len > cap) {
+		return -EMSGSIZE;
+	}
+	rc = rsig_consumed(s, 1);
+	for (size_t off = 0; rc == 0 && off < len; off += 8) {
+		rc = rsig_next(s, &w);
+		if (rc < 0) {
+			return rc;
+		}
+		memcpy(p + off, &w, len - off < 8 ? len - off : 8);
+		/* A message longer than the sender's window needs
+		 * acknowledgements before it ends. */
+		rc = rsig_consumed(s, 1);
+	}
+	return rc < 0 ? rc : (ssize_t)len;
+}
+
+/* Does process pid block signo (bit in /proc/PID/status SigBlk)? */
+static int
+rsig_blocks(pid_t pid, int signo)
+{
+	char path[64], line[128];
+	int yes = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		return 0;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "SigBlk:", 7) == 0) {
+			unsigned long long m = strtoull(line + 7, NULL, 16);
+			yes = (int)((m >> (signo - 1)) & 1);
+			break;
+		}
+	}
+	fclose(f);
+	return yes;
+}
+
+static int
+rsig_open(struct bench_env *e, const void *arg, int server, void **ep,
+          char *why)
+{
+	(void)arg;
+	struct rsig *s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		return bench_why(why, BENCH_FAIL, "out of memory");
+	}
+	s->signo = SIGRTMAX - 4;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, s->signo);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	s->sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (s->sfd < 0) {
+		free(s);
+		return bench_why(why, BENCH_FAIL, "signalfd: %s",
+		                 strerror(errno));
+	}
+	if (!server) {
+		/* Signal A only once it blocks the signal: before, it would
+		 * die of it. */
+		s->peer = e->pid[0];
+		int i = 0;
+		while (s->peer > 0 && !rsig_blocks(s->peer, s->signo) &&
+		       i++ < CONNECT_TRIES) {
+			bench_sleep_ms(1);
+		}
+		if (s->peer <= 0 || !rsig_blocks(s->peer, s->signo) ||
+		    rsig_queue(s, SIG_HELLO) < 0) {
+			close(s->sfd);
+			free(s);
+			return bench_why(why, BENCH_FAIL,
+			                 "B: A does not block signal %d",
+			                 SIGRTMAX - 4);
+		}
+	}
+	*ep = s;
+	return BENCH_OK;
+}
+
+static size_t
+rsig_max_msg(void *ep)
+{
+	(void)ep;
+	return 1u << 20;
+}
+
+static void
+rsig_close(void *ep, int server)
+{
+	struct rsig *s = ep;
+	(void)server;
+	close(s->sfd);
+	free(s);
+}
+
+static const struct bench_ops raw_signal_ops = {
+        .open = rsig_open,
+        .send = rsig_send,
+        .recv = rsig_recv,
+        .max_msg = rsig_max_msg,
+        .close = rsig_close,
+};
+
 static const int arg_futex = 1;
 static const int arg_busy = 0;
 
@@ -690,5 +942,8 @@ const struct bench_row bench_raw_rows[] = {
          &raw_ring_ops, &arg_futex, 0, NULL},
         {"raw-busy-ring", "raw", "the same ring, busy-polling, no futex",
          &raw_ring_ops, &arg_busy, 0, NULL},
+        {"raw-signal", "raw",
+         "sigqueue + blocking signalfd, 8 B per signal, ack every 1024",
+         &raw_signal_ops, NULL, 0, NULL},
         {NULL, NULL, NULL, NULL, NULL, 0, NULL},
 };

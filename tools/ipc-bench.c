@@ -311,6 +311,8 @@ static const struct ratio ratios[] = {
         {"shm", "raw-futex-ring", M_P50, 1, 1.25},
         {"shm-busy", "raw-busy-ring", M_P50, 1, 1.25},
         {"shm", "raw-futex-ring", M_MSGS64, 0, 0.8},
+        {"signal", "raw-signal", M_P50, 1, 1.5},
+        {"signal", "raw-signal", M_MSGS64, 0, 0.5},
         {"shm", "unix", M_MSGS64, 0, 10},
         {"shm-zc", "unix", M_MBS1M, 0, 5},
         {"shm", "iceoryx", M_P50, 1, 1},

@@ -31,6 +31,8 @@
 
 #include <ipc/ipc.h>
 
+#include "ipc-cat-list.h"
+
 /* Exit statuses (documented in --help and docs/ipc-cat.md). */
 enum {
 	ST_OK = 0,      /* input ended, the peer closed, or -1 was met */
@@ -54,6 +56,9 @@ static const char usage_text[] =
         "SYNOPSIS\n"
         "    ipc-cat [OPTIONS] URI\n"
         "    ipc-cat [OPTIONS] URI1 URI2\n"
+        "    ipc-cat --list [DIR...]   libipc channels on this machine\n"
+        "    ipc-cat --gc [DIR...]     remove those whose processes are "
+        "dead\n"
         "\n"
         "DESCRIPTION\n"
         "    With one URI, each line of standard input is sent as one "
@@ -820,6 +825,10 @@ main(int argc, char **argv)
 	struct cat c;
 	int status;
 
+	if (argc >= 2 && (strcmp(argv[1], "--list") == 0 ||
+	                  strcmp(argv[1], "--gc") == 0)) {
+		return ipc_cat_objects(argc, argv);
+	}
 	memset(&c, 0, sizeof(c));
 	c.timeout_ms = -1;
 	status = parse_args(&c, argc, argv);

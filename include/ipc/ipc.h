@@ -223,6 +223,14 @@ IPC_API const char *ipc_local_uri(const ipc_channel *ch);
 IPC_API const char *ipc_listener_uri(const ipc_listener *l);
 /* ipc_scheme: "shm", "tcp", ... (NULL for NULL). */
 IPC_API const char *ipc_scheme(const ipc_channel *ch);
+/* ipc_peer_cred: pid, uid and gid of the other end, as the kernel tells
+ * them (SO_PEERCRED, the owner of the queue or segment, ...); any out
+ * pointer may be NULL.  pid is 0 where only the owner of the object is
+ * known.  -ENOTCONN before a creator's peer arrived; -EOPNOTSUPP where the
+ * driver cannot know (tcp, udp, pipe, fd).  docs/security.md lists what
+ * each driver knows and checks (URI options allow_uid= and allow_gid=). */
+IPC_API int ipc_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid,
+                          gid_t *gid);
 /* ipc_strerror: text for an error as returned (negative). */
 IPC_API const char *ipc_strerror(int err);
 /* ipc_last_error: this thread's detail on its last failure, e.g.

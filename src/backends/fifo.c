@@ -38,12 +38,14 @@
 #include <unistd.h>
 
 #include "core/driver.h"
+#include "core/objnames.h"
 #include "core/stream.h"
+#include "core/trust.h"
 
 #define FIFO_RETRY_MS 10 /* creator: how often to try the write open */
 #define FIFO_DEF_MODE 0600
-#define FIFO_IN       ".in"
-#define FIFO_OUT      ".out"
+#define FIFO_IN       IPC_FIFO_IN
+#define FIFO_OUT      IPC_FIFO_OUT
 
 struct fifo_priv {
 	struct ipc_stream st; /* first: the stream slots rely on it */
@@ -58,12 +60,15 @@ struct fifo_priv {
 	char *out_path;
 	dev_t in_dev, out_dev;
 	ino_t in_ino, out_ino;
+	struct ipc_trust trust; /* opener: who may have made the FIFOs */
+	struct ipc_cred cred;   /* opener: their owner */
 };
 
 static const struct ipc_optspec fifo_opts[] = {
         IPC_STREAM_OPTS,
         {"mode", IPC_OPT_MODE, 0, 0777, NULL,
          "permissions of the FIFOs, default 0600"},
+        IPC_TRUST_OPTS,
         {NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -384,6 +389,21 @@ claim(const char *path, int fd)
 	return 0;
 }
 
+/* A FIFO in a directory others can write may be anybody's: its owner
+ * must pass allow_uid= (our uid or root by default) before we write to it
+ * or read from it. */
+static int
+check_owner(struct fifo_priv *p, int fd, const char *uri)
+{
+	int err = ipc__cred_fd_owner(fd, &p->cred, uri);
+
+	if (err < 0) {
+		return err;
+	}
+	return ipc__trust_check(&p->trust, uri, "the channel's creator",
+	                        &p->cred);
+}
+
 static int
 open_peer(struct fifo_priv *p, const struct ipc_uri *u)
 {
@@ -407,6 +427,9 @@ open_peer(struct fifo_priv *p, const struct ipc_uri *u)
 		return ipc__errno(err, u->text, "cannot open %s", p->in_path);
 	}
 	err = check_fifo(wfd, u->text, p->in_path);
+	if (err == 0) {
+		err = check_owner(p, wfd, u->text);
+	}
 	if (err < 0) {
 		close(wfd);
 		return err;
@@ -424,6 +447,9 @@ open_peer(struct fifo_priv *p, const struct ipc_uri *u)
 		return ipc__errno(err, u->text, "cannot open %s", p->out_path);
 	}
 	err = check_fifo(rfd, u->text, p->out_path);
+	if (err == 0) {
+		err = check_owner(p, rfd, u->text);
+	}
 	if (err < 0) {
 		goto fail;
 	}
@@ -462,6 +488,16 @@ fifo_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	if (ipc__opt_isset(u, "mode") && !(flags & IPC_CREATE)) {
 		return ipc__err(-EINVAL, u->text,
 		                "mode= applies only with IPC_CREATE");
+	}
+	err = ipc__trust_parse(&p->trust, u,
+	                       ipc__trust_path_shared(u->fspath));
+	if (err < 0) {
+		return err;
+	}
+	if ((flags & IPC_CREATE) && p->trust.given) {
+		return ipc__err(-EOPNOTSUPP, u->text,
+		                "allow_uid=/allow_gid=: a FIFO does not tell "
+		                "who opened it; mode= decides who can");
 	}
 	ipc__stream_opts(u, &framing, &max_msg);
 	err = make_paths(u, &p->in_path, &p->out_path);
@@ -713,6 +749,19 @@ fifo_close(ipc_channel *ch)
 	return err;
 }
 
+static int
+fifo_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+	const struct fifo_priv *p = ipc__cpriv(ch);
+
+	if (p->creator) {
+		return ipc__err(-EOPNOTSUPP, ch->uri,
+		                "ipc_peer_cred: a FIFO does not tell its "
+		                "creator who opened it");
+	}
+	return ipc__cred_out(&p->cred, ch->uri, pid, uid, gid);
+}
+
 const struct ipc_driver ipc_driver_fifo = {
         .scheme = "fifo",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_PEERCLOSE,
@@ -727,4 +776,5 @@ const struct ipc_driver ipc_driver_fifo = {
         .pollfds = fifo_pollfds,
         .ready = fifo_ready,
         .fd = fifo_fd,
+        .peer_cred = fifo_peer_cred,
 };

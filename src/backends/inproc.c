@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/driver.h"
+#include "core/trust.h"
 
 #define INP_DEF_MAXMSG   (16ull << 20)
 #define INP_DEF_CAPACITY (4ull << 20)
@@ -93,28 +94,13 @@ q_room(const struct inp_queue *q, const struct inp_pair *p, size_t len)
 	return q->nmsgs == 0 || q->nbytes + len <= p->capacity;
 }
 
-static void
-efd_set(int fd, int *on, int want)
-{
-	uint64_t v = 1;
-
-	if (want == *on) {
-		return;
-	}
-	if (want) {
-		(void)!write(fd, &v, sizeof(v));
-	} else {
-		(void)!read(fd, &v, sizeof(v));
-	}
-	*on = want;
-}
-
 /* Bring both eventfds in line with the queue.  Holds q->mu. */
 static void
 q_signal(struct inp_queue *q, const struct inp_pair *p)
 {
-	efd_set(q->rd_efd, &q->rd_on, q->nmsgs > 0 || q->wclosed);
-	efd_set(q->wr_efd, &q->wr_on, q->rclosed || q_room(q, p, q->want));
+	ipc__efd_level(q->rd_efd, &q->rd_on, q->nmsgs > 0 || q->wclosed);
+	ipc__efd_level(q->wr_efd, &q->wr_on,
+	               q->rclosed || q_room(q, p, q->want));
 }
 
 static void
@@ -676,6 +662,16 @@ inp_fd(const ipc_channel *ch)
 	return e->pair->q[1 - e->side].rd_efd;
 }
 
+/* Both ends are this process. */
+static int
+inp_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+	struct ipc_cred c;
+
+	ipc__cred_self(&c);
+	return ipc__cred_out(&c, ch->uri, pid, uid, gid);
+}
+
 const struct ipc_driver ipc_driver_inproc = {
         .scheme = "inproc",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_ZEROCOPY,
@@ -694,4 +690,5 @@ const struct ipc_driver ipc_driver_inproc = {
         .acquire = inp_acquire,
         .release = inp_release,
         .fd = inp_fd,
+        .peer_cred = inp_peer_cred,
 };

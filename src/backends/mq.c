@@ -46,11 +46,14 @@
 
 #include "core/driver.h"
 #include "core/frag.h"
+#include "core/objnames.h"
+#include "core/proc.h"
+#include "core/trust.h"
 
 #define MQ_MAXMSG    ((size_t)16 << 20) /* largest libipc message */
 #define MQ_MINUNIT   32u                /* smallest msgsize accepted */
 #define MQ_PROC      "/proc/sys/fs/mqueue/"
-#define MQ_NAMELEN   (sizeof("/libipc.") + 200 + 2)
+#define MQ_NAMELEN   (sizeof(IPC_MQ_PREFIX) + 200 + 2)
 #define NOPEER_RETRY 100 /* ms: creator polling for the opener's HELLO */
 #define LIVE_RETRY   200 /* ms: liveness polling without pidfd */
 
@@ -67,6 +70,8 @@ struct mq_chan {
 
 	_Atomic int peer; /* PEER_*; pidfd is set before PEER_UP */
 	int pidfd;
+	struct ipc_trust trust;
+	struct ipc_cred cred; /* the peer's: set before PEER_UP */
 
 	/* receive side, under rx_mu */
 	pthread_mutex_t rx_mu;
@@ -90,6 +95,7 @@ static const struct ipc_optspec mq_opts[] = {
          "bytes per queue unit (default: fs/mqueue/msgsize_default)"},
         {"mode", IPC_OPT_MODE, 0, 0777, NULL,
          "permissions of created queues, default 0600"},
+        IPC_TRUST_OPTS,
         {NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -113,35 +119,11 @@ read_proc(const char *file, long def)
 	return v;
 }
 
-static int
-pidfd_open_(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (fd >= 0) {
-		int fl = fcntl(fd, F_GETFD);
-		if (fl >= 0) {
-			(void)fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
-		}
-	}
-	return fd;
-#else
-	(void)pid;
-	errno = ENOSYS;
-	return -1;
-#endif
-}
-
-/* Is the exclusive flock that a live, open end holds on q gone?  Probed
- * with a shared lock on our own open file description of q. */
+/* Is the exclusive flock that a live, open end holds on q gone? */
 static int
 lock_gone(mqd_t q)
 {
-	if (flock(q, LOCK_SH | LOCK_NB) == 0) {
-		(void)flock(q, LOCK_UN);
-		return 1;
-	}
-	return 0;
+	return ipc__flock_free(q);
 }
 
 static int
@@ -188,20 +170,12 @@ names_still_ours(struct mq_chan *m)
 static void
 peer_up(struct mq_chan *m, pid_t pid)
 {
-	m->pidfd = pidfd_open_(pid);
+	m->pidfd = ipc__pidfd_open(pid);
 	if (m->pidfd >= 0 && m->epfd >= 0) {
 		struct epoll_event ev = {.events = EPOLLIN};
 		(void)epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->pidfd, &ev);
 	}
 	atomic_store(&m->peer, PEER_UP);
-}
-
-static int
-pidfd_dead(int pidfd)
-{
-	struct pollfd p = {.fd = pidfd, .events = POLLIN};
-
-	return pidfd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
 /* Has the peer closed or died?  Sticky once true.  The flock answers for
@@ -216,7 +190,7 @@ peer_gone_(struct mq_chan *m, int thorough)
 		return 1;
 	}
 	if (p == PEER_UP &&
-	    (lock_gone(m->tx) || (thorough && pidfd_dead(m->pidfd)))) {
+	    (lock_gone(m->tx) || (thorough && ipc__pidfd_dead(m->pidfd)))) {
 		atomic_store(&m->peer, PEER_GONE);
 		return 1;
 	}
@@ -226,6 +200,27 @@ peer_gone_(struct mq_chan *m, int thorough)
 #define peer_gone(m) peer_gone_((m), 1)
 
 /* ------------------------------------------------------------ receive -- */
+
+static int send_ctl(struct mq_chan *m, enum ipc_frag_kind kind,
+                    uint32_t arg);
+
+/* The creator: may the opener whose hello names pid be our peer?  A queue
+ * does not say who sent: the pid is the opener's word, checked to be a
+ * live process whose owner passes allow_uid=/allow_gid=. */
+static int
+creator_trust(struct mq_chan *m, pid_t pid)
+{
+	struct ipc_cred c = {0};
+
+	if (ipc__cred_pid(pid, &c) < 0) {
+		c = (struct ipc_cred){0};
+	}
+	int r = ipc__trust_check(&m->trust, m->uri, "the peer", &c);
+	if (r == 0) {
+		m->cred = c;
+	}
+	return r;
+}
 
 /* Read units until a message is whole.  rx_mu held.  Returns
  * IPC_FRAG_WHOLE, -EAGAIN, -EPIPE (CLOSE seen) or an error. */
@@ -260,6 +255,13 @@ pump(struct mq_chan *m)
 				m->rerr = ipc__err(-EPROTO, m->uri,
 				                   "unexpected hello from the "
 				                   "peer");
+				return m->rerr;
+			}
+			m->rerr = creator_trust(m, (pid_t)arg);
+			if (m->rerr < 0) {
+				/* Refused: it hears our end. */
+				(void)send_ctl(m, IPC_FRAG_CLOSE, 0);
+				atomic_store(&m->peer, PEER_GONE);
 				return m->rerr;
 			}
 			peer_up(m, (pid_t)arg);
@@ -677,12 +679,30 @@ open_opener(struct mq_chan *m)
 		}
 		return ipc__errno(-errno, m->uri, "mq_open %s", m->tx_name);
 	}
+	/* Queue names are anybody's: before anything is read from them,
+	 * their owner must be trusted (the creator's uid). */
+	struct ipc_cred ct;
+	int r = ipc__cred_fd_owner(m->rx, &m->cred, m->uri);
+	if (r == 0) {
+		r = ipc__cred_fd_owner(m->tx, &ct, m->uri);
+	}
+	if (r == 0) {
+		r = ipc__trust_check(&m->trust, m->uri,
+		                     "the channel's creator", &m->cred);
+	}
+	if (r == 0) {
+		r = ipc__trust_check(&m->trust, m->uri,
+		                     "the channel's creator", &ct);
+	}
+	if (r < 0) {
+		return r;
+	}
 	if (lock_gone(m->tx)) {
 		return ipc__err(-ECONNREFUSED, m->uri,
 		                "the creator of this channel is gone (stale "
 		                "queues: the next IPC_CREATE reclaims them)");
 	}
-	int r = read_units(m);
+	r = read_units(m);
 	if (r < 0) {
 		return r;
 	}
@@ -708,6 +728,7 @@ open_opener(struct mq_chan *m)
 		return ipc__errno(r == -EAGAIN ? -ECONNREFUSED : r, m->uri,
 		                  "cannot greet the creator");
 	}
+	m->cred.pid = (pid_t)pid;
 	peer_up(m, (pid_t)pid);
 	unlink_if_same(m->rx_name, m->rx);
 	unlink_if_same(m->tx_name, m->tx);
@@ -722,9 +743,13 @@ mq_drv_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 
 	chan_init(m, ch);
 	m->creator = (flags & IPC_CREATE) != 0;
-	snprintf(m->rx_name, sizeof(m->rx_name), "/libipc.%s.%d", u->name,
+	r = ipc__trust_parse(&m->trust, u, !m->creator);
+	if (r < 0) {
+		goto fail;
+	}
+	snprintf(m->rx_name, sizeof(m->rx_name), IPC_MQ_PREFIX "%s.%d", u->name,
 	         m->creator ? 1 : 0);
-	snprintf(m->tx_name, sizeof(m->tx_name), "/libipc.%s.%d", u->name,
+	snprintf(m->tx_name, sizeof(m->tx_name), IPC_MQ_PREFIX "%s.%d", u->name,
 	         m->creator ? 0 : 1);
 	m->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (m->epfd < 0) {
@@ -991,6 +1016,24 @@ mq_drv_close(ipc_channel *ch)
 	return r;
 }
 
+static int
+mq_drv_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+	const struct mq_chan *m = ipc__cpriv(ch);
+	struct ipc_cred c = {0};
+
+	if (atomic_load(&m->peer) != PEER_NONE) {
+		c = m->cred;
+		if (!c.known) {
+			return ipc__err(-ESRCH, ch->uri,
+			                "ipc_peer_cred: the peer (pid %ld) was "
+			                "gone before it could be identified",
+			                (long)c.pid);
+		}
+	}
+	return ipc__cred_out(&c, ch->uri, pid, uid, gid);
+}
+
 const struct ipc_driver ipc_driver_mq = {
         .scheme = "mq",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_PEERCLOSE,
@@ -1005,4 +1048,5 @@ const struct ipc_driver ipc_driver_mq = {
         .pollfds = mq_drv_pollfds,
         .ready = mq_drv_ready,
         .fd = mq_drv_fd,
+        .peer_cred = mq_drv_peer_cred,
 };

@@ -54,6 +54,7 @@
 
 #include "core/driver.h"
 #include "core/ring.h"
+#include "core/sock.h"
 
 #define SHM_DEFAULT_SIZE    (4u << 20) /* carries 1 MiB messages, 3 in flight */
 #define SHM_DEFAULT_SPIN_US 50u        /* longer than a futex wake-up */
@@ -123,6 +124,7 @@ struct shm_chan {
 	_Atomic int fd_exported;
 	_Atomic int poked; /* we wrote our own "data" eventfd */
 	unsigned mode;
+	struct ipc_trust trust; /* allow_uid=, allow_gid= */
 	uint64_t spin_ns;
 	size_t want_tx; /* length of the last send that found no room */
 	const char *uri;
@@ -135,6 +137,7 @@ struct shm_listener {
 	struct acceptor acc;
 	int epfd; /* listener_fd: the socket and the pending clients */
 	unsigned mode;
+	struct ipc_trust trust;
 	size_t ring_size;
 	int size_set;
 	uint64_t spin_ns;
@@ -148,6 +151,7 @@ static const struct ipc_optspec shm_opts[] = {
          "microseconds to spin before sleeping (default 50), or busy"},
         {"mode", IPC_OPT_MODE, 0, 0777, NULL,
          "who may be the peer, as permission bits (default 0600)"},
+        IPC_TRUST_OPTS,
         {NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -367,15 +371,26 @@ make_addr(struct sockaddr_un *sa, const char *name)
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
 }
 
-/* May the process at the other end of fd be our peer under mode? */
+/* May the process at the other end of fd be our peer?  An opener trusts
+ * a server under t (trust.h: its uid or root unless allow_uid= says
+ * more).  A server goes by t when the URI has allow_uid=/allow_gid=, and
+ * by its mode= bits otherwise. */
 static int
-peer_allowed(int fd, unsigned mode, const char *uri)
+peer_allowed(int fd, unsigned mode, const struct ipc_trust *t, int server,
+             const char *uri)
 {
-	struct ucred cr;
-	socklen_t len = sizeof(cr);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
-		return ipc__errno(-errno, uri, "SO_PEERCRED");
+	struct ipc_cred c;
+	int r = ipc__cred_socket(fd, &c, uri);
+	if (r < 0) {
+		return r;
 	}
+	if (!server || t->given) {
+		return ipc__trust_check(t, uri,
+		                        server ? "the peer"
+		                               : "the channel's creator",
+		                        &c);
+	}
+	struct ucred cr = {c.pid, c.uid, c.gid};
 	if (cr.uid == geteuid() || cr.uid == 0 || (mode & 0007) != 0) {
 		return 0;
 	}
@@ -796,7 +811,7 @@ acc_serve(struct acceptor *a, struct shm_chan *s, int epfd)
 			}
 			return ipc__errno(-errno, s->uri, "accept");
 		}
-		int r = peer_allowed(conn, s->mode, s->uri);
+		int r = peer_allowed(conn, s->mode, &s->trust, 1, s->uri);
 		if (r == 0) {
 			r = recv_hello(s, conn);
 		}
@@ -811,6 +826,11 @@ acc_serve(struct acceptor *a, struct shm_chan *s, int epfd)
 		/* Refused, or too many half-open: keep serving others. */
 		send_refusal(conn, r == -EAGAIN ? EBUSY : -r);
 		close(conn);
+		if (r == -EACCES && s->trust.given) {
+			/* allow_uid= refused it: said once, still
+			 * listening (mode= refusals stay silent). */
+			return -EACCES;
+		}
 	}
 }
 
@@ -828,8 +848,8 @@ connect_slow(ipc_channel *ch, struct shm_chan *s)
 		goto out;
 	}
 	r = acc_serve(&s->acc, s, s->epfd);
-	if (r == -EAGAIN) {
-		goto out;
+	if (r == -EAGAIN || r == -EACCES) {
+		goto out; /* a refused peer: others may come */
 	}
 	/* One peer per IPC_CREATE channel: stop listening, so that the
 	 * name is free and later openers are refused. */
@@ -1360,6 +1380,10 @@ shm_open_chan(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	chan_init(s, ch->uri);
 	int r = parse_opts(u, &s->ring_size, &s->size_set, &s->spin_ns,
 	                   &s->mode);
+	if (r == 0) {
+		/* Abstract names are anybody's: an opener checks. */
+		r = ipc__trust_parse(&s->trust, u, !(flags & IPC_CREATE));
+	}
 	if (r < 0) {
 		goto fail;
 	}
@@ -1398,7 +1422,7 @@ shm_open_chan(ipc_channel *ch, const struct ipc_uri *u, int flags)
 		}
 		goto fail;
 	}
-	r = peer_allowed(s->sock, s->mode, u->text);
+	r = peer_allowed(s->sock, s->mode, &s->trust, 0, u->text);
 	if (r < 0) {
 		goto fail;
 	}
@@ -1413,6 +1437,12 @@ shm_open_chan(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	struct shm_hello h;
 	hello_init(&h, 0, s->ring_size, s->name);
 	r = send_msg(s->sock, &h, fds, NFDS);
+	if ((r == -EPIPE || r == -ECONNRESET) && !check_alive(s) &&
+	    s->refused) {
+		/* The server refused us before the hello went: like a
+		 * refusal after it, the first call reports it. */
+		r = 0;
+	}
 	if (r < 0) {
 		r = ipc__errno(r == -EAGAIN ? -ECONNREFUSED : r, u->text,
 		               "sending the segment to the server");
@@ -1501,6 +1531,9 @@ shm_listen(ipc_listener *l, const struct ipc_uri *u, int flags)
 	sl->epfd = -1;
 	int r = parse_opts(u, &sl->ring_size, &sl->size_set, &sl->spin_ns,
 	                   &sl->mode);
+	if (r == 0) {
+		r = ipc__trust_parse(&sl->trust, u, 0);
+	}
 	if (r < 0) {
 		return r;
 	}
@@ -1531,6 +1564,7 @@ shm_accept(ipc_listener *l, ipc_channel *ch)
 	s->size_set = sl->size_set;
 	s->spin_ns = sl->spin_ns;
 	s->mode = sl->mode;
+	s->trust = sl->trust;
 	snprintf(s->name, sizeof(s->name), "%s", sl->name);
 	int r = acc_serve(&sl->acc, s, sl->epfd);
 	if (r < 0) {
@@ -1559,6 +1593,17 @@ shm_listener_close(ipc_listener *l)
 	return 0;
 }
 
+static int
+shm_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+	const struct shm_chan *s = ipc__cpriv(ch);
+	int ready = atomic_load(&s->state) != ST_WAIT_PEER;
+
+	/* The rendezvous socket stays for the channel's life. */
+	return ipc__sock_peer_cred(ready ? s->sock : -1, ch->uri, pid, uid,
+	                           gid);
+}
+
 const struct ipc_driver ipc_driver_shm = {
         .scheme = "shm",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_ZEROCOPY |
@@ -1580,6 +1625,7 @@ const struct ipc_driver ipc_driver_shm = {
         .acquire = shm_acquire,
         .release = shm_release,
         .fd = shm_fd,
+        .peer_cred = shm_peer_cred,
         .listen = shm_listen,
         .accept = shm_accept,
         .listener_fd = shm_listener_fd,

@@ -5,8 +5,10 @@
  *
  * Keys.  For kind K ("sysvmq", "sysvshm") and NAME, probe i (0..7) uses
  *   key_i = fold32(FNV-1a-64("libipc:K:NAME") mixed with i), never 0
- * and the set stores a 60-bit tag, a second FNV-1a-64 of the same string
- * (other offset basis), in four semaphores of 15 bits.  A creator takes
+ * and the set stores a tag in four semaphores of 15 bits: 45 bits of a
+ * second FNV-1a-64 of the same string (other offset basis), and 15 bits
+ * hashed from K and the key alone (sv_tag_key), by which a tool that does
+ * not know the name (ipc-cat --list) recognises a libipc set and its kind.  A creator takes
  * the first probe whose key is free (or holds its own stale channel); a
  * set whose tag differs, or that has another size, belongs to somebody
  * else and the next probe is tried.  An opener looks at all probes for
@@ -48,6 +50,8 @@
 #include <unistd.h>
 
 #include "core/driver.h"
+#include "core/proc.h"
+#include "core/trust.h"
 
 #define SV_PROBES     8
 #define SV_INIT_GRACE 5 /* seconds a set may stay unready while created */
@@ -161,6 +165,24 @@ sv_getall(int semid, unsigned short v[SV_NSEMS])
 	return -EAGAIN;
 }
 
+/* TAG[3]: a function of the kind and the key only.  Set for each probe. */
+static inline unsigned short
+sv_keytag(const char *kind, key_t key)
+{
+	uint32_t k = (uint32_t)key;
+	uint64_t h = sv_fnv(0x84222325cbf29ce4ull, "libipc-key:", 11);
+
+	h = sv_fnv(h, kind, strlen(kind));
+	h = sv_fnv(h, &k, sizeof(k));
+	return (unsigned short)((h ^ (h >> 15) ^ (h >> 30)) & 0x7fff);
+}
+
+static inline void
+sv_tag_key(unsigned short tag[4], const char *kind, key_t key)
+{
+	tag[3] = sv_keytag(kind, key);
+}
+
 static inline int
 sv_tag_ok(const unsigned short v[SV_NSEMS], const unsigned short tag[4])
 {
@@ -239,21 +261,55 @@ sv_inspect(int semid, const unsigned short tag[4])
 	return SV_INUSE;
 }
 
-/* Find the ready set of this name (an opener).  Returns the probe index
- * with ids filled, or -ENOENT / -EACCES. */
+/* Does the owner of a System V object found on a key pass t?  Its
+ * creator (cuid) and its owner (uid, which IPC_SET may change) must both
+ * be trusted.  Fills c with the creator.  0 or -EACCES (recorded). */
 static inline int
-sv_find(struct sv_ids *ids, const char *kind, const char *name)
+sv_trust(const struct ipc_perm *p, const struct ipc_trust *t, const char *uri,
+         struct ipc_cred *c)
+{
+	struct ipc_cred o = {1, 0, p->uid, p->gid};
+	int r;
+
+	*c = (struct ipc_cred){1, 0, p->cuid, p->cgid};
+	r = ipc__trust_check(t, uri, "the channel's creator", c);
+	if (r == 0 && (p->uid != p->cuid || p->gid != p->cgid)) {
+		r = ipc__trust_check(t, uri, "the channel's owner", &o);
+	}
+	return r;
+}
+
+/* Find the ready set of this name (an opener).  A set on a key is
+ * foreign until proven ours: its owner passes t before anything is read
+ * from it, then its size and tag are checked.  Returns the probe index
+ * with ids filled and *creator set, or -ENOENT / -EACCES (recorded). */
+static inline int
+sv_find(struct sv_ids *ids, const char *kind, const char *name,
+        const struct ipc_trust *t, const char *uri, struct ipc_cred *creator)
 {
 	int err = -ENOENT;
+	struct ipc_cred refused = {0};
 
 	sv_tag(kind, name, ids->tag);
 	for (unsigned i = 0; i < SV_PROBES; i++) {
 		unsigned short v[SV_NSEMS];
+		struct semid_ds ds;
+		union sv_semun a = {.buf = &ds};
+		struct ipc_cred c;
 		key_t key = sv_key(kind, name, i);
+		sv_tag_key(ids->tag, kind, key);
 		int id = semget(key, SV_NSEMS, 0);
-		if (id < 0) {
+		if (id < 0 || semctl(id, 0, IPC_STAT, a) < 0) {
 			if (errno == EACCES) {
 				err = -EACCES;
+			}
+			continue;
+		}
+		if (sv_trust(&ds.sem_perm, t, uri, &c) < 0) {
+			refused = c;
+			if (ds.sem_perm.uid != ds.sem_perm.cuid &&
+			    ipc__trust_check(t, uri, "", &c) == 0) {
+				refused.uid = ds.sem_perm.uid;
 			}
 			continue;
 		}
@@ -264,12 +320,50 @@ sv_find(struct sv_ids *ids, const char *kind, const char *name)
 			continue;
 		}
 		if (sv_tag_ok(v, ids->tag)) {
+			int p = semctl(id, SV_PIDLO + SV_CREATOR, GETPID);
 			ids->key = key;
 			ids->semid = id;
+			*creator = c;
+			creator->pid = p > 0 ? p : 0;
 			return (int)i;
 		}
 	}
-	return err;
+	if (refused.known) {
+		return ipc__trust_check(t, uri, "the channel's creator",
+		                        &refused);
+	}
+	return err == -EACCES ? ipc__err(err, uri, "permission denied")
+	                      : ipc__err(err, uri, "no such channel");
+}
+
+/* ipc_peer_cred of a System V channel: c once the peer is known (up or
+ * gone, unless refused). */
+static inline int
+sv_peer_cred(int up, int refused, const struct ipc_cred *c, const char *uri,
+             pid_t *pid, uid_t *uid, gid_t *gid)
+{
+	struct ipc_cred none = {0};
+
+	if (up && !refused && !c->known) {
+		return ipc__err(-ESRCH, uri,
+		                "ipc_peer_cred: the peer was gone before it "
+		                "could be identified");
+	}
+	return ipc__cred_out(up && !refused ? c : &none, uri, pid, uid, gid);
+}
+
+/* The opener of a set (a creator's peer): its pid as the kernel saw its
+ * claim (GETPID of the semaphore it wrote), and its ids from /proc. */
+static inline int
+sv_opener_cred(int semid, struct ipc_cred *c)
+{
+	int pid = semctl(semid, SV_PIDLO + SV_OPENER, GETPID);
+
+	*c = (struct ipc_cred){0};
+	if (pid <= 0) {
+		return -ESRCH;
+	}
+	return ipc__cred_pid(pid, c);
 }
 
 /* An opener found the set: is it ready, with a live creator and no peer
@@ -381,25 +475,6 @@ sv_peer_free(int semid, int side)
 	int v = semctl(semid, SV_SLOT + 1 - side, GETVAL);
 
 	return v != 0; /* 1 free; -1 removed already */
-}
-
-static inline int
-sv_pidfd_open(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (fd >= 0) {
-		int fl = fcntl(fd, F_GETFD);
-		if (fl >= 0) {
-			(void)fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
-		}
-	}
-	return fd;
-#else
-	(void)pid;
-	errno = ENOSYS;
-	return -1;
-#endif
 }
 
 /* semtimedop until the absolute monotonic deadline dl (NULL: none),

@@ -74,6 +74,9 @@ struct smq_chan {
 
 	_Atomic int peer;
 	int pidfd; /* set before peer becomes PEER_UP */
+	struct ipc_trust trust;
+	struct ipc_cred cred; /* the peer's: set before PEER_UP */
+	_Atomic int refused;  /* creator: the peer failed allow_uid= */
 	pthread_mutex_t peer_mu;
 	_Atomic int backoff; /* ms, for ipc_poll */
 	_Atomic int idle;    /* wake-ups that found nothing */
@@ -99,6 +102,7 @@ static const struct ipc_optspec smq_opts[] = {
          "queue capacity, both directions (default: kernel.msgmnb)"},
         {"mode", IPC_OPT_MODE, 0, 0777, NULL,
          "permissions of created objects, default 0600"},
+        IPC_TRUST_OPTS,
         {NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -130,7 +134,18 @@ set_peer_up(struct smq_chan *m, pid_t pid)
 {
 	pthread_mutex_lock(&m->peer_mu);
 	if (atomic_load(&m->peer) == PEER_NONE) {
-		m->pidfd = sv_pidfd_open(pid);
+		if (m->side == SV_CREATOR) {
+			/* The opener: who the kernel says claimed its slot. */
+			(void)sv_opener_cred(m->ids.semid, &m->cred);
+			if (ipc__trust_check(&m->trust, m->uri, "the peer",
+			                     &m->cred) < 0) {
+				atomic_store(&m->refused, 1);
+				atomic_store(&m->peer, PEER_GONE);
+				pthread_mutex_unlock(&m->peer_mu);
+				return;
+			}
+		}
+		m->pidfd = ipc__pidfd_open(pid);
 		atomic_store(&m->peer, PEER_UP);
 	}
 	pthread_mutex_unlock(&m->peer_mu);
@@ -525,10 +540,15 @@ open_creator(struct smq_chan *m, const struct ipc_uri *u)
 {
 	int mode = (int)ipc__opt_num(u, "mode", 0600);
 	int retries = 0;
+	int tr = ipc__trust_parse(&m->trust, u, 0);
 
+	if (tr < 0) {
+		return tr;
+	}
 	sv_tag(KIND, u->name, m->ids.tag);
 	for (unsigned i = 0; i < SV_PROBES; i++) {
 		key_t key = sv_key(KIND, u->name, i);
+		sv_tag_key(m->ids.tag, KIND, key);
 		int id = semget(key, SV_NSEMS, IPC_CREAT | IPC_EXCL | mode);
 		if (id < 0 && errno != EEXIST) {
 			return sysv_create_error(errno, m->uri, "semget");
@@ -585,12 +605,14 @@ static int
 open_opener(struct smq_chan *m, const struct ipc_uri *u)
 {
 	unsigned short v[SV_NSEMS];
-	int r = sv_find(&m->ids, KIND, u->name);
+	int r = ipc__trust_parse(&m->trust, u, 1);
 
 	if (r < 0) {
-		return r == -EACCES
-		               ? ipc__err(r, m->uri, "permission denied")
-		               : ipc__err(-ENOENT, m->uri, "no such channel");
+		return r;
+	}
+	r = sv_find(&m->ids, KIND, u->name, &m->trust, m->uri, &m->cred);
+	if (r < 0) {
+		return r;
 	}
 	r = sv_check_open(m->ids.semid, v, m->uri);
 	if (r < 0) {
@@ -603,6 +625,16 @@ open_opener(struct smq_chan *m, const struct ipc_uri *u)
 		}
 		return ipc__err(-ENOENT, m->uri,
 		                "channel is still being created");
+	}
+	/* The queue on the key is foreign until its owner is trusted. */
+	struct msqid_ds qd;
+	struct ipc_cred qc;
+	if (msgctl(m->msqid, IPC_STAT, &qd) < 0) {
+		return ipc__errno(-errno, m->uri, "msgctl IPC_STAT");
+	}
+	r = sv_trust(&qd.msg_perm, &m->trust, m->uri, &qc);
+	if (r < 0) {
+		return r;
 	}
 	m->unit = (size_t)v[SV_CONF] * 16;
 	if (m->unit < UNIT_MIN || m->unit > UNIT_MAX) {
@@ -652,6 +684,22 @@ smq_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 
 /* --------------------------------------------------------------- slots -- */
 
+/* -EPIPE from a peer that was refused (allow_uid=/allow_gid=) is the
+ * refusal.  A creator looks at its peer before it delivers anything. */
+static ssize_t
+refusal(struct smq_chan *m, ssize_t r)
+{
+	if (r == 0 && m->side == SV_CREATOR &&
+	    atomic_load(&m->peer) == PEER_NONE) {
+		(void)peer_check(m);
+	}
+	if ((r == 0 || r == -EPIPE) && atomic_load(&m->refused)) {
+		return ipc__trust_check(&m->trust, m->uri, "the peer",
+		                        &m->cred);
+	}
+	return r;
+}
+
 static ssize_t
 smq_send(ipc_channel *ch, const void *buf, size_t len)
 {
@@ -659,7 +707,10 @@ smq_send(ipc_channel *ch, const void *buf, size_t len)
 	ssize_t r;
 
 	pthread_mutex_lock(&m->tx_mu);
-	r = tx_locked(m, buf, len);
+	r = refusal(m, 0);
+	if (r == 0) {
+		r = refusal(m, tx_locked(m, buf, len));
+	}
 	pthread_mutex_unlock(&m->tx_mu);
 	if (r >= 0 || r == -EINPROGRESS) {
 		atomic_store(&m->backoff, 0);
@@ -689,11 +740,15 @@ smq_recv(ipc_channel *ch, void *buf, size_t cap)
 	ssize_t r;
 
 	pthread_mutex_lock(&m->rx_mu);
-	r = rx_step(m);
+	r = refusal(m, 0);
+	if (r == 0) {
+		r = rx_step(m);
+	}
 	if (r == IPC_FRAG_WHOLE) {
 		r = ipc__frag_rx_take(&m->fr, buf, cap, m->uri);
 	} else if (r == -EPIPE) {
-		r = ipc__err(-EPIPE, m->uri, "peer closed the channel");
+		r = refusal(m, ipc__err(-EPIPE, m->uri,
+		                        "peer closed the channel"));
 	}
 	pthread_mutex_unlock(&m->rx_mu);
 	if (r == -EAGAIN) {
@@ -882,6 +937,16 @@ smq_close(ipc_channel *ch)
 	return r;
 }
 
+static int
+smq_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+	const struct smq_chan *m = ipc__cpriv(ch);
+
+	return sv_peer_cred(atomic_load(&m->peer) != PEER_NONE,
+	                    atomic_load(&m->refused), &m->cred, ch->uri, pid,
+	                    uid, gid);
+}
+
 const struct ipc_driver ipc_driver_sysvmq = {
         .scheme = "sysvmq",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_PEERCLOSE,
@@ -893,6 +958,7 @@ const struct ipc_driver ipc_driver_sysvmq = {
         .detach = smq_detach,
         .recv = smq_recv,
         .close = smq_close,
+        .peer_cred = smq_peer_cred,
         .pollfds = smq_pollfds,
         .ready = smq_ready,
         .wait = smq_wait,

@@ -70,6 +70,9 @@ struct svs_chan {
 	_Atomic int peer;
 	int pidfd;
 	pthread_mutex_t peer_mu;
+	struct ipc_trust trust;
+	struct ipc_cred cred; /* the peer's: set before PEER_UP */
+	_Atomic int refused;  /* creator: the peer failed allow_uid= */
 	_Atomic int backoff;
 	_Atomic size_t want_tx; /* the size a blocked send waits for */
 };
@@ -81,6 +84,7 @@ static const struct ipc_optspec svs_opts[] = {
          "microseconds to spin before sleeping (default 20)"},
         {"mode", IPC_OPT_MODE, 0, 0777, NULL,
          "permissions of created objects, default 0600"},
+        IPC_TRUST_OPTS,
         {NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -141,11 +145,24 @@ peer_check(struct svs_chan *s)
 	}
 	if (p == PEER_NONE) {
 		pthread_mutex_lock(&s->peer_mu);
+		if (atomic_load(&s->peer) == PEER_NONE &&
+		    s->side == SV_CREATOR) {
+			(void)sv_opener_cred(s->ids.semid, &s->cred);
+			if (ipc__trust_check(&s->trust, s->uri, "the peer",
+			                     &s->cred) < 0) {
+				/* It failed allow_uid=/allow_gid=. */
+				atomic_store(&s->refused, 1);
+				atomic_store(&s->peer, PEER_GONE);
+			}
+		}
 		if (atomic_load(&s->peer) == PEER_NONE) {
-			s->pidfd = sv_pidfd_open(pid);
+			s->pidfd = ipc__pidfd_open(pid);
 			atomic_store(&s->peer, PEER_UP);
 		}
 		pthread_mutex_unlock(&s->peer_mu);
+		if (atomic_load(&s->refused)) {
+			return PEER_GONE;
+		}
 	}
 	if (v[SV_SLOT + peer] != 0) {
 		atomic_store(&s->peer, PEER_GONE);
@@ -156,13 +173,24 @@ peer_check(struct svs_chan *s)
 
 /* ---------------------------------------------------------------- data -- */
 
+/* The peer is gone, or was refused (allow_uid=/allow_gid=). */
+static int
+peer_gone_err(ipc_channel *ch, const struct svs_chan *s)
+{
+	if (atomic_load(&s->refused)) {
+		return ipc__trust_check(&s->trust, ch->uri, "the peer",
+		                        &s->cred);
+	}
+	return ipc__err(-EPIPE, ch->uri, "the peer is gone");
+}
+
 static int
 tx_fail(ipc_channel *ch, struct svs_chan *s, int r, size_t len)
 {
 	if (r == -EAGAIN) {
 		/* A full ring: the peer may be gone meanwhile. */
 		if (peer_check(s) == PEER_GONE) {
-			return ipc__err(-EPIPE, ch->uri, "the peer is gone");
+			return peer_gone_err(ch, s);
 		}
 		s->want_tx = len;
 		return -EAGAIN;
@@ -199,7 +227,7 @@ tx_check(ipc_channel *ch, struct svs_chan *s, size_t len)
 	}
 	if (atomic_load_explicit(&s->peer, memory_order_relaxed) ==
 	    PEER_GONE) {
-		return ipc__err(-EPIPE, ch->uri, "the peer is gone");
+		return peer_gone_err(ch, s);
 	}
 	return 0;
 }
@@ -248,6 +276,13 @@ rx_fail(ipc_channel *ch, int r)
 static int
 rx_next(ipc_channel *ch, struct svs_chan *s, const void **p, size_t *n)
 {
+	/* A creator delivers nothing before its peer passed allow_uid=. */
+	if (s->side == SV_CREATOR && atomic_load(&s->peer) == PEER_NONE) {
+		(void)peer_check(s);
+	}
+	if (atomic_load(&s->refused)) {
+		return peer_gone_err(ch, s);
+	}
 	int r = ipc_ring_acquire(&s->rx, p, n);
 
 	if (r == -EAGAIN && atomic_load(&s->peer) != PEER_NONE &&
@@ -255,7 +290,7 @@ rx_next(ipc_channel *ch, struct svs_chan *s, const void **p, size_t *n)
 		/* What it published before going is visible now. */
 		r = ipc_ring_acquire(&s->rx, p, n);
 		if (r == -EAGAIN) {
-			return ipc__err(-EPIPE, ch->uri, "the peer is gone");
+			return peer_gone_err(ch, s);
 		}
 	}
 	if (r == 0) {
@@ -575,10 +610,15 @@ open_creator(struct svs_chan *s, const struct ipc_uri *u)
 {
 	int mode = (int)ipc__opt_num(u, "mode", 0600);
 	int retries = 0;
+	int tr = ipc__trust_parse(&s->trust, u, 0);
 
+	if (tr < 0) {
+		return tr;
+	}
 	sv_tag(KIND, u->name, s->ids.tag);
 	for (unsigned i = 0; i < SV_PROBES; i++) {
 		key_t key = sv_key(KIND, u->name, i);
+		sv_tag_key(s->ids.tag, KIND, key);
 		int id = semget(key, SV_NSEMS, IPC_CREAT | IPC_EXCL | mode);
 		if (id < 0 && errno != EEXIST) {
 			return ipc__errno(-errno, s->uri,
@@ -650,12 +690,14 @@ open_opener(struct svs_chan *s, const struct ipc_uri *u)
 {
 	unsigned short v[SV_NSEMS];
 	struct shmid_ds ds;
-	int r = sv_find(&s->ids, KIND, u->name);
+	int r = ipc__trust_parse(&s->trust, u, 1);
 
 	if (r < 0) {
-		return r == -EACCES
-		               ? ipc__err(r, s->uri, "permission denied")
-		               : ipc__err(-ENOENT, s->uri, "no such channel");
+		return r;
+	}
+	r = sv_find(&s->ids, KIND, u->name, &s->trust, s->uri, &s->cred);
+	if (r < 0) {
+		return r;
 	}
 	r = sv_check_open(s->ids.semid, v, s->uri);
 	if (r < 0) {
@@ -671,6 +713,12 @@ open_opener(struct svs_chan *s, const struct ipc_uri *u)
 	}
 	if (shmctl(s->shmid, IPC_STAT, &ds) < 0) {
 		return ipc__errno(-errno, s->uri, "shmctl IPC_STAT");
+	}
+	/* The segment on the key is foreign until its owner is trusted. */
+	struct ipc_cred sc;
+	r = sv_trust(&ds.shm_perm, &s->trust, s->uri, &sc);
+	if (r < 0) {
+		return r;
 	}
 	s->seg = shmat(s->shmid, NULL, 0);
 	if (s->seg == (void *)-1) {
@@ -767,6 +815,16 @@ svs_close(ipc_channel *ch)
 	return 0;
 }
 
+static int
+svs_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+	const struct svs_chan *s = ipc__cpriv(ch);
+
+	return sv_peer_cred(atomic_load(&s->peer) != PEER_NONE,
+	                    atomic_load(&s->refused), &s->cred, ch->uri, pid,
+	                    uid, gid);
+}
+
 const struct ipc_driver ipc_driver_sysvshm = {
         .scheme = "sysvshm",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_ZEROCOPY |
@@ -778,6 +836,7 @@ const struct ipc_driver ipc_driver_sysvshm = {
         .send = svs_send,
         .recv = svs_recv,
         .close = svs_close,
+        .peer_cred = svs_peer_cred,
         .pollfds = svs_pollfds,
         .ready = svs_ready,
         .wait = svs_wait,

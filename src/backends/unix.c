@@ -17,6 +17,7 @@ static const struct ipc_optspec unix_opts[] = {
         IPC_STREAM_OPTS,
         {"mode", IPC_OPT_MODE, 0, 0, NULL,
          "permission bits of the socket file, default 0600"},
+        IPC_TRUST_OPTS,
         {NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -202,6 +203,16 @@ unix_accept(ipc_listener *l, ipc_channel *ch)
 	return setup(ch, fd);
 }
 
+static int
+unix_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+	const struct unix_ch *p = ipc__cpriv(ch);
+	int waiting = p->wait.lfd >= 0 && !ipc__sockwait_done(&p->wait);
+
+	return ipc__sock_peer_cred(waiting ? -1 : p->fd, ch->uri, pid, uid,
+	                           gid);
+}
+
 const struct ipc_driver ipc_driver_unix = {
         .scheme = "unix",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_LISTEN |
@@ -223,4 +234,5 @@ const struct ipc_driver ipc_driver_unix = {
         .accept = unix_accept,
         .listener_fd = ipc__sock_listener_fd,
         .listener_close = ipc__sock_listener_close,
+        .peer_cred = unix_peer_cred,
 };

@@ -48,6 +48,7 @@ static const struct ipc_optspec dg_opts[] = {
          "largest message, default 16M"},
         {"mode", IPC_OPT_MODE, 0, 0, NULL,
          "permission bits of the socket file, default 0600"},
+        IPC_TRUST_OPTS,
         {NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -72,6 +73,9 @@ struct dg_ch {
 	ino_t dest_ino;
 
 	int eof, failed; /* receive side */
+
+	struct ipc_trust trust; /* creator: who may be the peer */
+	struct ipc_cred cred;   /* the peer's, once known */
 };
 
 static void
@@ -176,11 +180,39 @@ open_creator(ipc_channel *ch, const struct ipc_uri *u,
 		return ipc__errno(-r, u->text, "pthread_mutex_init");
 	}
 	p->creator = 1;
+	r = ipc__trust_parse(&p->trust, u, 0);
+	if (r < 0) {
+		return r;
+	}
 	r = ipc__sock_unix_bind(fd, SOCK_DGRAM, a, u, &p->file);
 	if (r < 0) {
 		return r;
 	}
 	return setup(ch, fd);
+}
+
+/* May the opener talk to the creator it found?  An abstract name has no
+ * owner to look at: only allow_uid=any can be said of it. */
+static int
+opener_trust(const struct ipc_uri *u, const struct ipc_cred *c)
+{
+	struct ipc_trust t;
+	int r = ipc__trust_parse(&t, u, ipc__trust_path_shared(u->fspath));
+
+	if (r < 0) {
+		return r;
+	}
+	if (u->abstract) {
+		if (t.check && t.given) {
+			return ipc__err(-EOPNOTSUPP, u->text,
+			                "allow_uid=/allow_gid=: the creator of "
+			                "an abstract datagram socket cannot be "
+			                "identified (use a path in a private "
+			                "directory)");
+		}
+		return 0;
+	}
+	return ipc__trust_check(&t, u->text, "the channel's creator", c);
 }
 
 static int
@@ -210,6 +242,15 @@ open_opener(ipc_channel *ch, const struct ipc_uri *u,
 	if (sun->sun_path[0] != '\0' && stat(sun->sun_path, &st) == 0) {
 		p->dest_dev = st.st_dev;
 		p->dest_ino = st.st_ino;
+		/* The kernel names no datagram peer: the socket file's
+		 * owner is the creator. */
+		if (S_ISSOCK(st.st_mode)) {
+			p->cred = (struct ipc_cred){1, 0, st.st_uid, st.st_gid};
+		}
+	}
+	r = opener_trust(u, &p->cred);
+	if (r < 0) {
+		return r;
 	}
 	r = setup(ch, fd);
 	if (r < 0) {
@@ -271,6 +312,8 @@ dg_pair(ipc_channel *a, ipc_channel *b, const struct ipc_uri *u)
 		atomic_store(&pb->lifeline, other);
 		r = ep_add(pb, other, b->uri);
 	}
+	ipc__cred_self(&pa->cred);
+	ipc__cred_self(&pb->cred);
 	/* each end holds its lifeline already */
 	atomic_store(&pa->lifeline_sent, 1);
 	atomic_store(&pb->lifeline_sent, 1);
@@ -285,18 +328,32 @@ dg_pair(ipc_channel *a, ipc_channel *b, const struct ipc_uri *u)
 
 /* Take the sender of a datagram as the peer (under mu).  An unnamed
  * sender cannot be answered: the creator stays without a peer. */
-static void
+static int
 learn_locked(ipc_channel *ch, const struct ipc_sockaddr *from, int lifeline)
 {
 	struct dg_ch *p = ipc__priv(ch);
+	struct ipc_cred c = {0};
 
 	if (atomic_load_explicit(&p->have_peer, memory_order_relaxed) ||
 	    from->len <= sizeof(sa_family_t)) {
 		if (lifeline >= 0) {
 			close(lifeline);
 		}
-		return;
+		return 0;
 	}
+	/* The lifeline is a socketpair the opener made: the kernel knows
+	 * who made it.  A peer without one (socat) cannot be identified. */
+	int r = lifeline >= 0 ? ipc__cred_socket(lifeline, &c, ch->uri) : 0;
+	if (r == 0) {
+		r = ipc__trust_check(&p->trust, ch->uri, "the peer", &c);
+	}
+	if (r < 0) {
+		if (lifeline >= 0) {
+			close(lifeline);
+		}
+		return r;
+	}
+	p->cred = c;
 	p->peer = *from;
 	if (connect(p->m.fd, (const struct sockaddr *)&from->ss, from->len) <
 	    0) {
@@ -309,6 +366,7 @@ learn_locked(ipc_channel *ch, const struct ipc_sockaddr *from, int lifeline)
 	/* One peer per channel: nobody else needs the name. */
 	ipc__sockfile_remove(&p->file);
 	atomic_store_explicit(&p->have_peer, 1, memory_order_release);
+	return 0;
 }
 
 static int
@@ -338,7 +396,13 @@ find_peer(ipc_channel *ch, int *unnamed)
 	if (!atomic_load_explicit(&p->have_peer, memory_order_relaxed)) {
 		r = ipc__msg_peek_from(&p->m, &in);
 		if (r == 0) {
-			learn_locked(ch, &in.from, in.lifeline);
+			r = learn_locked(ch, &in.from, in.lifeline);
+		}
+		if (r == -EACCES) {
+			/* Refused: its datagram goes (the kernel closes
+			 * what it carried). */
+			(void)recv(p->m.fd, NULL, 0, MSG_DONTWAIT);
+		} else if (r == 0) {
 			if (!atomic_load_explicit(&p->have_peer,
 			                          memory_order_relaxed)) {
 				*unnamed = 1;
@@ -348,7 +412,7 @@ find_peer(ipc_channel *ch, int *unnamed)
 	}
 	pthread_mutex_unlock(&p->mu);
 	/* other errors show in recv */
-	return r == -EAGAIN ? r : 0;
+	return r == -EAGAIN || r == -EACCES ? r : 0;
 }
 
 /* ------------------------------------------------------------- send/recv */
@@ -400,7 +464,10 @@ recv_first(ipc_channel *ch, void *buf, size_t cap)
 	}
 	r = ipc__msg_recv(&p->m, buf, cap, &in);
 	if (r >= 0) {
-		learn_locked(ch, &in.from, in.lifeline);
+		int t = learn_locked(ch, &in.from, in.lifeline);
+		if (t < 0) {
+			r = t; /* the refused peer's datagram is dropped */
+		}
 	}
 	pthread_mutex_unlock(&p->mu);
 	return r;
@@ -561,6 +628,24 @@ dg_fd(const ipc_channel *ch)
 	return p->ep;
 }
 
+static int
+dg_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+	const struct dg_ch *p = ipc__cpriv(ch);
+	struct ipc_cred c = {0};
+
+	if (has_peer((struct dg_ch *)p)) {
+		c = p->cred;
+		if (!c.known) {
+			return ipc__err(-EOPNOTSUPP, ch->uri,
+			                "ipc_peer_cred: this peer cannot be "
+			                "identified (an abstract address, or a "
+			                "peer that is not libipc)");
+		}
+	}
+	return ipc__cred_out(&c, ch->uri, pid, uid, gid);
+}
+
 const struct ipc_driver ipc_driver_unix_dgram = {
         .scheme = "unix+dgram",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_PEERCLOSE,
@@ -575,4 +660,5 @@ const struct ipc_driver ipc_driver_unix_dgram = {
         .pollfds = dg_pollfds,
         .ready = dg_ready,
         .fd = dg_fd,
+        .peer_cred = dg_peer_cred,
 };

@@ -21,6 +21,7 @@ static const struct ipc_optspec seq_opts[] = {
          "largest message, default 16M"},
         {"mode", IPC_OPT_MODE, 0, 0, NULL,
          "permission bits of the socket file, default 0600"},
+        IPC_TRUST_OPTS,
         {NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -263,6 +264,16 @@ seq_accept(ipc_listener *l, ipc_channel *ch)
 	return r;
 }
 
+static int
+seq_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+	const struct seq_ch *p = ipc__cpriv(ch);
+	int waiting = p->wait.lfd >= 0 && !ipc__sockwait_done(&p->wait);
+
+	return ipc__sock_peer_cred(waiting ? -1 : p->m.fd, ch->uri, pid, uid,
+	                           gid);
+}
+
 const struct ipc_driver ipc_driver_unix_seqpacket = {
         .scheme = "unix+seqpacket",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_LISTEN |
@@ -283,4 +294,5 @@ const struct ipc_driver ipc_driver_unix_seqpacket = {
         .accept = seq_accept,
         .listener_fd = ipc__sock_listener_fd,
         .listener_close = ipc__sock_listener_close,
+        .peer_cred = seq_peer_cred,
 };

@@ -552,6 +552,20 @@ ipc_local_uri(const ipc_channel *ch)
 	return c->local_uri;
 }
 
+int
+ipc_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+	if (ch == NULL) {
+		return ipc__err(-EINVAL, NULL, "ipc_peer_cred: channel is NULL");
+	}
+	if (ch->drv->peer_cred == NULL) {
+		return ipc__err(-EOPNOTSUPP, ch->uri,
+		                "ipc_peer_cred: %s cannot tell who the peer is",
+		                ch->drv->scheme);
+	}
+	return ch->drv->peer_cred(ch, pid, uid, gid);
+}
+
 /* ------------------------------------------------------------ listeners */
 
 int

@@ -270,7 +270,8 @@ struct ipc_driver {
 	int (*acquire)(ipc_channel *ch, const void **buf, size_t *len);
 	int (*release)(ipc_channel *ch);
 
-	/* Optional (NULL: -EOPNOTSUPP).  A descriptor that is readable,
+	/* Optional (NULL: the core runs a helper thread in wait(); see
+	 * core/readyfd.c).  A descriptor that is readable,
 	 * level-triggered, whenever something not yet taken into the
 	 * library's buffers may make recv succeed: kernel data, the peer's
 	 * close, an error; what the driver already holds is reported by
@@ -293,6 +294,14 @@ struct ipc_driver {
 	int (*accept)(ipc_listener *l, ipc_channel *ch);
 	int (*listener_fd)(const ipc_listener *l);
 	int (*listener_close)(ipc_listener *l);
+
+	/* Optional (NULL: ipc_peer_cred says -EOPNOTSUPP).  The pid, uid
+	 * and gid of the other end (pid 0 where only the owner of the
+	 * object is known); any out pointer may be NULL.  -ENOTCONN before
+	 * a peer arrived; -EOPNOTSUPP where the driver cannot tell this
+	 * time (recorded).  Never blocks. */
+	int (*peer_cred)(const ipc_channel *ch, pid_t *pid, uid_t *uid,
+	                 gid_t *gid);
 };
 
 /* --------------------------------------------------------- core helpers -- */
@@ -308,6 +317,10 @@ ssize_t ipc__writev_nosigpipe(int fd, const struct iovec *iov, int iovcnt);
 
 /* Set O_NONBLOCK and FD_CLOEXEC.  Returns 0 or -errno. */
 int ipc__fd_setup(int fd);
+
+/* Keep an eventfd readable exactly while `want` holds: write or drain it
+ * when *on differs from want (no system call otherwise). */
+void ipc__efd_level(int fd, int *on, int want);
 
 /* Validate NAME = [A-Za-z0-9._-]{1,200}. */
 int ipc__valid_name(const char *name);

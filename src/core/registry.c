@@ -20,6 +20,13 @@ extern const struct ipc_driver ipc_driver_mq;
 extern const struct ipc_driver ipc_driver_sysvmq;
 extern const struct ipc_driver ipc_driver_sysvshm;
 extern const struct ipc_driver ipc_driver_inproc;
+#ifdef IPC_HAVE_DBUS
+extern const struct ipc_driver ipc_driver_dbus;
+#endif
+extern const struct ipc_driver ipc_driver_signal;
+#ifdef IPC_HAVE_NATS
+extern const struct ipc_driver ipc_driver_nats;
+#endif
 
 /* clang-format off */
 static const struct ipc_driver *const drivers[] = {
@@ -36,6 +43,13 @@ static const struct ipc_driver *const drivers[] = {
 	&ipc_driver_sysvmq,
 	&ipc_driver_sysvshm,
 	&ipc_driver_inproc,
+#ifdef IPC_HAVE_DBUS
+	&ipc_driver_dbus,
+#endif
+	&ipc_driver_signal,
+#ifdef IPC_HAVE_NATS
+	&ipc_driver_nats,
+#endif
 	NULL,
 };
 /* clang-format on */

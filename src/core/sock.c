@@ -1269,6 +1269,16 @@ sockwait_seal(struct ipc_sockwait *w, int fd)
 	epoll_ctl(w->ep, EPOLL_CTL_DEL, w->lfd, NULL);
 }
 
+/* Does the peer of connection fd pass t?  0 or -EACCES (recorded). */
+static int
+sock_trusted(const struct ipc_trust *t, int fd, const char *uri)
+{
+	struct ipc_cred c;
+	int r = ipc__cred_socket(fd, &c, uri);
+
+	return r < 0 ? r : ipc__trust_check(t, uri, "the peer", &c);
+}
+
 int
 ipc__sockwait_take(struct ipc_sockwait *w, int (*setup)(void *, int),
                    void *arg, const char *uri)
@@ -1281,6 +1291,13 @@ ipc__sockwait_take(struct ipc_sockwait *w, int (*setup)(void *, int),
 	pthread_mutex_lock(&w->mu);
 	if (!atomic_load_explicit(&w->done, memory_order_relaxed)) {
 		fd = ipc__sock_accept(w->lfd, uri);
+		if (fd >= 0 && w->trust.check) {
+			r = sock_trusted(&w->trust, fd, uri);
+			if (r < 0) {
+				close(fd);
+				fd = r;
+			}
+		}
 		if (fd < 0) {
 			r = fd;
 		} else {
@@ -1326,11 +1343,45 @@ ipc__sock_unix_dial(const struct ipc_uri *u, int type)
 		return fd;
 	}
 	r = ipc__sock_unix_connect(fd, &a, u->text);
+	if (r == 0) {
+		struct ipc_trust t;
+		struct ipc_cred c;
+		r = ipc__trust_parse(&t, u, u->abstract ||
+		                                    ipc__trust_path_shared(
+		                                            u->fspath));
+		if (r == 0) {
+			r = ipc__cred_socket(fd, &c, u->text);
+		}
+		if (r == 0) {
+			r = ipc__trust_check(&t, u->text,
+			                     "the channel's creator", &c);
+		}
+	}
 	if (r < 0) {
 		close(fd);
 		return r;
 	}
 	return fd;
+}
+
+int
+ipc__sock_peer_cred(int fd, const char *uri, pid_t *pid, uid_t *uid,
+                    gid_t *gid)
+{
+	struct ipc_cred c = {0};
+
+	if (fd >= 0) {
+		int r = ipc__cred_socket(fd, &c, uri);
+		if (r < 0) {
+			return r;
+		}
+		if (!c.known) {
+			return ipc__err(-EOPNOTSUPP, uri,
+			                "ipc_peer_cred: the kernel does not "
+			                "know this socket's peer");
+		}
+	}
+	return ipc__cred_out(&c, uri, pid, uid, gid);
 }
 
 int
@@ -1355,8 +1406,16 @@ int
 ipc__sock_listener_accept(ipc_listener *l)
 {
 	struct ipc_sock_listener *p = ipc__lpriv(l);
+	int fd = ipc__sock_accept(p->fd, l->uri);
 
-	return ipc__sock_accept(p->fd, l->uri);
+	if (fd >= 0 && p->trust.check) {
+		int r = sock_trusted(&p->trust, fd, l->uri);
+		if (r < 0) {
+			close(fd);
+			return r;
+		}
+	}
+	return fd;
 }
 
 int
@@ -1364,8 +1423,12 @@ ipc__sock_unix_listener_open(ipc_listener *l, const struct ipc_uri *u,
                              int type)
 {
 	struct ipc_sock_listener *p = ipc__lpriv(l);
-	int fd = ipc__sock_unix_listen(u, type, SOMAXCONN, &p->file);
+	int r = ipc__trust_parse(&p->trust, u, 0);
 
+	if (r < 0) {
+		return r;
+	}
+	int fd = ipc__sock_unix_listen(u, type, SOMAXCONN, &p->file);
 	if (fd < 0) {
 		return fd;
 	}
@@ -1378,8 +1441,12 @@ ipc__sock_unix_serve_one(struct ipc_sockwait *w, const struct ipc_uri *u,
                          int type)
 {
 	struct ipc_sockfile file;
-	int fd = ipc__sock_unix_listen(u, type, 1, &file);
+	int r = ipc__trust_parse(&w->trust, u, 0);
 
+	if (r < 0) {
+		return r;
+	}
+	int fd = ipc__sock_unix_listen(u, type, 1, &file);
 	if (fd < 0) {
 		return fd;
 	}

@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "driver.h"
+#include "trust.h"
 
 /* A socket address of any family, with its length. */
 struct ipc_sockaddr {
@@ -44,6 +45,7 @@ struct ipc_sockfile {
 struct ipc_sock_listener {
 	int fd;
 	struct ipc_sockfile file;
+	struct ipc_trust trust; /* Unix sockets: allow_uid=, allow_gid= */
 };
 
 /* ipc_listen for a Unix socket of `type` (path or abstract name) into the
@@ -54,7 +56,8 @@ int ipc__sock_unix_listener_open(ipc_listener *l, const struct ipc_uri *u,
 /* Listener slots for drivers whose listener state is ipc_sock_listener. */
 int ipc__sock_listener_fd(const ipc_listener *l);
 int ipc__sock_listener_close(ipc_listener *l);
-/* Accept one peer: its descriptor, -EAGAIN, or an error. */
+/* Accept one peer: its descriptor, -EAGAIN, or an error (-EACCES for a
+ * peer the listener's allow_uid=/allow_gid= refuse: it is dropped). */
 int ipc__sock_listener_accept(ipc_listener *l);
 
 /* -------------------------------------------------------- addresses -- */
@@ -113,7 +116,9 @@ int ipc__sock_unix_probe(const struct ipc_sockaddr *a, int type);
 int ipc__sock_unix_connect(int fd, const struct ipc_sockaddr *a,
                            const char *uri);
 /* A new Unix socket of `type` connected to u's address: its descriptor,
- * or a negative errno (recorded) with nothing left open. */
+ * or a negative errno (recorded) with nothing left open.  The listener's
+ * credentials pass the trust check of u (trust.h) first: an abstract name
+ * or a path in a world-writable directory is shared. */
 int ipc__sock_unix_dial(const struct ipc_uri *u, int type);
 
 /* "SCHEME://HOST:PORT?query-of-uri" for fd's own address (peer 0) or its
@@ -123,6 +128,11 @@ int ipc__sock_unix_dial(const struct ipc_uri *u, int type);
 char *ipc__sock_inet_uri(int fd, int peer, const char *scheme,
                          const char *uri);
 char *ipc__sock_listener_uri(const ipc_listener *l);
+
+/* ipc_peer_cred of a Unix socket connection fd (SO_PEERCRED); fd < 0:
+ * -ENOTCONN, no peer yet. */
+int ipc__sock_peer_cred(int fd, const char *uri, pid_t *pid, uid_t *uid,
+                        gid_t *gid);
 
 /* Make a listening TCP socket on u's address with SO_REUSEADDR. */
 int ipc__sock_inet_listen(const struct ipc_uri *u, int type, int backlog);
@@ -160,6 +170,7 @@ struct ipc_sockwait {
 	int ep;  /* epoll set for ipc_fd() */
 	atomic_int done;
 	struct ipc_sockfile file;
+	struct ipc_trust trust; /* peers refused are dropped: -EACCES */
 };
 
 /* Start waiting on lfd, taking ownership of it and of *file (both are

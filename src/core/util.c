@@ -1,6 +1,6 @@
 /*
  * Small helpers shared by the core and drivers: deadlines, descriptor
- * setup, SIGPIPE-free writes, name validation.
+ * setup, SIGPIPE-free writes, level-kept eventfds, name validation.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -9,9 +9,11 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "driver.h"
 
@@ -96,6 +98,23 @@ ipc__writev_nosigpipe(int fd, const struct iovec *iov, int iovcnt)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	return n < 0 ? -err : n;
+}
+
+void
+ipc__efd_level(int fd, int *on, int want)
+{
+	uint64_t v = 1;
+
+	want = want != 0;
+	if (want == *on) {
+		return;
+	}
+	if (want) {
+		(void)!write(fd, &v, sizeof(v));
+	} else {
+		(void)!read(fd, &v, sizeof(v));
+	}
+	*on = want;
 }
 
 int
