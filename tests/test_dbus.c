@@ -668,7 +668,7 @@ t_errors(void **state)
 	assert_int_equal(ipc_open(&a, uri, IPC_CREATE), 0);
 	assert_int_equal(ipc_caps(a), IPC_CAP_RELIABLE | IPC_CAP_ORDERED |
 	                                      IPC_CAP_PEERCLOSE);
-	assert_int_equal(ipc_max_msg(a), 16u << 20);
+	assert_int_equal(ipc_max_msg(a), 4u << 20);
 	assert_string_equal(ipc_scheme(a), "dbus");
 	assert_int_equal(ipc_close(a), 0);
 	/* No bus there. */

@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "ipc/ipc.h"
+#include "testutil.h"
 
 #define BIG (1u << 20)
 
@@ -603,36 +604,19 @@ test_stale_pair_reclaimed(void **state)
 
 /* ------------------------------------------------------------- death */
 
-/* Block in recv (op 'r') or send (op 's') on ch while pid is killed
- * after delay_ms.  Returns what the call returned; *secs the time from
- * the kill to the return. */
-struct killer {
-	pid_t pid;
-	int delay_ms;
-	double at;
-};
-
-static void *
-killer_thread(void *arg)
-{
-	struct killer *k = arg;
-
-	usleep((useconds_t)k->delay_ms * 1000);
-	k->at = now();
-	kill(k->pid, SIGKILL);
-	return NULL;
-}
-
+/* Block in recv (op 'r') or send (op 's') on ch while pid is killed,
+ * once this thread is seen asleep in the kernel (testutil's killer).
+ * Returns what the call returned; *secs the time from the kill to the
+ * return. */
 static ssize_t
 blocked_call_during_kill(ipc_channel *ch, pid_t pid, int op, double *secs)
 {
-	struct killer k = {.pid = pid, .delay_ms = 100, .at = 0};
-	pthread_t th;
+	struct tu_killer k;
 	char buf[64];
 	ssize_t r;
 
 	assert_int_equal(ipc_set_timeout(ch, 10000), 0);
-	assert_int_equal(pthread_create(&th, NULL, killer_thread, &k), 0);
+	assert_int_equal(tu_killer_start(&k, pid, 20), 0);
 	if (op == 'r') {
 		r = ipc_recv(ch, buf, sizeof(buf), 0);
 	} else {
@@ -641,8 +625,10 @@ blocked_call_during_kill(ipc_channel *ch, pid_t pid, int op, double *secs)
 			r = ipc_send(ch, chunk, sizeof(chunk), 0);
 		} while (r >= 0);
 	}
-	*secs = now() - k.at;
-	assert_int_equal(pthread_join(th, NULL), 0);
+	*secs = tu_killer_join(&k);
+	/* The call was blocked when the peer died, not yet to come. */
+	assert_true(k.asleep);
+	assert_true(*secs >= 0);
 	return r;
 }
 
@@ -675,7 +661,7 @@ test_opener_killed(void **state)
 	noted(nt);
 	assert_int_equal(ipc_recv(c, buf, sizeof(buf), 0), 4);
 	assert_int_equal(blocked_call_during_kill(c, pid, 'r', &secs), -EPIPE);
-	assert_true(secs < 1.0);
+	assert_true(secs < TU_DEATH_S);
 	/* at once, even if the dying process still holds the other FIFO */
 	assert_int_equal(ipc_send(c, "x", 1, IPC_NONBLOCK), -EPIPE);
 	reap(pid);
@@ -700,7 +686,7 @@ test_opener_killed_during_send(void **state)
 	noted(nt);
 	assert_int_equal(ipc_recv(c, buf, sizeof(buf), 0), 4);
 	assert_int_equal(blocked_call_during_kill(c, pid, 's', &secs), -EPIPE);
-	assert_true(secs < 1.0);
+	assert_true(secs < TU_DEATH_S);
 	/* at once, even if the dying process still holds the other FIFO */
 	assert_int_equal(ipc_recv(c, buf, sizeof(buf), IPC_NONBLOCK), -EPIPE);
 	assert_int_equal(ipc_close(c), 0);
@@ -740,7 +726,7 @@ test_creator_killed(void **state)
 	assert_int_equal(ipc_send(o, "hi", 2, 0), 2);
 	assert_int_equal(ipc_recv(o, buf, sizeof(buf), 0), 3);
 	assert_int_equal(blocked_call_during_kill(o, pid, 'r', &secs), -EPIPE);
-	assert_true(secs < 1.0);
+	assert_true(secs < TU_DEATH_S);
 	assert_int_equal(ipc_send(o, "x", 1, IPC_NONBLOCK), -EPIPE);
 	reap(pid);
 	assert_int_equal(ipc_send(o, "x", 1, 0), -EPIPE);
@@ -775,7 +761,7 @@ test_creator_killed_before_writing(void **state)
 	noted(nt);
 	assert_int_equal(ipc_open(&o, f->uri, 0), 0);
 	assert_int_equal(blocked_call_during_kill(o, pid, 'r', &secs), -EPIPE);
-	assert_true(secs < 1.0);
+	assert_true(secs < TU_DEATH_S);
 	assert_int_equal(ipc_close(o), 0);
 	reap(pid);
 	close(nt);
@@ -813,7 +799,7 @@ test_opener_killed_before_creator_sent(void **state)
 	double t0 = now();
 	assert_int_equal(ipc_send(c, "x", 1, 0), -EPIPE);
 	secs = now() - t0;
-	assert_true(secs < 1.0);
+	assert_true(secs < TU_DEATH_S);
 	assert_int_equal(ipc_recv(c, &secs, 1, 0), -EPIPE);
 	assert_int_equal(ipc_close(c), 0);
 	close(nt);

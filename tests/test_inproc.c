@@ -11,16 +11,19 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "ipc/ipc.h"
+#include "testutil.h"
 
 static int
 fd_count(void)
@@ -319,6 +322,7 @@ struct blocker {
 	ipc_channel *ch;
 	int op; /* 'r' recv, 's' send */
 	ssize_t rc;
+	_Atomic pid_t tid;
 };
 
 static void *
@@ -326,6 +330,8 @@ block_thread(void *arg)
 {
 	struct blocker *bl = arg;
 	char buf[16];
+
+	atomic_store(&bl->tid, (pid_t)syscall(SYS_gettid));
 
 	if (bl->op == 'r') {
 		bl->rc = ipc_recv(bl->ch, buf, sizeof(buf), 0);
@@ -354,9 +360,15 @@ test_close_wakes_blocked(void **state)
 		bl.ch = b;
 		bl.op = op == 0 ? 'r' : 's';
 		bl.rc = 0;
+		atomic_store(&bl.tid, 0);
 		assert_int_equal(pthread_create(&th, NULL, block_thread, &bl),
 		                 0);
-		usleep(50 * 1000); /* let it block; the test holds anyway */
+		/* The close must find it blocked: asleep in the kernel
+		 * (send fills the 8 slots first), not about to call. */
+		while (atomic_load(&bl.tid) == 0) {
+			usleep(1000);
+		}
+		assert_true(tu_wait_asleep(atomic_load(&bl.tid), 10000));
 		assert_int_equal(ipc_close(a), 0);
 		assert_int_equal(pthread_join(th, NULL), 0);
 		assert_int_equal(bl.rc, -EPIPE);

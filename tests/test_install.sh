@@ -145,6 +145,9 @@ uris=$("$tmp/probe" "unix://$tmp/demo.sock" "tcp://127.0.0.1:$port" \
 	"fifo://$tmp/demo" "shm://$name" "mq://$name" 2>"$tmp/probe.err")
 # shellcheck disable=SC2086 # one line for the list
 echo "transports found:" ${uris:-none beyond fd://}
+# These drivers are always built: one that cannot be created fails.
+[ "$(printf '%s\n' "$uris" | grep -c .)" -eq 5 ] ||
+	fail "not every transport could be created: $(cat "$tmp/probe.err")"
 
 # Compare the summaries "WHO: N messages, B bytes, checksum X" of two
 # outputs, whoever WHO is.

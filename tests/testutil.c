@@ -27,6 +27,7 @@
 #include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -905,12 +906,51 @@ tu_sleep_ms(int ms)
 	}
 }
 
+double
+tu_time_factor(void)
+{
+	const char *e = getenv("IPC_TEST_TIME_FACTOR");
+	double f = e != NULL ? strtod(e, NULL) : 1.0;
+	return f >= 1.0 ? f : 1.0;
+}
+
+int
+tu_wait_asleep(pid_t tid, int timeout_ms)
+{
+	char path[64], buf[512];
+	double end = tu_now() + timeout_ms / 1000.0 * tu_time_factor();
+
+	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+	for (;;) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			return 0;
+		}
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (n > 0) {
+			buf[n] = '\0';
+			/* "tid (comm) S ...": the state follows the last ')' */
+			const char *p = strrchr(buf, ')');
+			if (p != NULL && p[1] == ' ' &&
+			    (p[2] == 'S' || p[2] == 'D')) {
+				return 1;
+			}
+		}
+		if (tu_now() > end) {
+			return 0;
+		}
+		tu_sleep_ms(1);
+	}
+}
+
 static void *
 killer_main(void *arg)
 {
 	struct tu_killer *k = arg;
 
 	tu_sleep_ms(k->delay_ms);
+	k->asleep = tu_wait_asleep(k->tid, 3000);
 	/* Noted first: the victim's peer may return before kill() does. */
 	k->killed_at = tu_now();
 	kill(k->pid, SIGKILL);
@@ -921,7 +961,9 @@ int
 tu_killer_start(struct tu_killer *k, pid_t pid, int delay_ms)
 {
 	k->pid = pid;
+	k->tid = (pid_t)syscall(SYS_gettid);
 	k->delay_ms = delay_ms;
+	k->asleep = 0;
 	k->killed_at = 0;
 	return -pthread_create(&k->th, NULL, killer_main, k);
 }
@@ -956,7 +998,13 @@ tu_time_to_epipe(ipc_channel *ch, pid_t pid, int delay_ms, int op,
 			*rc = ipc_send(ch, buf, 16, 0);
 		} while (*rc == 16);
 	}
-	return tu_killer_join(&k);
+	double t = tu_killer_join(&k);
+	if (!k.asleep) {
+		printf("note: the %s was never seen asleep in the kernel "
+		       "before the kill (busy waiting?)\n",
+		       op == 'r' ? "recv" : "send");
+	}
+	return t;
 }
 
 /* --------------------------------------------------- isolated testing -- */

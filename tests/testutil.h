@@ -189,11 +189,30 @@ int tu_wait_ok(pid_t pid, int timeout_ms);
 double tu_now(void);
 void tu_sleep_ms(int ms);
 
-/* A thread that kills pid with SIGKILL after delay_ms and notes when. */
+/* Upper bounds on time are checked only for deadlines of the contract (a
+ * dead peer reported within one second, an open that does not wait), and
+ * multiplied by this factor: IPC_TEST_TIME_FACTOR in the environment
+ * (default 1; make asan and make tsan set it, sanitizers are slow). */
+double tu_time_factor(void);
+/* "Within one second", with room for a loaded machine, scaled. */
+#define TU_DEATH_S (2.5 * tu_time_factor())
+
+/* Wait until thread tid of this process sleeps in the kernel (state S or
+ * D in /proc/self/task/TID/stat): 1 once seen, 0 if not within timeout_ms
+ * (scaled by tu_time_factor()). */
+int tu_wait_asleep(pid_t tid, int timeout_ms);
+
+/* A thread that kills pid with SIGKILL after delay_ms and notes when.
+ * The calling thread is the victim's counterpart, about to block: the
+ * killer waits until it is seen asleep in the kernel before killing
+ * (asleep = 1), or kills anyway after a few seconds (asleep = 0: it
+ * busy-waits, or never blocked). */
 struct tu_killer {
 	pthread_t th;
 	pid_t pid;
+	pid_t tid; /* the thread that blocks */
 	int delay_ms;
+	int asleep;
 	double killed_at; /* tu_now() right before kill() */
 };
 int tu_killer_start(struct tu_killer *k, pid_t pid, int delay_ms);

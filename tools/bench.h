@@ -21,8 +21,13 @@
 #include <sys/types.h>
 
 /* Message sizes of the throughput columns. */
-#define BENCH_NSIZES 3
-extern const size_t bench_sizes[BENCH_NSIZES];
+/* The message sizes of the throughput columns: 64 B, 64 KiB and 1 MiB
+ * unless --sizes chose others (at most BENCH_MAXSIZES, each at most
+ * BENCH_MAXSIZE bytes). */
+#define BENCH_MAXSIZES 8
+#define BENCH_MAXSIZE  (64u * 1024 * 1024)
+extern size_t bench_sizes[BENCH_MAXSIZES];
+extern int bench_nsizes;
 /* Size of the ping-pong messages. */
 #define BENCH_PING_SIZE 64
 
@@ -116,9 +121,9 @@ struct bench_result {
 	int status;            /* BENCH_OK, BENCH_SKIP, BENCH_FAIL */
 	char why[BENCH_WHY];   /* reason for SKIP or FAIL */
 	double p50_ns, p99_ns; /* one-way latency (round trip / 2) */
-	enum bench_cell cell[BENCH_NSIZES];
-	double msgs_s[BENCH_NSIZES];   /* median of reps */
-	double received[BENCH_NSIZES]; /* lossy rows: fraction received */
+	enum bench_cell cell[BENCH_MAXSIZES];
+	double msgs_s[BENCH_MAXSIZES];   /* median of reps */
+	double received[BENCH_MAXSIZES]; /* lossy rows: fraction received */
 	size_t max_msg;
 };
 

@@ -35,10 +35,21 @@
 
 #include "bench.h"
 
-const size_t bench_sizes[BENCH_NSIZES] = {64, 64 * 1024, 1024 * 1024};
+size_t bench_sizes[BENCH_MAXSIZES] = {64, 64 * 1024, 1024 * 1024};
+int bench_nsizes = 3;
 volatile sig_atomic_t bench_interrupted;
 
-#define MAXSIZE      (1024 * 1024)
+/* The largest message a stream sends (at least the ping size). */
+static size_t
+max_size(void)
+{
+	size_t m = 1024;
+	for (int k = 0; k < bench_nsizes; k++) {
+		m = bench_sizes[k] > m ? bench_sizes[k] : m;
+	}
+	return m;
+}
+#define MAXSIZE max_size()
 #define END_MARK_LEN 1
 /* B's receive timeout on lossy rows: while echoing (a loss there is a
  * failure) and at the end of a stream (the end marker may be lost). */
@@ -303,10 +314,11 @@ alloc_buffers(struct side *s)
 	if (s->tx == NULL || s->rx == NULL) {
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < MAXSIZE; i++) {
+	size_t n = MAXSIZE;
+	for (size_t i = 0; i < n; i++) {
 		s->tx[i] = (unsigned char)(i * 31u + 7u);
 	}
-	memset(s->rx, 0, MAXSIZE);
+	memset(s->rx, 0, n);
 	return 0;
 }
 
@@ -597,7 +609,7 @@ a_measure(struct side *s, struct bench_result *res, char *why)
 	if (rc != BENCH_OK) {
 		return rc;
 	}
-	for (int k = 0; k < BENCH_NSIZES; k++) {
+	for (int k = 0; k < bench_nsizes; k++) {
 		size_t size = bench_sizes[k];
 		double rates[16], got[16], dummy_r, dummy_g;
 		unsigned reps = s->plan->reps > 16 ? 16 : s->plan->reps;

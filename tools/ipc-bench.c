@@ -4,7 +4,8 @@
  * two processes pinned to different CPUs.  Prints one Markdown table and
  * the ratios the README quotes.
  *
- *   ipc-bench [--quick] [--rounds N] [--only ROW,ROW...] [--list]
+ *   ipc-bench [--quick] [--rounds N] [--only ROW,ROW...] [--sizes ...]
+ *             [--json F] [--csv F] [--svg F] [--list]
  *
  * SPDX-License-Identifier: MIT
  */
@@ -12,6 +13,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <math.h>
 #include <getopt.h>
 #include <sched.h>
 #include <signal.h>
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "bench_report.h"
 
 static const struct bench_row *const tables[] = {
         bench_libipc_rows,
@@ -31,17 +34,9 @@ static const struct bench_row *const tables[] = {
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
-#define MAXROUNDS 9
+#define MAXROUNDS BENCH_MAXROUNDS
 
-struct entry {
-	const struct bench_row *row;
-	struct bench_result res; /* the medians of the rounds */
-	struct bench_result round[MAXROUNDS];
-	unsigned nrounds; /* rounds that ran */
-	int ran;
-};
-
-static struct entry *entries;
+static struct bench_entry *entries;
 static size_t nentries;
 
 static void
@@ -49,13 +44,21 @@ usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: ipc-bench [--quick] [--rounds N] [--touch] "
-	        "[--only ROW,ROW...] [--list]\n"
+	        "[--only ROW,ROW...] [--sizes S,S...]\n"
+	        "                 [--json FILE] [--csv FILE] [--svg FILE] "
+	        "[--list]\n"
 	        "  --quick   a short run (a smoke test; figures are rough)\n"
 	        "  --rounds  passes over all rows, 1 to 9 (default 3, or 1 "
 	        "with --quick)\n"
 	        "  --touch   senders write every payload byte, receivers "
 	        "read them all\n"
 	        "  --only    run only these rows (names as --list shows)\n"
+	        "  --sizes   throughput message sizes, up to 8, with k or M "
+	        "(default 64,64k,1M)\n"
+	        "  --json    also write the results as JSON to FILE\n"
+	        "  --csv     also write them as CSV (one line per figure)\n"
+	        "  --svg     also draw latency and throughput as an SVG "
+	        "chart\n"
 	        "  --list    list the rows and whether each is built\n");
 }
 
@@ -80,7 +83,7 @@ collect_rows(void)
 	return 0;
 }
 
-static struct entry *
+static struct bench_entry *
 find(const char *name)
 {
 	for (size_t i = 0; i < nentries; i++) {
@@ -103,7 +106,7 @@ select_rows(const char *list)
 	int rc = 0;
 	for (char *tok = strtok_r(copy, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
-		struct entry *e = find(tok);
+		struct bench_entry *e = find(tok);
 		if (e == NULL) {
 			fprintf(stderr,
 			        "ipc-bench: no row named '%s' (see --list)\n",
@@ -149,10 +152,22 @@ median(const double *v, unsigned n)
 	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 }
 
+/* The median, least and greatest of n values (n <= MAXROUNDS). */
+static struct bench_fig
+figure(const double *v, unsigned n)
+{
+	struct bench_fig f = {median(v, n), v[0], v[0]};
+	for (unsigned r = 1; r < n; r++) {
+		f.min = v[r] < f.min ? v[r] : f.min;
+		f.max = v[r] > f.max ? v[r] : f.max;
+	}
+	return f;
+}
+
 /* e->res from the rounds: the first round that did not succeed, or the
- * median of each figure. */
+ * median of each figure, with its spread in e's figures. */
 static void
-merge_rounds(struct entry *e, unsigned n)
+merge_rounds(struct bench_entry *e, unsigned n)
 {
 	double v[MAXROUNDS];
 	if (n == 0) {
@@ -170,19 +185,22 @@ merge_rounds(struct entry *e, unsigned n)
 	for (unsigned r = 0; r < n; r++) {
 		v[r] = e->round[r].p50_ns;
 	}
-	e->res.p50_ns = median(v, n);
+	e->p50 = figure(v, n);
+	e->res.p50_ns = e->p50.med;
 	for (unsigned r = 0; r < n; r++) {
 		v[r] = e->round[r].p99_ns;
 	}
-	e->res.p99_ns = median(v, n);
-	for (int k = 0; k < BENCH_NSIZES; k++) {
+	e->p99 = figure(v, n);
+	e->res.p99_ns = e->p99.med;
+	for (int k = 0; k < bench_nsizes; k++) {
 		if (e->res.cell[k] != BENCH_CELL_OK) {
 			continue;
 		}
 		for (unsigned r = 0; r < n; r++) {
 			v[r] = e->round[r].msgs_s[k];
 		}
-		e->res.msgs_s[k] = median(v, n);
+		e->tput[k] = figure(v, n);
+		e->res.msgs_s[k] = e->tput[k].med;
 		for (unsigned r = 0; r < n; r++) {
 			v[r] = e->round[r].received[k];
 		}
@@ -219,18 +237,72 @@ fmt_count(char *buf, size_t n, double v)
 	snprintf(buf, n, "%s", out);
 }
 
-static void
-fmt_cell(char *buf, size_t n, const struct bench_result *r, int k)
+/* Small messages are counted in messages, large ones in bytes. */
+static int
+counts_messages(int k)
 {
+	return bench_sizes[k] < 4096;
+}
+
+static void
+fmt_size(char *buf, size_t n, size_t size)
+{
+	if (size >= 1024 * 1024 && size % (1024 * 1024) == 0) {
+		snprintf(buf, n, "%zu MiB", size / (1024 * 1024));
+	} else if (size >= 1024 && size % 1024 == 0) {
+		snprintf(buf, n, "%zu KiB", size / 1024);
+	} else {
+		snprintf(buf, n, "%zu B", size);
+	}
+}
+
+static void
+fmt_tput(char *buf, size_t n, double msgs_s, int k)
+{
+	if (counts_messages(k)) {
+		fmt_count(buf, n, msgs_s);
+	} else {
+		snprintf(buf, n, "%.0f", msgs_s * (double)bench_sizes[k] / 1e6);
+	}
+}
+
+static void
+fmt_cell(char *buf, size_t n, const struct bench_entry *e, int k)
+{
+	const struct bench_result *r = &e->res;
 	if (r->status != BENCH_OK || r->cell[k] == BENCH_CELL_NONE) {
 		snprintf(buf, n, "-");
 	} else if (r->cell[k] == BENCH_CELL_NA) {
 		snprintf(buf, n, "n/a");
-	} else if (k == 0) {
-		fmt_count(buf, n, r->msgs_s[0]);
 	} else {
-		snprintf(buf, n, "%.0f",
-		         r->msgs_s[k] * (double)bench_sizes[k] / 1e6);
+		fmt_tput(buf, n, r->msgs_s[k], k);
+	}
+}
+
+/* The spread of a row's figures over the passes, as a note. */
+static void
+fmt_spread(char *buf, size_t n, const struct bench_entry *e)
+{
+	buf[0] = '\0';
+	if (e->res.status != BENCH_OK || e->nrounds < 2) {
+		return;
+	}
+	char a[32], b[32];
+	fmt_us(a, sizeof a, e->p50.min);
+	fmt_us(b, sizeof b, e->p50.max);
+	size_t o = (size_t)snprintf(buf, n, "spread: p50 %s..%s", a, b);
+	for (int k = 0; k < bench_nsizes && o < n; k++) {
+		if (e->res.cell[k] != BENCH_CELL_OK) {
+			continue;
+		}
+		fmt_tput(a, sizeof a, e->tput[k].min, k);
+		fmt_tput(b, sizeof b, e->tput[k].max, k);
+		o += (size_t)snprintf(buf + o, n - o, ", %zu B %s..%s",
+		                      bench_sizes[k], a, b);
+	}
+	if (o < n && bench_entry_spread(e) > BENCH_NOISY) {
+		snprintf(buf + o, n - o, "; NOISY (spread over %.0f%%)",
+		         BENCH_NOISY * 100);
 	}
 }
 
@@ -248,14 +320,22 @@ clean_text(char *s)
 static void
 print_table(void)
 {
-	printf("| transport | p50 µs | p99 µs | 64 B msg/s | 64 KiB MB/s "
-	       "| 1 MiB MB/s | notes |\n");
-	printf("|---|--:|--:|--:|--:|--:|---|\n");
+	printf("| transport | p50 µs | p99 µs |");
+	for (int k = 0; k < bench_nsizes; k++) {
+		char sz[32];
+		fmt_size(sz, sizeof sz, bench_sizes[k]);
+		printf(" %s %s |", sz, counts_messages(k) ? "msg/s" : "MB/s");
+	}
+	printf(" notes |\n|---|--:|--:|");
+	for (int k = 0; k < bench_nsizes; k++) {
+		printf("--:|");
+	}
+	printf("---|\n");
 	for (size_t i = 0; i < nentries; i++) {
-		struct entry *e = &entries[i];
+		struct bench_entry *e = &entries[i];
 		const struct bench_result *r = &e->res;
-		char p50[32] = "-", p99[32] = "-", c[BENCH_NSIZES][48];
-		char notes[BENCH_WHY + 256];
+		char p50[32] = "-", p99[32] = "-", c[48];
+		char notes[BENCH_WHY + 1024], spread[512];
 		if (!e->ran) {
 			continue;
 		}
@@ -263,8 +343,10 @@ print_table(void)
 			fmt_us(p50, sizeof(p50), r->p50_ns);
 			fmt_us(p99, sizeof(p99), r->p99_ns);
 		}
-		for (int k = 0; k < BENCH_NSIZES; k++) {
-			fmt_cell(c[k], sizeof(c[k]), r, k);
+		printf("| %s | %s | %s |", e->row->name, p50, p99);
+		for (int k = 0; k < bench_nsizes; k++) {
+			fmt_cell(c, sizeof(c), e, k);
+			printf(" %s |", c);
 		}
 		if (r->status == BENCH_SKIP) {
 			snprintf(notes, sizeof(notes), "skipped: %s", r->why);
@@ -274,7 +356,7 @@ print_table(void)
 			size_t o = (size_t)snprintf(
 			        notes, sizeof(notes),
 			        "%s; received:", e->row->notes);
-			for (int k = 0; k < BENCH_NSIZES; k++) {
+			for (int k = 0; k < bench_nsizes; k++) {
 				if (r->cell[k] == BENCH_CELL_OK &&
 				    o < sizeof(notes)) {
 					o += (size_t)snprintf(
@@ -287,9 +369,13 @@ print_table(void)
 		} else {
 			snprintf(notes, sizeof(notes), "%s", e->row->notes);
 		}
+		fmt_spread(spread, sizeof spread, e);
+		if (spread[0] != '\0') {
+			size_t o = strlen(notes);
+			snprintf(notes + o, sizeof(notes) - o, "; %s", spread);
+		}
 		clean_text(notes);
-		printf("| %s | %s | %s | %s | %s | %s | %s |\n", e->row->name,
-		       p50, p99, c[0], c[1], c[2], notes);
+		printf(" %s |\n", notes);
 	}
 }
 
@@ -333,7 +419,7 @@ static const char *const metric_name[] = {
 static int
 metric(const char *row, enum metric m, double *v, const char **why)
 {
-	struct entry *e = find(row);
+	struct bench_entry *e = find(row);
 	if (e == NULL || !e->ran) {
 		*why = "not run";
 		return -1;
@@ -352,17 +438,23 @@ metric(const char *row, enum metric m, double *v, const char **why)
 		*v = r->p50_ns;
 		return 0;
 	case M_MSGS64:
-		if (r->cell[0] != BENCH_CELL_OK) {
-			break;
+	case M_MBS1M: {
+		size_t want = m == M_MSGS64 ? 64 : 1024 * 1024;
+		for (int k = 0; k < bench_nsizes; k++) {
+			if (bench_sizes[k] != want) {
+				continue;
+			}
+			if (r->cell[k] != BENCH_CELL_OK) {
+				*why = "n/a";
+				return -1;
+			}
+			*v = m == M_MSGS64 ? r->msgs_s[k]
+			                   : r->msgs_s[k] * (double)want / 1e6;
+			return 0;
 		}
-		*v = r->msgs_s[0];
-		return 0;
-	case M_MBS1M:
-		if (r->cell[2] != BENCH_CELL_OK) {
-			break;
-		}
-		*v = r->msgs_s[2] * (double)bench_sizes[2] / 1e6;
-		return 0;
+		*why = "size not measured (--sizes)";
+		return -1;
+	}
 	}
 	*why = "n/a";
 	return -1;
@@ -371,7 +463,7 @@ metric(const char *row, enum metric m, double *v, const char **why)
 static int
 ratio_ran(const struct ratio *q)
 {
-	struct entry *en = find(q->num), *ed = find(q->den);
+	struct bench_entry *en = find(q->num), *ed = find(q->den);
 	return en != NULL && ed != NULL && en->ran && ed->ran;
 }
 
@@ -403,7 +495,16 @@ print_ratios(void)
 		if (ha && hb && b > 0) {
 			double v = a / b;
 			int ok = q->at_most ? v <= q->target : v >= q->target;
-			printf("%.2fx | %s %.2fx | %s |\n", v,
+			char val[48];
+			if (v < 0.01 && v > 0) {
+				/* 0.00x says nothing: how many times faster. */
+				snprintf(val, sizeof val, "%.0fx faster", 1 / v);
+			} else if (v >= 100) {
+				snprintf(val, sizeof val, "%.0fx", v);
+			} else {
+				snprintf(val, sizeof val, "%.2fx", v);
+			}
+			printf("%s | %s %.2fx | %s |\n", val,
 			       q->at_most ? "<=" : ">=", q->target,
 			       ok ? "met" : "NOT met");
 		} else {
@@ -412,6 +513,96 @@ print_ratios(void)
 			       ha ? q->den : q->num, ha ? wb : wa);
 		}
 	}
+}
+
+/* --sizes 64,4096,64k,1M: 0, or -1 with a message. */
+static int
+parse_sizes(const char *list)
+{
+	int n = 0;
+	const char *p = list;
+	while (*p != '\0') {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(p, &end, 10);
+		if (end == p || errno != 0) {
+			break;
+		}
+		if (*end == 'k' || *end == 'K') {
+			v *= 1024;
+			end++;
+		} else if (*end == 'M') {
+			v *= 1024 * 1024;
+			end++;
+		}
+		if (v == 0 || v > BENCH_MAXSIZE || n == BENCH_MAXSIZES ||
+		    (*end != ',' && *end != '\0')) {
+			break;
+		}
+		bench_sizes[n++] = (size_t)v;
+		p = *end == ',' ? end + 1 : end;
+		if (*end == '\0') {
+			bench_nsizes = n;
+			return 0;
+		}
+	}
+	fprintf(stderr,
+	        "ipc-bench: --sizes takes 1 to %d sizes from 1 B to %u MiB, "
+	        "comma-separated, with an optional k or M: '%s'\n",
+	        BENCH_MAXSIZES, BENCH_MAXSIZE >> 20, list);
+	return -1;
+}
+
+static FILE *
+open_out(const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (f == NULL) {
+		fprintf(stderr, "ipc-bench: cannot write %s: %s\n", path,
+		        strerror(errno));
+	}
+	return f;
+}
+
+/* Write one output file; 0 or -1 with a message. */
+static int
+write_out(const char *path, int kind, const struct bench_run *run)
+{
+	FILE *f = open_out(path);
+	if (f == NULL) {
+		return -1;
+	}
+	int rc = kind == 'j'   ? bench_write_json(f, run, entries, nentries)
+	         : kind == 'c' ? bench_write_csv(f, entries, nentries)
+	                       : bench_write_svg(f, run, entries, nentries);
+	if (fclose(f) != 0 || rc < 0) {
+		fprintf(stderr, "ipc-bench: writing %s failed\n", path);
+		return -1;
+	}
+	fprintf(stderr, "ipc-bench: wrote %s\n", path);
+	return 0;
+}
+
+/* "[3/22] unix, about 1 min 20 s left" on a terminal. */
+static void
+progress(size_t done, size_t total, const char *row, uint64_t t0)
+{
+	static int tty = -1;
+	if (tty < 0) {
+		tty = isatty(STDERR_FILENO);
+	}
+	if (!tty) {
+		return;
+	}
+	char left[48] = "estimating";
+	if (done > 0) {
+		double spent = (double)(bench_now_ns() - t0) / 1e9;
+		double rest = spent / (double)done * (double)(total - done);
+		snprintf(left, sizeof left, "about %d min %02d s left",
+		         (int)rest / 60, (int)rest % 60);
+	}
+	fprintf(stderr, "\r\033[K[%zu/%zu] %s, %s", done + 1, total, row,
+	        left);
 }
 
 /* ------------------------------------------------------------- main -- */
@@ -437,8 +628,12 @@ int
 main(int argc, char **argv)
 {
 	int quick = 0, list = 0, rounds = 0, touch = 0;
-	const char *only = NULL;
+	const char *only = NULL, *json = NULL, *csv = NULL, *svg = NULL;
 	static const struct option longopts[] = {
+	        {"sizes", required_argument, NULL, 's'},
+	        {"json", required_argument, NULL, 'J'},
+	        {"csv", required_argument, NULL, 'C'},
+	        {"svg", required_argument, NULL, 'S'},
 	        {"quick", no_argument, NULL, 'q'},
 	        {"only", required_argument, NULL, 'o'},
 	        {"list", no_argument, NULL, 'l'},
@@ -448,7 +643,8 @@ main(int argc, char **argv)
 	        {NULL, 0, NULL, 0},
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "qo:lr:th", longopts, NULL)) !=
+	while ((c = getopt_long(argc, argv, "qo:lr:ths:J:C:S:", longopts,
+	                        NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'q':
@@ -459,6 +655,20 @@ main(int argc, char **argv)
 			break;
 		case 'l':
 			list = 1;
+			break;
+		case 's':
+			if (parse_sizes(optarg) < 0) {
+				return 2;
+			}
+			break;
+		case 'J':
+			json = optarg;
+			break;
+		case 'C':
+			csv = optarg;
+			break;
+		case 'S':
+			svg = optarg;
 			break;
 		case 't':
 			touch = 1;
@@ -567,15 +777,26 @@ main(int argc, char **argv)
 	fflush(stdout);
 
 	int failed = 0;
+	size_t total = 0, done = 0;
+	for (size_t i = 0; i < nentries; i++) {
+		total += entries[i].ran ? plan.rounds : 0;
+	}
+	uint64_t t0 = bench_now_ns();
+	int tty = isatty(STDERR_FILENO);
 	for (unsigned r = 0; r < plan.rounds; r++) {
 		for (size_t i = 0; i < nentries; i++) {
-			struct entry *e = &entries[i];
+			struct bench_entry *e = &entries[i];
 			if (!e->ran || bench_interrupted ||
 			    (r > 0 && e->round[0].status != BENCH_OK)) {
 				continue;
 			}
-			fprintf(stderr, "ipc-bench: round %u/%u: %s\n", r + 1,
-			        plan.rounds, e->row->name);
+			if (tty) {
+				progress(done, total, e->row->name, t0);
+			} else {
+				fprintf(stderr, "ipc-bench: round %u/%u: %s\n",
+				        r + 1, plan.rounds, e->row->name);
+			}
+			done++;
 			bench_run_row(e->row, (int)i, &plan, tmpdir,
 			              &e->round[r]);
 			e->nrounds++;
@@ -591,10 +812,27 @@ main(int argc, char **argv)
 			failed += entries[i].res.status == BENCH_FAIL;
 		}
 	}
+	if (tty) {
+		fprintf(stderr, "\r\033[K");
+	}
 	remove_tmpdir();
 	print_table();
 	print_ratios();
+	bench_print_compare(entries, nentries);
 	fflush(stdout);
+	char machine[512];
+	snprintf(machine, sizeof machine,
+	         "%s %s %s, %ld online CPUs, A on CPU %d, B on CPU %d%s",
+	         u.sysname, u.release, u.machine,
+	         sysconf(_SC_NPROCESSORS_ONLN), cpu[0], cpu[1],
+	         touch ? ", --touch" : "");
+	struct bench_run run = {machine, plan.rounds, quick, touch,
+	                        {cpu[0], cpu[1]}};
+	if ((json != NULL && write_out(json, 'j', &run) < 0) ||
+	    (csv != NULL && write_out(csv, 'c', &run) < 0) ||
+	    (svg != NULL && write_out(svg, 'S', &run) < 0)) {
+		failed++;
+	}
 	if (bench_interrupted) {
 		return 130;
 	}

@@ -888,6 +888,26 @@ ensure_ready(ipc_channel *ch, struct shm_chan *s)
 	return connect_slow(ch, s);
 }
 
+
+/* A server that refuses a client sends a hello whose status is the errno
+ * and closes.  Read it if it is there: the errno (> 0), or 0. */
+static int
+read_refusal(int sock)
+{
+	struct shm_hello h;
+	ssize_t n = recv(sock, &h, sizeof(h), MSG_DONTWAIT);
+
+	if (n < 0 && errno == ECONNRESET) {
+		/* Reported before what is queued: read on. */
+		n = recv(sock, &h, sizeof(h), MSG_DONTWAIT);
+	}
+	if (n == (ssize_t)sizeof(h) && h.magic == HELLO_MAGIC &&
+	    h.status > 0 && h.status < 4096) {
+		return (int)h.status;
+	}
+	return 0;
+}
+
 /* Look at the socket without waiting: has the peer gone?  Nothing but
  * the hello is ever sent on it, so readable means gone (a server that
  * refused us sent its reason first). */
@@ -900,15 +920,9 @@ check_alive(struct shm_chan *s)
 	struct pollfd p = {.fd = s->sock, .events = POLLIN | POLLRDHUP};
 	if (poll(&p, 1, 0) > 0 &&
 	    (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) {
-		struct shm_hello h;
-		ssize_t n = recv(s->sock, &h, sizeof(h), MSG_DONTWAIT);
-		if (n < 0 && errno == ECONNRESET) {
-			/* Reported before what is queued: read on. */
-			n = recv(s->sock, &h, sizeof(h), MSG_DONTWAIT);
-		}
-		if (n == (ssize_t)sizeof(h) && h.magic == HELLO_MAGIC &&
-		    h.status > 0 && h.status < 4096) {
-			s->refused = h.status;
+		int st = read_refusal(s->sock);
+		if (st > 0) {
+			s->refused = st;
 		}
 		atomic_store(&s->dead, 1);
 		return 0;
@@ -1333,8 +1347,10 @@ shm_close(ipc_channel *ch)
 	if (atomic_load(&s->state) == ST_READY &&
 	    atomic_fetch_sub(&s->seg->holders[s->end], 1) == 1) {
 		/* The last holder of this end: tell the peer. */
-		ipc_ring_close(&s->tx);
+		/* rx first: a peer that sees our tx closed (its recv says
+		 * -EPIPE) then finds its own sends refused too. */
 		ipc_ring_close(&s->rx);
+		ipc_ring_close(&s->tx);
 	}
 	chan_free(s);
 	return 0;

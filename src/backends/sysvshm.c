@@ -805,8 +805,10 @@ svs_close(ipc_channel *ch)
 		chan_free(s); /* a forked child's copy: not its channel */
 		return 0;
 	}
-	ipc_ring_close(&s->tx);
+	/* rx first: a peer that sees our tx closed (its recv says
+	 * -EPIPE) then finds its own sends refused too. */
 	ipc_ring_close(&s->rx);
+	ipc_ring_close(&s->tx);
 	sv_release(s->ids.semid, s->side, 1, 1);
 	if (sv_peer_free(s->ids.semid, s->side)) {
 		remove_objects(s);
