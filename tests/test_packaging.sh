@@ -3,7 +3,8 @@
 #  1. make install PREFIX=A, then PREFIX=B with the same build directory:
 #     each install lands wholly under its own prefix;
 #  2. the installed ipc-cat starts without LD_LIBRARY_PATH (relative
-#     rpath) and the library's symbols carry the version LIBIPC_0;
+#     rpath) and the library's symbols carry the version LIBIPC_0; the
+#     installed ipc-bench links no peer library (ZeroMQ, nng, iceoryx);
 #  3. a meson project that uses libipc as a subproject with
 #     default_library=static builds only the static library: no tools,
 #     tests, examples or fuzzers, and installs no program.
@@ -34,7 +35,6 @@ command -v objdump >/dev/null 2>&1 || skip "objdump is not in PATH (binutils)"
 tmp=$(mktemp -d) || fail "mktemp"
 trap 'rm -rf "$tmp"' EXIT INT TERM
 opts='-Dtests=disabled -Dfuzzers=disabled -Dexamples=disabled'
-opts="$opts -Dbench_zmq=disabled -Dbench_nng=disabled -Dbench_iceoryx=disabled"
 
 # 1. Two prefixes, one build directory.
 for p in a b; do
@@ -71,6 +71,16 @@ if objdump -T "$lib" | grep -q ' ipc__'; then
 	fail "$lib exports internal ipc__ symbols"
 fi
 echo "exported symbols carry LIBIPC_0; no internal ones"
+
+# The installed ipc-bench links no peer library, whatever was found.
+for peer in zmq nng iceoryx; do
+	if ldd "$tmp/a/bin/ipc-bench" | grep -q "lib$peer"; then
+		fail "the installed ipc-bench links lib$peer"
+	fi
+done
+if ldd "$tmp/build/tools/ipc-bench" | grep -q "libzmq"; then
+	echo "the build tree's ipc-bench links libzmq; the installed one does not"
+fi
 
 # 3. libipc as a meson subproject of a tiny project.
 parent=$tmp/parent

@@ -8,6 +8,22 @@
 #include "bench_config.h"
 #include "bench_peers.h"
 
+/* The installed ipc-bench links no peer library. */
+#ifdef BENCH_NO_PEERS
+#undef BENCH_HAVE_ICEORYX
+#undef BENCH_HAVE_ZMQ
+#undef BENCH_HAVE_NNG
+#define BENCH_NO_PEERS_WHY                                                    \
+	"not in the installed ipc-bench, which links no peer library: "     \
+	"run `make bench` in libipc's source tree"
+#undef BENCH_ICEORYX_WHY
+#undef BENCH_ZMQ_WHY
+#undef BENCH_NNG_WHY
+#define BENCH_ICEORYX_WHY BENCH_NO_PEERS_WHY
+#define BENCH_ZMQ_WHY     BENCH_NO_PEERS_WHY
+#define BENCH_NNG_WHY     BENCH_NO_PEERS_WHY
+#endif
+
 #define ZMQ_NOTES "ZeroMQ ipc:// ZMQ_PAIR, zmq_send/zmq_recv"
 #define NNG_NOTES "nng ipc:// pair1, nng_send/nng_recv"
 #define IOX_NOTES                                                             \

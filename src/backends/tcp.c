@@ -2,385 +2,25 @@
  * tcp://HOST:PORT: TCP over IPv4 or IPv6 (tcp://[::1]:7000), framed by
  * the core's stream framing (framing=length|line|raw, maxmsg=), with
  * TCP_NODELAY.  Numeric hosts are never looked up; names go through
- * getaddrinfo(), which may block on DNS.
- *
- * The opener connects without waiting: ipc_open returns while the
- * connection is in progress (a refusal the kernel knows at once, as on
- * loopback, is reported by ipc_open), and send/recv return -EAGAIN until
- * it completes, or its error after.  IPC_CREATE listens and takes the
- * first peer; ipc_listen takes many.  See docs/tcp.md.
+ * getaddrinfo(), which may block on DNS.  The connection machinery is
+ * src/core/tcpconn.c, shared with tls+tcp://.  See docs/tcp.md.
  *
  * SPDX-License-Identifier: MIT
  */
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include "core/sock.h"
-#include "core/stream.h"
-
-enum { CONNECTING = 0, UP = 1 }; /* or a negative errno */
+#include "core/tcpconn.h"
 
 static const struct ipc_optspec tcp_opts[] = {
         IPC_STREAM_OPTS,
         {NULL, 0, 0, 0, NULL, NULL},
 };
 
-struct tcp_ch {
-	struct ipc_stream st;     /* first: ipc__sdrv_detach relies on it */
-	int fd;                   /* the connection; -1 before the peer */
-	struct ipc_sockwait wait; /* IPC_CREATE: the one peer; lfd -1 else */
-	pthread_mutex_t mu;       /* opener: completing the connect */
-	int have_mu;
-	atomic_int state;
-	atomic_int peer_eof; /* recv saw the peer's end */
-	enum ipc_framing framing;
-	size_t max_msg;
-	int stream_on;
-	int accepted; /* by ipc_accept: the local address is the server's */
-};
-
-static int
-setup(void *arg, int fd)
-{
-	ipc_channel *ch = arg;
-	struct tcp_ch *p = ipc__priv(ch);
-	int r = ipc__sock_setint(fd, IPPROTO_TCP, TCP_NODELAY, 1, ch->uri);
-
-	if (r < 0) {
-		return r;
-	}
-	p->fd = fd;
-	ipc__stream_init(&p->st, fd, fd, 1, p->framing, p->max_msg, ch->uri);
-	p->st.block_ok = 1; /* a connected socket: see stream.h */
-	p->stream_on = 1;
-	atomic_store(&p->state, UP);
-	return 0;
-}
-
-static void
-prepare(ipc_channel *ch, const struct ipc_uri *u)
-{
-	struct tcp_ch *p = ipc__priv(ch);
-
-	p->fd = -1;
-	p->wait.lfd = -1;
-	p->wait.ep = -1;
-	ipc__stream_opts(u, &p->framing, &p->max_msg);
-	ch->max_msg = p->max_msg;
-}
-
-static int
-connect_error(int e, const struct ipc_uri *u)
-{
-	if (e == ECONNREFUSED) {
-		return ipc__err(-ECONNREFUSED, u->text,
-		                "connection refused: nobody listens there");
-	}
-	return ipc__errno(-e, u->text, "connect");
-}
-
-/* Start connecting to a: 1 in progress, 0 connected, -errno (unrecorded)
- * when the kernel knows already that it fails. */
-static int
-try_connect(int fd, const struct ipc_sockaddr *a)
-{
-	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-	socklen_t len = sizeof(int);
-	int e = 0;
-
-	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0) {
-		return 0;
-	}
-	if (errno != EINPROGRESS) {
-		return -errno;
-	}
-	if (poll(&pfd, 1, 0) <= 0) {
-		return 1;
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0) {
-		return -errno;
-	}
-	return e != 0 ? -e : 0;
-}
-
-static int
-open_connect(ipc_channel *ch, const struct ipc_uri *u)
-{
-	struct tcp_ch *p = ipc__priv(ch);
-	struct ipc_sockaddr *v;
-	size_t n;
-	int r, fd = -1, last = ECONNREFUSED;
-
-	r = ipc__sock_inet_addrs(u, SOCK_STREAM, 0, &v, &n);
-	if (r < 0) {
-		return r;
-	}
-	/* Addresses that fail at once (::1 when the server has only
-	 * 127.0.0.1) give way to the next one. */
-	for (size_t i = 0; i < n; i++) {
-		fd = ipc__sock_new(v[i].ss.ss_family, SOCK_STREAM, u->text);
-		if (fd < 0) {
-			free(v);
-			return fd;
-		}
-		r = try_connect(fd, &v[i]);
-		if (r >= 0) {
-			break;
-		}
-		last = -r;
-		close(fd);
-		fd = -1;
-	}
-	free(v);
-	if (fd < 0) {
-		return connect_error(last, u);
-	}
-	if (r == 0) {
-		r = setup(ch, fd);
-		if (r < 0) {
-			close(fd);
-		}
-		return r;
-	}
-	r = pthread_mutex_init(&p->mu, NULL);
-	if (r != 0) {
-		close(fd);
-		return ipc__errno(-r, u->text, "pthread_mutex_init");
-	}
-	p->have_mu = 1;
-	r = setup(ch, fd); /* the stream is ready; state says when to use it */
-	atomic_store(&p->state, CONNECTING);
-	if (r < 0) {
-		pthread_mutex_destroy(&p->mu);
-		close(fd);
-	}
-	return r;
-}
-
-static int
-tcp_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
-{
-	struct tcp_ch *p = ipc__priv(ch);
-	struct ipc_sockfile nofile = {0};
-	int fd;
-
-	prepare(ch, u);
-	if (u->port == 0 && !(flags & IPC_CREATE)) {
-		return ipc__err(-EINVAL, u->text, "port 0: connect to which?");
-	}
-	if (!(flags & IPC_CREATE)) {
-		return open_connect(ch, u);
-	}
-	fd = ipc__sock_inet_listen(u, SOCK_STREAM, 1);
-	if (fd < 0) {
-		return fd;
-	}
-	return ipc__sockwait_init(&p->wait, fd, &nofile, u->text);
-}
-
-/* 0 when the connection is up, -EAGAIN while it is being made, or the
- * error that ended it. */
-static int
-peer(ipc_channel *ch)
-{
-	struct tcp_ch *p = ipc__priv(ch);
-	int s = atomic_load_explicit(&p->state, memory_order_acquire);
-	socklen_t len = sizeof(int);
-	int e = 0;
-
-	if (p->wait.lfd >= 0) {
-		return ipc__sockwait_take(&p->wait, setup, ch, ch->uri);
-	}
-	if (s == UP) {
-		return 0;
-	}
-	if (s == CONNECTING) {
-		struct pollfd pfd = {.fd = p->fd, .events = POLLOUT};
-		pthread_mutex_lock(&p->mu);
-		s = atomic_load(&p->state);
-		if (s == CONNECTING && poll(&pfd, 1, 0) > 0) {
-			if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &e, &len) <
-			    0) {
-				e = errno;
-			}
-			s = e != 0 ? -e : UP;
-			atomic_store(&p->state, s);
-		}
-		pthread_mutex_unlock(&p->mu);
-	}
-	if (s == UP) {
-		return 0;
-	}
-	if (s == CONNECTING) {
-		return -EAGAIN;
-	}
-	if (s == -ECONNREFUSED) {
-		return ipc__err(s, ch->uri,
-		                "connection refused: nobody listens there");
-	}
-	return ipc__errno(s, ch->uri, "connect");
-}
-
-static ssize_t
-tcp_send(ipc_channel *ch, const void *buf, size_t len)
-{
-	struct tcp_ch *p = ipc__priv(ch);
-	int r = peer(ch);
-
-	if (r < 0) {
-		return r;
-	}
-	/* The first write after the peer's FIN still succeeds in TCP.  A
-	 * libipc peer (framing=length) that sent FIN has closed for good,
-	 * so once recv saw it, report it; with line or raw framing the
-	 * peer may only have shut down its sending side. */
-	if (p->framing == IPC_FRAMING_LENGTH &&
-	    atomic_load_explicit(&p->peer_eof, memory_order_relaxed)) {
-		return ipc__err(-EPIPE, ch->uri, "peer closed the channel");
-	}
-	p->st.nowait = ch->send_nowait;
-	return ipc__stream_send(&p->st, buf, len);
-}
-
-static ssize_t
-tcp_recv(ipc_channel *ch, void *buf, size_t cap)
-{
-	struct tcp_ch *p = ipc__priv(ch);
-	int r = peer(ch);
-
-	if (r < 0) {
-		return r;
-	}
-	p->st.rblock = ch->recv_block;
-	ssize_t n = ipc__stream_recv(&p->st, buf, cap);
-	if (n == -EPIPE) {
-		atomic_store_explicit(&p->peer_eof, 1, memory_order_relaxed);
-	}
-	return n;
-}
-
-static int
-tcp_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
-{
-	struct tcp_ch *p = ipc__priv(ch);
-	int r = peer(ch);
-
-	if (r == -EAGAIN && p->wait.lfd >= 0) {
-		pfd[0] = (struct pollfd){.fd = p->wait.lfd, .events = POLLIN};
-		return 1;
-	}
-	if (r == -EAGAIN) {
-		pfd[0] = (struct pollfd){.fd = p->fd, .events = POLLOUT};
-		return 1;
-	}
-	if (r < 0) {
-		/* failed: the call returns at once */
-		pfd[0] = (struct pollfd){.fd = p->fd, .events = POLLOUT};
-		*retry_ms = 0;
-		return 1;
-	}
-	return ipc__stream_pollfds(&p->st, events, pfd, retry_ms);
-}
-
-static short
-tcp_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
-{
-	struct tcp_ch *p = ipc__priv(ch);
-	int s = atomic_load_explicit(&p->state, memory_order_acquire);
-
-	if (s == UP && (p->wait.lfd < 0 || ipc__sockwait_done(&p->wait))) {
-		return ipc__stream_ready(&p->st, events, pfd, npfd);
-	}
-	if (pfd == NULL && s >= 0) {
-		return 0;
-	}
-	/* The listening socket or the connect woke us: take the peer or
-	 * finish connecting; what comes next is seen on the next round. */
-	int r = peer(ch);
-	if (r == 0) {
-		return ipc__stream_ready(&p->st, events, NULL, 0);
-	}
-	if (r == -EAGAIN) {
-		return 0;
-	}
-	return (short)(IPC_POLLERR | (events & (IPC_POLLIN | IPC_POLLOUT)));
-}
-
-/* Unread input at close makes the kernel reset the connection, which can
- * discard what this end sent last: read it first. */
-static void
-drain(int fd)
-{
-	char junk[4096];
-	for (int i = 0; i < 256; i++) {
-		if (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) <= 0) {
-			break;
-		}
-	}
-}
-
-static int
-tcp_close(ipc_channel *ch)
-{
-	struct tcp_ch *p = ipc__priv(ch);
-	int r = 0;
-
-	if (p->stream_on) {
-		drain(p->fd);
-		r = ipc__stream_close(ch); /* flushes, closes p->fd */
-	}
-	ipc__sockwait_fini(&p->wait);
-	if (p->have_mu) {
-		pthread_mutex_destroy(&p->mu);
-	}
-	return r;
-}
-
-static int
-tcp_fd(const ipc_channel *ch)
-{
-	const struct tcp_ch *p = ipc__cpriv(ch);
-
-	return p->wait.ep >= 0 ? p->wait.ep : p->fd;
-}
-
-static int
-tcp_listen(ipc_listener *l, const struct ipc_uri *u, int flags)
-{
-	struct ipc_sock_listener *p = ipc__lpriv(l);
-	int fd = ipc__sock_inet_listen(u, SOCK_STREAM, SOMAXCONN);
-
-	if (fd < 0) {
-		return fd;
-	}
-	p->fd = fd;
-	return 0;
-}
-
 static int
 tcp_accept(ipc_listener *l, ipc_channel *ch)
 {
-	int fd = ipc__sock_listener_accept(l);
-	int r;
-
-	if (fd < 0) {
-		return fd;
-	}
-	prepare(ch, l->parsed);
-	r = setup(ch, fd);
-	if (r < 0) {
-		close(fd);
-	}
-	((struct tcp_ch *)ipc__priv(ch))->accepted = 1;
-	return r;
+	return ipc__tcp_accept_layer(l, ch, NULL);
 }
 
 /* A creator's or accepted channel's bound address; an opener's peer (the
@@ -388,12 +28,12 @@ tcp_accept(ipc_listener *l, ipc_channel *ch)
 static char *
 tcp_local_uri(const ipc_channel *ch)
 {
-	const struct tcp_ch *p = ipc__cpriv(ch);
+	const struct ipc_tcpconn *p = ipc__cpriv(ch);
 
 	if (p->wait.lfd >= 0) {
 		return ipc__sock_inet_uri(p->wait.lfd, 0, "tcp", ch->uri);
 	}
-	if (p->accepted) {
+	if (p->is_server) {
 		return ipc__sock_inet_uri(p->fd, 0, "tcp", ch->uri);
 	}
 	char *u = ipc__sock_inet_uri(p->fd, 1, "tcp", ch->uri);
@@ -406,17 +46,17 @@ const struct ipc_driver ipc_driver_tcp = {
                 IPC_CAP_PEERCLOSE | IPC_CAP_CROSSHOST,
         .addr = IPC_ADDR_HOSTPORT,
         .opts = tcp_opts,
-        .priv_size = sizeof(struct tcp_ch),
+        .priv_size = sizeof(struct ipc_tcpconn),
         .lpriv_size = sizeof(struct ipc_sock_listener),
-        .open = tcp_open,
-        .send = tcp_send,
+        .open = ipc__tcp_open,
+        .send = ipc__tcp_send,
         .detach = ipc__sdrv_detach,
-        .recv = tcp_recv,
-        .close = tcp_close,
-        .pollfds = tcp_pollfds,
-        .ready = tcp_ready,
-        .fd = tcp_fd,
-        .listen = tcp_listen,
+        .recv = ipc__tcp_recv,
+        .close = ipc__tcp_close,
+        .pollfds = ipc__tcp_pollfds,
+        .ready = ipc__tcp_ready,
+        .fd = ipc__tcp_fd,
+        .listen = ipc__tcp_listen,
         .accept = tcp_accept,
         .listener_fd = ipc__sock_listener_fd,
         .listener_close = ipc__sock_listener_close,

@@ -27,6 +27,9 @@ extern const struct ipc_driver ipc_driver_signal;
 #ifdef IPC_HAVE_NATS
 extern const struct ipc_driver ipc_driver_nats;
 #endif
+#ifdef IPC_HAVE_TLS
+extern const struct ipc_driver ipc_driver_tls;
+#endif
 
 /* clang-format off */
 static const struct ipc_driver *const drivers[] = {
@@ -49,6 +52,9 @@ static const struct ipc_driver *const drivers[] = {
 	&ipc_driver_signal,
 #ifdef IPC_HAVE_NATS
 	&ipc_driver_nats,
+#endif
+#ifdef IPC_HAVE_TLS
+	&ipc_driver_tls,
 #endif
 	NULL,
 };
