@@ -2477,8 +2477,9 @@ case_local_uri(void *unused)
 		TU_CHECK_EQ(ipc_poll(&it, 1, STEP_MS), 1);
 		TU_OK(ipc_accept(l, &a, 0));
 		TU_OK(ipc_set_timeout(a, STEP_MS));
-		SEND_STR(c, "client");
-		EXPECT_STR(a, "client");
+		/* Reaching the listener is the point; no exchange here (a
+		 * handshake, as in tls+tcp, needs both ends driven at once,
+		 * which one thread cannot do with blocking calls). */
 		const char *al = ipc_local_uri(a);
 		TU_CHECK_MSG(al != NULL && strcmp(al, ll) == 0,
 		             "accepted channel: ipc_local_uri \"%s\", want "

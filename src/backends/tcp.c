@@ -7,9 +7,6 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#include <stdlib.h>
-#include <string.h>
-
 #include "core/tcpconn.h"
 
 static const struct ipc_optspec tcp_opts[] = {
@@ -21,23 +18,6 @@ static int
 tcp_accept(ipc_listener *l, ipc_channel *ch)
 {
 	return ipc__tcp_accept_layer(l, ch, NULL);
-}
-
-/* A creator's or accepted channel's bound address; an opener's peer (the
- * URI as given while the connection is still being made). */
-static char *
-tcp_local_uri(const ipc_channel *ch)
-{
-	const struct ipc_tcpconn *p = ipc__cpriv(ch);
-
-	if (p->wait.lfd >= 0) {
-		return ipc__sock_inet_uri(p->wait.lfd, 0, "tcp", ch->uri);
-	}
-	if (p->is_server) {
-		return ipc__sock_inet_uri(p->fd, 0, "tcp", ch->uri);
-	}
-	char *u = ipc__sock_inet_uri(p->fd, 1, "tcp", ch->uri);
-	return u != NULL ? u : strdup(ch->uri);
 }
 
 const struct ipc_driver ipc_driver_tcp = {
@@ -60,6 +40,6 @@ const struct ipc_driver ipc_driver_tcp = {
         .accept = tcp_accept,
         .listener_fd = ipc__sock_listener_fd,
         .listener_close = ipc__sock_listener_close,
-        .local_uri = tcp_local_uri,
+        .local_uri = ipc__tcp_local_uri,
         .listener_uri = ipc__sock_listener_uri,
 };

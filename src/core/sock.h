@@ -128,6 +128,8 @@ int ipc__sock_unix_dial(const struct ipc_uri *u, int type);
 char *ipc__sock_inet_uri(int fd, int peer, const char *scheme,
                          const char *uri);
 char *ipc__sock_listener_uri(const ipc_listener *l);
+/* The local_uri slot of drivers whose state begins with ipc_tcpconn. */
+char *ipc__tcp_local_uri(const ipc_channel *ch);
 
 /* ipc_peer_cred of a Unix socket connection fd (SO_PEERCRED); fd < 0:
  * -ENOTCONN, no peer yet. */

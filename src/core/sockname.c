@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "sock.h"
+#include "tcpconn.h"
 
 char *
 ipc__sock_inet_uri(int fd, int peer, const char *scheme, const char *uri)
@@ -61,4 +62,22 @@ ipc__sock_listener_uri(const ipc_listener *l)
 	const struct ipc_sock_listener *p = ipc__clpriv(l);
 
 	return ipc__sock_inet_uri(p->fd, 0, l->drv->scheme, l->uri);
+}
+
+char *
+ipc__tcp_local_uri(const ipc_channel *ch)
+{
+	const struct ipc_tcpconn *p = ipc__cpriv(ch);
+	const char *sc = ch->drv->scheme;
+
+	/* A creator's or accepted channel's bound address; an opener's
+	 * peer (the URI as given while the connection is being made). */
+	if (p->wait.lfd >= 0) {
+		return ipc__sock_inet_uri(p->wait.lfd, 0, sc, ch->uri);
+	}
+	if (p->is_server) {
+		return ipc__sock_inet_uri(p->fd, 0, sc, ch->uri);
+	}
+	char *u = ipc__sock_inet_uri(p->fd, 1, sc, ch->uri);
+	return u != NULL ? u : strdup(ch->uri);
 }
