@@ -23,7 +23,7 @@ BUILD_PKGS := gcc meson ninja-build pkg-config scdoc
 OPT_PKGS   := libnats-dev libssl-dev libsystemd-dev
 TEST_PKGS  := libcmocka-dev socat python3-cffi python3-pytest nats-server \
               dbus-daemon dbus-bin
-BENCH_PKGS := libsystemd-dev dbus-daemon libzmq3-dev libnng-dev libiceoryx-binding-c-dev iceoryx
+BENCH_PKGS := libsystemd-dev dbus-daemon nats-server libzmq3-dev libnng-dev libiceoryx-binding-c-dev iceoryx
 SAN_PKGS   := clang libclang-rt-14-dev
 
 FUZZ_SECONDS ?= 30

@@ -10,6 +10,7 @@
  *   - kill -9 of either side gives -EPIPE within one second;
  *   - ipc_fd() stays readable while a message waits in the library;
  *   - the window: a receiver that does not read stops the sender;
+ *   - ipc_peer_cred from the bus daemon; allow_uid= parsed;
  *   - URI errors, a name already owned, a missing owner or bus.
  *
  * SPDX-License-Identifier: MIT
@@ -303,8 +304,20 @@ t_third_party_and_bad_calls(void **state)
 	assert_int_equal(ipc_open(&b, uri, 0), 0);
 	assert_int_equal(ipc_set_timeout(a, 10000), 0);
 	assert_int_equal(ipc_set_timeout(b, 10000), 0);
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	assert_int_equal(ipc_peer_cred(a, &pid, &uid, &gid), -ENOTCONN);
+	/* The opener knows its creator from the bus daemon at open. */
+	assert_int_equal(ipc_peer_cred(b, &pid, &uid, &gid), 0);
+	assert_int_equal(pid, getpid());
+	assert_int_equal(uid, geteuid());
+	assert_int_equal(gid, getegid());
 	assert_int_equal(ipc_send(b, "first", 5, 0), 5);
 	assert_int_equal(ipc_recv(a, buf, sizeof(buf), 0), 5);
+	assert_int_equal(ipc_peer_cred(a, &pid, &uid, NULL), 0);
+	assert_int_equal(pid, getpid());
+	assert_int_equal(uid, geteuid());
 
 	snprintf(dest, sizeof(dest), "--dest=%s", name);
 	char *const third[] = {"dbus-send",
@@ -644,6 +657,7 @@ t_errors(void **state)
 	        "dbus://session/org.x.Y?maxmsg=65M",
 	        "dbus://session/org.x.Y?bogus=1",
 	        "dbus://session/org.x.Y?address=",
+	        "dbus://session/org.x.Y?allow_uid=x",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int r = ipc_open(&a, bad[i], IPC_CREATE);

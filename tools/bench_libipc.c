@@ -13,8 +13,15 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,6 +404,210 @@ static const struct bench_ops dbus_ops = {
         .close = l_close,
         .cleanup = d_cleanup,
 };
+
+/* ------------------------------------------- nats:// and tls+tcp:// -- */
+
+/* Is scheme in this build?  ipc_open of a throwaway URI says
+ * -EPROTONOSUPPORT when not. */
+static int
+have_scheme(const char *uri)
+{
+	ipc_channel *ch = NULL;
+	int r = ipc_open(&ch, uri, 0);
+	if (r == 0) {
+		ipc_close(ch);
+	}
+	return r != -EPROTONOSUPPORT;
+}
+
+static int
+on_path(const char *prog)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", prog);
+	return system(cmd) == 0;
+}
+
+static int
+port_up(unsigned port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int ok;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	if (fd >= 0) {
+		close(fd);
+	}
+	return ok;
+}
+
+/* nats:// rows talk through a private nats-server (JetStream, its store
+ * in the row's directory) that the row starts on {port} and stops. */
+static int
+n_prepare(struct bench_env *e, const void *arg, char *why)
+{
+	char conf[160], log[160];
+	FILE *f;
+	pid_t pid;
+
+	(void)arg;
+	if (!have_scheme("nats://127.0.0.1:1/x?optimeout=10")) {
+		return bench_why(why, BENCH_SKIP,
+		                 "nats:// is not in this build of libipc "
+		                 "(needs libnats-dev)");
+	}
+	if (!on_path("nats-server")) {
+		return bench_why(why, BENCH_SKIP,
+		                 "nats-server is not installed");
+	}
+	snprintf(conf, sizeof(conf), "%s/nats.conf", e->dir);
+	snprintf(log, sizeof(log), "%s/nats.log", e->dir);
+	f = fopen(conf, "w");
+	if (f == NULL) {
+		return bench_why(why, BENCH_FAIL, "%s: %s", conf,
+		                 strerror(errno));
+	}
+	fprintf(f,
+	        "listen: 127.0.0.1:%u\nmax_payload: 4MB\njetstream { "
+	        "store_dir: \"%s/js\" }\n",
+	        e->port, e->dir);
+	fclose(f);
+	pid = fork();
+	if (pid < 0) {
+		return bench_why(why, BENCH_FAIL, "fork: %s", strerror(errno));
+	}
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0);
+		dup2(nul, 1);
+		dup2(nul, 2);
+		execlp("nats-server", "nats-server", "-c", conf, "-l", log,
+		       (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 500 && !port_up(e->port); i++) {
+		nanosleep(&(struct timespec){0, 10000000L}, NULL);
+	}
+	if (!port_up(e->port)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return bench_why(why, BENCH_FAIL,
+		                 "nats-server did not start (see %s)", log);
+	}
+	pid_t *ps = malloc(sizeof(*ps));
+	if (ps == NULL) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return bench_why(why, BENCH_FAIL, "out of memory");
+	}
+	*ps = pid;
+	e->state = ps;
+	return BENCH_OK;
+}
+
+static void
+n_cleanup(struct bench_env *e, const void *arg)
+{
+	pid_t *ps = e->state;
+	char cmd[300];
+
+	if (ps != NULL) {
+		kill(*ps, SIGTERM);
+		waitpid(*ps, NULL, 0);
+		free(ps);
+		e->state = NULL;
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/js' '%s/nats.conf' '%s/nats.log'",
+	         e->dir, e->dir, e->dir);
+	if (system(cmd) != 0) {
+		/* left for the harness's sweep */
+	}
+	l_cleanup(e, arg);
+}
+
+static const struct bench_ops nats_ops = {
+        .prepare = n_prepare,
+        .open = l_open,
+        .send = l_send,
+        .recv = l_recv,
+        .reserve = l_reserve,
+        .commit = l_commit,
+        .acquire = l_acquire,
+        .release = l_release,
+        .set_timeout = l_set_timeout,
+        .max_msg = l_max_msg,
+        .errstr = l_errstr,
+        .close = l_close,
+        .cleanup = n_cleanup,
+};
+static const struct lrow r_nats = {"nats://127.0.0.1:{port}/{token}", NULL};
+static const struct lrow r_nats_core = {
+        "nats://127.0.0.1:{port}/{token}?js=0", NULL};
+
+/* tls+tcp:// rows use a self-signed certificate for 127.0.0.1 that the
+ * row makes with the openssl command in its directory. */
+static int
+t_prepare(struct bench_env *e, const void *arg, char *why)
+{
+	char cmd[600];
+
+	if (!have_scheme("tls+tcp://127.0.0.1:1?verify=none")) {
+		return bench_why(why, BENCH_SKIP,
+		                 "tls+tcp:// is not in this build of libipc "
+		                 "(needs libssl-dev)");
+	}
+	if (!on_path("openssl")) {
+		return bench_why(why, BENCH_SKIP,
+		                 "the openssl command is not installed");
+	}
+	snprintf(cmd, sizeof(cmd),
+	         "openssl req -x509 -newkey ec -pkeyopt "
+	         "ec_paramgen_curve:P-256 -nodes -keyout '%s/tls.key' -out "
+	         "'%s/tls.pem' -days 1 -subj /CN=ipc-bench -addext "
+	         "subjectAltName=IP:127.0.0.1 >/dev/null 2>&1",
+	         e->dir, e->dir);
+	if (system(cmd) != 0) {
+		return bench_why(why, BENCH_FAIL,
+		                 "openssl could not make a certificate");
+	}
+	return l_prepare(e, arg, why);
+}
+
+static void
+t_cleanup(struct bench_env *e, const void *arg)
+{
+	char p[160];
+
+	snprintf(p, sizeof(p), "%s/tls.key", e->dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/tls.pem", e->dir);
+	unlink(p);
+	l_cleanup(e, arg);
+}
+
+static const struct bench_ops tls_ops = {
+        .prepare = t_prepare,
+        .open = l_open,
+        .send = l_send,
+        .recv = l_recv,
+        .reserve = l_reserve,
+        .commit = l_commit,
+        .acquire = l_acquire,
+        .release = l_release,
+        .set_timeout = l_set_timeout,
+        .max_msg = l_max_msg,
+        .errstr = l_errstr,
+        .close = l_close,
+        .cleanup = t_cleanup,
+};
+static const struct lrow r_tls = {
+        "tls+tcp://127.0.0.1:{port}?cert={dir}/tls.pem&key={dir}/"
+        "tls.key&ca={dir}/tls.pem",
+        NULL};
+
 static const struct lrow r_signal = {"signal://{apid}", NULL};
 
 #define ROW(name, notes, arg, flags)                                          \
@@ -409,6 +620,16 @@ const struct bench_row bench_libipc_rows[] = {
         ROW("unix+seqpacket", "unix+seqpacket:///PATH", &r_seqpacket, 0),
         ROW("unix+dgram", "unix+dgram:///PATH", &r_dgram, 0),
         ROW("tcp", "tcp://127.0.0.1:PORT, framed", &r_tcp, 0),
+        {"tls+tcp", "libipc", "tls+tcp://127.0.0.1:PORT, TLS 1.3, framed",
+         &tls_ops, &r_tls, 0, NULL},
+        {"nats", "libipc",
+         "nats://127.0.0.1:PORT/SUBJECT, JetStream, through a private "
+         "nats-server",
+         &nats_ops, &r_nats, 0, NULL},
+        {"nats-core", "libipc",
+         "nats://...?js=0, core NATS (at most once): throughput as "
+         "received",
+         &nats_ops, &r_nats_core, BENCH_LOSSY, NULL},
         ROW("udp", "udp://127.0.0.1:PORT, unreliable: throughput as received",
             &r_udp, BENCH_LOSSY),
         ROW("pipe", "pipe: (ipc_pair, then fork)", &r_pipe, 0),

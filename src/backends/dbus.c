@@ -43,6 +43,7 @@
 
 #include <systemd/sd-bus.h>
 
+#include "core/trust.h"
 #include "core/wait.h"
 
 #define OBJ_PATH  "/org/libipc/Channel"
@@ -65,6 +66,7 @@ static const struct ipc_optspec dbus_opts[] = {
          "largest message, 1M..64M"},
         {"window", IPC_OPT_UINT, 1, 1024, NULL,
          "calls in flight without a reply"},
+        IPC_TRUST_OPTS,
         {NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -93,6 +95,10 @@ struct dbus_ch {
 	int gone;    /* the peer's name vanished or the bus connection broke */
 	int tx_err;  /* sticky send error */
 	char why[256];
+	struct ipc_trust trust;
+	struct ipc_cred cred; /* the peer's, from the bus daemon */
+	int refused;          /* creator: a caller was refused; say so once */
+	char refusal[256];
 };
 
 struct call_ctx {
@@ -288,6 +294,75 @@ watch_peer(struct dbus_ch *p)
 	                              on_match_added, p);
 }
 
+/* One uint32 answer of the bus driver about a unique name. */
+static int
+ask_u32(struct dbus_ch *p, const char *method, const char *name,
+        uint32_t *v)
+{
+	sd_bus_error err = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	int r = sd_bus_call_method(p->bus, "org.freedesktop.DBus",
+	                           "/org/freedesktop/DBus",
+	                           "org.freedesktop.DBus", method, &err,
+	                           &reply, "s", name);
+
+	if (r >= 0) {
+		r = sd_bus_message_read(reply, "u", v);
+	}
+	sd_bus_error_free(&err);
+	sd_bus_message_unref(reply);
+	return r < 0 ? r : 0;
+}
+
+/* What the bus daemon knows of a connection: the uid and pid it saw at
+ * connect (SO_PEERCRED); the gid from /proc while that pid has that uid. */
+static int
+name_cred(struct dbus_ch *p, const char *name, struct ipc_cred *c)
+{
+	uint32_t uid, pid = 0;
+	struct ipc_cred proc;
+
+	int r = ask_u32(p, "GetConnectionUnixUser", name, &uid);
+	if (r < 0) {
+		return r;
+	}
+	(void)ask_u32(p, "GetConnectionUnixProcessID", name, &pid);
+	c->known = 1;
+	c->uid = (uid_t)uid;
+	c->pid = (pid_t)pid;
+	c->gid = (gid_t)-1;
+	if (pid > 0 && ipc__cred_pid((pid_t)pid, &proc) == 0 &&
+	    proc.uid == c->uid) {
+		c->gid = proc.gid;
+	}
+	return 0;
+}
+
+/* Creator with allow_uid=/allow_gid=: may sender be the peer? */
+static int
+creator_trusts(struct dbus_ch *p, const char *sender)
+{
+	struct ipc_cred c = {0};
+
+	if (name_cred(p, sender, &c) < 0) {
+		if (!p->trust.check) {
+			return 1; /* gone already: recv will say so */
+		}
+		snprintf(p->refusal, sizeof(p->refusal),
+		         "refused: the bus does not know caller %s", sender);
+		p->refused = 1;
+		return 0;
+	}
+	if (ipc__trust_check(&p->trust, p->uri, "the peer", &c) < 0) {
+		snprintf(p->refusal, sizeof(p->refusal), "%s",
+		         ipc_last_error());
+		p->refused = 1;
+		return 0;
+	}
+	p->cred = c;
+	return 1;
+}
+
 /* Take sender as the peer if there is none yet (creator).  Returns 1 when
  * sender is the peer, 0 when it is a third party, <0 on error. */
 static int
@@ -299,7 +374,7 @@ adopt(struct dbus_ch *p, const char *sender)
 	if (p->peer != NULL) {
 		return strcmp(sender, p->peer) == 0;
 	}
-	if (!p->creator) {
+	if (!p->creator || !creator_trusts(p, sender)) {
 		return 0;
 	}
 	p->peer = strdup(sender);
@@ -316,6 +391,11 @@ adopt(struct dbus_ch *p, const char *sender)
 static int
 reject(sd_bus_message *m, struct dbus_ch *p)
 {
+	if (p->peer == NULL && p->creator) {
+		return sd_bus_reply_method_errorf(
+		        m, SD_BUS_ERROR_ACCESS_DENIED,
+		        "refused by the channel's allow_uid=/allow_gid=");
+	}
 	return sd_bus_reply_method_errorf(
 	        m, ERR_PEER, "this channel's peer is %s",
 	        p->peer != NULL ? p->peer : "not known yet");
@@ -590,6 +670,21 @@ find_owner(struct dbus_ch *p, const struct ipc_uri *u, const char *name)
 	             : 0;
 }
 
+/* Anybody on the bus can own a name first: the owner must be our uid,
+ * root, or allowed by allow_uid=/allow_gid=. */
+static int
+opener_trusts(struct dbus_ch *p, const struct ipc_uri *u)
+{
+	int r = name_cred(p, p->peer, &p->cred);
+
+	if (r < 0) {
+		return ipc__err(-ENOENT, u->text,
+		                "the owner %s left the bus at once", p->peer);
+	}
+	return ipc__trust_check(&p->trust, u->text, "the channel's creator",
+	                        &p->cred);
+}
+
 static int
 setup_fds(struct dbus_ch *p, const struct ipc_uri *u)
 {
@@ -666,6 +761,9 @@ open_steps(struct dbus_ch *p, const struct ipc_uri *u, const char *addr,
 	} else {
 		r = find_owner(p, u, name);
 		if (r == 0) {
+			r = opener_trusts(p, u);
+		}
+		if (r == 0) {
 			r = watch_peer(p);
 			if (r >= 0) {
 				r = sd_bus_call_method_async(
@@ -692,7 +790,11 @@ dbus_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	const char *addr = NULL, *name = NULL;
 	int r;
 
+	/* Anybody on a bus may own a name: the namespace is shared. */
 	r = parse_name(u, &name);
+	if (r == 0) {
+		r = ipc__trust_parse(&p->trust, u, !(flags & IPC_CREATE));
+	}
 	if (r == 0) {
 		r = bus_address(u, &addr, buf, sizeof(buf));
 	}
@@ -845,6 +947,10 @@ recv_locked(struct dbus_ch *p, void *buf, size_t cap)
 	if (p->head == NULL) {
 		pump(p);
 	}
+	if (p->refused) {
+		p->refused = 0;
+		return ipc__err(-EACCES, p->uri, "%s", p->refusal);
+	}
 	x = p->head;
 	if (x == NULL) {
 		if (p->gone) {
@@ -974,6 +1080,17 @@ dbus_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 }
 
 static int
+dbus_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+	struct dbus_ch *p = (struct dbus_ch *)ipc__cpriv(ch);
+
+	pthread_mutex_lock(&p->mu);
+	struct ipc_cred c = p->cred;
+	pthread_mutex_unlock(&p->mu);
+	return ipc__cred_out(&c, ch->uri, pid, uid, gid);
+}
+
+static int
 dbus_fd(const ipc_channel *ch)
 {
 	const struct dbus_ch *p = ipc__cpriv(ch);
@@ -995,4 +1112,5 @@ const struct ipc_driver ipc_driver_dbus = {
         .pollfds = dbus_pollfds,
         .ready = dbus_ready,
         .fd = dbus_fd,
+        .peer_cred = dbus_peer_cred,
 };

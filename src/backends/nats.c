@@ -63,10 +63,10 @@ static const struct ipc_optspec nats_opts[] = {
         {"storage", IPC_OPT_ENUM, 0, 0, storage_choices,
          "file (default) or memory"},
         {"hb", IPC_OPT_UINT, 10, 60000, NULL,
-         "heartbeat interval in ms, default 200"},
+         "heartbeat interval in ms, default 100"},
         {"dead", IPC_OPT_UINT, 50, 3600000, NULL,
          "ms without a heartbeat before the peer counts as dead, default "
-         "800"},
+         "500"},
         {"window", IPC_OPT_UINT, 1, 65536, NULL,
          "messages in flight and held by the stream per direction, "
          "default 1024"},
@@ -109,6 +109,7 @@ struct nats_ch {
 	char id[IDLEN + 1], peer_id[IDLEN + 1];
 	char *s_tx, *s_rx, *s_hbtx, *s_hbrx, *s_hello, *ackpfx, *deliver;
 	char stream[256], consumer[64];
+	char owner[64]; /* the stream's Description: "libipc CREATOR-ID" */
 	const char *uri;
 
 	/* receive side */
@@ -834,6 +835,7 @@ make_stream(struct nats_ch *p, const struct ipc_uri *u)
 	subs[0] = p->s_tx;
 	subs[1] = p->s_rx;
 	sc.Name = p->stream;
+	sc.Description = p->owner;
 	sc.Subjects = subs;
 	sc.SubjectsLen = 2;
 	sc.Retention = js_WorkQueuePolicy;
@@ -1096,6 +1098,7 @@ names(struct nats_ch *p, const char *subject)
 		return -ENOMEM;
 	}
 	stream_name(p->stream, sizeof(p->stream), subject);
+	snprintf(p->owner, sizeof(p->owner), "libipc %s", p->id);
 	snprintf(p->consumer, sizeof(p->consumer), "ipc_%s_%s", me, p->id);
 	return 0;
 }
@@ -1213,8 +1216,8 @@ nats_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	p->uri = ch->uri;
 	p->creator = (flags & IPC_CREATE) != 0;
 	p->use_js = (int)ipc__opt_num(u, "js", 1);
-	p->hb_ms = (int)ipc__opt_num(u, "hb", 200);
-	p->dead_ms = (int)ipc__opt_num(u, "dead", 800);
+	p->hb_ms = (int)ipc__opt_num(u, "hb", 100);
+	p->dead_ms = (int)ipc__opt_num(u, "dead", 500);
 	p->resend_ms = (int)ipc__opt_num(u, "resend", 2000);
 	p->optimeout = (int)ipc__opt_num(u, "optimeout", 5000);
 	p->window = (size_t)ipc__opt_num(u, "window", 1024);
@@ -1429,6 +1432,28 @@ nats_fd(const ipc_channel *ch)
 	return p->efd_r;
 }
 
+/* Delete the channel's stream if it is still this channel's: a creator
+ * that came after us on the same subject has a stream by the same name,
+ * which is not ours to delete. */
+static void
+delete_stream(struct nats_ch *p, jsOptions *o)
+{
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	int ours = 0;
+
+	snprintf(p->owner, sizeof(p->owner), "libipc %s",
+	         p->creator ? p->id : p->peer_id);
+	if (js_GetStreamInfo(&si, p->js, p->stream, o, &jerr) == NATS_OK) {
+		ours = si->Config != NULL && si->Config->Description != NULL &&
+		       strcmp(si->Config->Description, p->owner) == 0;
+		jsStreamInfo_Destroy(si);
+	}
+	if (ours) {
+		js_DeleteStream(p->js, p->stream, o, &jerr);
+	}
+}
+
 /* Wait (bounded) until every message in the window is acked. */
 static void
 flush_window(struct nats_ch *p, int timeout_ms)
@@ -1494,7 +1519,7 @@ nats_close(ipc_channel *ch)
 		pthread_mutex_unlock(&p->mu);
 		js_DeleteConsumer(p->js, p->stream, p->consumer, &o, &jerr);
 		if (last) {
-			js_DeleteStream(p->js, p->stream, &o, &jerr);
+			delete_stream(p, &o);
 		}
 	}
 	teardown(p);

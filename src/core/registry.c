@@ -8,6 +8,8 @@
 #include "registry.h"
 
 extern const struct ipc_driver ipc_driver_shm;
+extern const struct ipc_driver ipc_driver_mmap;
+extern const struct ipc_driver ipc_driver_file;
 extern const struct ipc_driver ipc_driver_unix;
 extern const struct ipc_driver ipc_driver_unix_seqpacket;
 extern const struct ipc_driver ipc_driver_unix_dgram;
@@ -27,10 +29,15 @@ extern const struct ipc_driver ipc_driver_signal;
 #ifdef IPC_HAVE_NATS
 extern const struct ipc_driver ipc_driver_nats;
 #endif
+#ifdef IPC_HAVE_TLS
+extern const struct ipc_driver ipc_driver_tls;
+#endif
 
 /* clang-format off */
 static const struct ipc_driver *const drivers[] = {
 	&ipc_driver_shm,
+	&ipc_driver_mmap,
+	&ipc_driver_file,
 	&ipc_driver_unix,
 	&ipc_driver_unix_seqpacket,
 	&ipc_driver_unix_dgram,
@@ -49,6 +56,9 @@ static const struct ipc_driver *const drivers[] = {
 	&ipc_driver_signal,
 #ifdef IPC_HAVE_NATS
 	&ipc_driver_nats,
+#endif
+#ifdef IPC_HAVE_TLS
+	&ipc_driver_tls,
 #endif
 	NULL,
 };

@@ -71,6 +71,9 @@ ipc__stream_opts(const struct ipc_uri *u, enum ipc_framing *framing,
 static ssize_t
 do_writev(struct ipc_stream *s, struct iovec *v, int n)
 {
+	if (s->io != NULL) {
+		return s->io->writev(s->io_ctx, v, n);
+	}
 	if (!s->is_socket) {
 		return ipc__writev_nosigpipe(s->wfd, v, n);
 	}
@@ -149,6 +152,11 @@ push(struct ipc_stream *s)
 void
 ipc__stream_kick(struct ipc_stream *s)
 {
+	if (s->io != NULL && s->io->wpending(s->io_ctx)) {
+		pthread_mutex_lock(&s->txlock);
+		(void)s->io->flush(s->io_ctx);
+		pthread_mutex_unlock(&s->txlock);
+	}
 	if (atomic_load_explicit(&s->tx_detached, memory_order_relaxed)) {
 		pthread_mutex_lock(&s->txlock);
 		if (atomic_load(&s->tx_detached) && s->txn > 0) {
@@ -178,6 +186,9 @@ room_for(struct ipc_stream *s, size_t total)
 	int queued = 0;
 	size_t cap;
 
+	if (s->io != NULL) {
+		return 1; /* the layer buffers what the kernel does not take */
+	}
 	if (s->is_socket) {
 		int sndbuf = 0;
 		socklen_t sl = sizeof(sndbuf);
@@ -327,6 +338,9 @@ ipc__stream_flush(struct ipc_stream *s, int timeout_ms)
 	for (;;) {
 		pthread_mutex_lock(&s->txlock);
 		int r = s->txn > 0 ? push(s) : 0;
+		if (r == 0 && s->io != NULL && s->io->wpending(s->io_ctx)) {
+			r = s->io->flush(s->io_ctx);
+		}
 		pthread_mutex_unlock(&s->txlock);
 		if (r != -EAGAIN) {
 			return r;
@@ -364,6 +378,14 @@ set_blocking(struct ipc_stream *s)
 static ssize_t
 rd(struct ipc_stream *s, void *buf, size_t cap)
 {
+	if (s->io != NULL) {
+		ssize_t r = s->io->read(s->io_ctx, buf, cap);
+		if (r < 0) {
+			errno = (int)-r;
+			return -1;
+		}
+		return r;
+	}
 	if (s->block_ok && s->rblock &&
 	    !atomic_load_explicit(&s->tx_detached, memory_order_relaxed)) {
 		if (!s->rfd_blocking) {
@@ -634,6 +656,9 @@ rx_buffered(const struct ipc_stream *s)
 	if (s->rerr != 0 || s->reof) {
 		return 1;
 	}
+	if (s->io != NULL && s->io->pending(s->io_ctx)) {
+		return 1; /* a recv reads it without the descriptor */
+	}
 	switch (s->framing) {
 	case IPC_FRAMING_LENGTH:
 		if (avail < IPC_STREAM_HDR) {
@@ -657,7 +682,8 @@ ipc__stream_pollfds(struct ipc_stream *s, short events, struct pollfd *pfd,
 {
 	int n = 0;
 	int out = (events & IPC_POLLOUT) ||
-	          atomic_load_explicit(&s->tx_detached, memory_order_relaxed);
+	          atomic_load_explicit(&s->tx_detached, memory_order_relaxed) ||
+	          (s->io != NULL && s->io->wpending(s->io_ctx));
 
 	(void)retry_ms;
 	if (events & IPC_POLLIN) {

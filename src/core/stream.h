@@ -33,6 +33,24 @@
 
 enum ipc_framing { IPC_FRAMING_LENGTH, IPC_FRAMING_LINE, IPC_FRAMING_RAW };
 
+/* A byte layer between the framing and the descriptor (TLS).  Without
+ * one the stream reads and writes rfd and wfd itself.  All calls are
+ * non-blocking; ctx is the stream's io_ctx.
+ *   read    like read(2): bytes, 0 at the end of the stream, or -errno
+ *           (-EAGAIN: wait for rfd to be readable)
+ *   writev  bytes the layer took (it may keep some in its own buffer
+ *           and push them on later calls or in flush), or -errno
+ *   pending bytes the layer holds for read, readable without rfd
+ *   wpending the layer holds bytes it has yet to write to wfd
+ *   flush   push what it holds (0, -EAGAIN, or -errno) */
+struct ipc_stream_io {
+	ssize_t (*read)(void *ctx, void *buf, size_t cap);
+	ssize_t (*writev)(void *ctx, const struct iovec *v, int n);
+	int (*pending)(void *ctx);
+	int (*wpending)(void *ctx);
+	int (*flush)(void *ctx);
+};
+
 #define IPC_STREAM_DEFAULT_MAXMSG (16u << 20) /* 16 MiB */
 #define IPC_STREAM_HDR            4
 
@@ -74,6 +92,10 @@ struct ipc_stream {
 	int block_ok;
 	int rblock;       /* this receive may wait forever */
 	int rfd_blocking; /* O_NONBLOCK was cleared on rfd */
+	/* A byte layer (NULL: the descriptors themselves); set after
+	 * ipc__stream_init, with block_ok left 0. */
+	const struct ipc_stream_io *io;
+	void *io_ctx;
 };
 
 /* Initialise (no allocation).  rfd/wfd must be non-blocking. */
