@@ -111,6 +111,7 @@
  */
 #include <errno.h>
 #include <fnmatch.h>
+#include <glob.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -2951,12 +2952,44 @@ case_listener(void *unused)
 
 static tu_child_fn case_fn;
 
+/* Drivers whose messages outlive the processes keep their files: the
+ * files the URI names (PATH and PATH.*) may remain, and their documented
+ * removal (rm PATH PATH.*) must leave nothing else. */
+static int
+persistent(void)
+{
+	return strcmp(G.scheme, "mmap") == 0 || strcmp(G.scheme, "file") == 0;
+}
+
+static void
+remove_persistent(void)
+{
+	const char *p = strstr(C.uri, "://");
+	char path[512], pat[520];
+	glob_t g;
+
+	snprintf(path, sizeof path, "%s", p != NULL ? p + 3 : "");
+	path[strcspn(path, "?")] = '\0';
+	unlink(path);
+	snprintf(pat, sizeof pat, "%s.*", path);
+	if (glob(pat, 0, NULL, &g) == 0) {
+		for (size_t i = 0; i < g.gl_pathc; i++) {
+			unlink(g.gl_pathv[i]);
+		}
+		globfree(&g);
+	}
+}
+
 /* In the case's process: %P is this process from here on. */
 static int
 case_entry(void *arg)
 {
 	uri_created_by(C.uri, sizeof C.uri, getpid());
-	return case_fn(arg);
+	int rc = case_fn(arg);
+	if (persistent()) {
+		remove_persistent();
+	}
+	return rc;
 }
 
 static void
