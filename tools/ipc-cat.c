@@ -229,6 +229,7 @@ stop(struct cat *c, int status)
 
 static void note(const struct cat *c, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
+static void report_local_uri(const struct cat *c, int i);
 
 /* -v: say what happened on stderr. */
 static void
@@ -371,8 +372,22 @@ open_channel(struct cat *c, int i)
 		        "%s)\n",
 		        c->create[i] ? "created" : "opened", c->uri[i],
 		        ipc_scheme(c->ch[i]), ipc_max_msg(c->ch[i]), caps);
+		report_local_uri(c, i);
 	}
 	return 0;
+}
+
+/* -v: the URI a peer would open to reach this end, resolved (a port asked
+ * as 0 is the one the kernel bound).  Channels without an address (fd://)
+ * have none. */
+static void
+report_local_uri(const struct cat *c, int i)
+{
+	const char *lu = ipc_local_uri(c->ch[i]);
+
+	if (lu != NULL) {
+		note(c, "local URI %s", lu);
+	}
 }
 
 /* ------------------------------------------------------ standard input -- */
