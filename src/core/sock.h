@@ -121,6 +121,16 @@ int ipc__sock_unix_connect(int fd, const struct ipc_sockaddr *a,
  * or a path in a world-writable directory is shared. */
 int ipc__sock_unix_dial(const struct ipc_uri *u, int type);
 
+/* "SCHEME://HOST:PORT?query-of-uri" for fd's own address (peer 0) or its
+ * peer's (peer 1), malloc'ed; NULL with the error recorded (sockname.c).
+ * ipc__sock_listener_uri: the listener_uri slot of inet drivers whose
+ * listener state is ipc_sock_listener. */
+char *ipc__sock_inet_uri(int fd, int peer, const char *scheme,
+                         const char *uri);
+char *ipc__sock_listener_uri(const ipc_listener *l);
+/* The local_uri slot of drivers whose state begins with ipc_tcpconn. */
+char *ipc__tcp_local_uri(const ipc_channel *ch);
+
 /* ipc_peer_cred of a Unix socket connection fd (SO_PEERCRED); fd < 0:
  * -ENOTCONN, no peer yet. */
 int ipc__sock_peer_cred(int fd, const char *uri, pid_t *pid, uid_t *uid,
