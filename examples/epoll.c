@@ -16,7 +16,8 @@
  * The pattern, from the ipc_fd() contract in <ipc/ipc.h>:
  *  - register ipc_fd(ch) for EPOLLIN (level-triggered);
  *  - when it is readable, call ipc_recv(..., IPC_NONBLOCK) until it
- *    returns -EAGAIN: one readiness may stand for many messages;
+ *    returns -EAGAIN (the descriptor is level-triggered, so one receive
+ *    per wake-up would do too; draining saves wake-ups);
  *  - never read from or close that descriptor yourself: ipc_close() does.
  *
  * Build: cc epoll.c $(pkg-config --cflags --libs libipc) -o epoll
@@ -129,7 +130,7 @@ main(int argc, char **argv)
 		open_left++;
 		c->fd = ipc_fd(c->ch);
 		if (c->fd < 0) {
-			fail("ipc_fd", c->fd); /* this transport has none */
+			fail("ipc_fd", c->fd);
 			status = 1;
 			break;
 		}

@@ -314,5 +314,38 @@ if [ $# -ge 1 ]; then
 	esac
 fi
 
+# -v prints the resolved local URI: a receiver on tcp port 0 says which
+# port the kernel bound, and a second ipc-cat reaches it there.
+case $found in
+*tcp://*)
+	ic -v -l -U -t 5000 tcp://127.0.0.1:0 >"$tmp/out" 2>"$tmp/err.recv" &
+	rp=$!
+	lu=
+	for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+		lu=$(sed -n 's/^ipc-cat: local URI //p' "$tmp/err.recv")
+		[ -n "$lu" ] && break
+		sleep 0.1
+	done
+	case $lu in
+	tcp://127.0.0.1:0 | "") bad "-v -l tcp://127.0.0.1:0: local URI \"$lu\"" ;;
+	tcp://127.0.0.1:[1-9]*)
+		ok "-v -l tcp://127.0.0.1:0 prints the bound port ($lu)" ;;
+	*) bad "-v -l tcp://127.0.0.1:0: local URI \"$lu\"" ;;
+	esac
+	if [ -n "$lu" ]; then
+		ic -w 5000 "$lu" <"$tmp/three.txt" 2>"$tmp/err.send"
+		st=$?
+	else
+		st=1
+		kill $rp 2>/dev/null
+	fi
+	wait $rp
+	[ $st -eq 0 ] && cmp -s "$tmp/out" "$tmp/three.txt" &&
+		ok "a second ipc-cat reaches $lu" ||
+		bad "a second ipc-cat to $lu (status $st)"
+	rm -f "$tmp"/err.*
+	;;
+esac
+
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -337,6 +337,83 @@ test_creator_refuses_foreign_peer(void **state)
 	}
 }
 
+/* ipc_listen with allow_uid=: a refused peer is dropped and its accept
+ * says -EACCES naming it; a listed one is accepted and identified. */
+static void
+foreign_client(const struct drv *d, uid_t allowed, int want)
+{
+	char luri[512], ouri[512], q[96], buf[8];
+	int done[2];
+	ipc_listener *l;
+	ipc_channel *c = NULL;
+
+	snprintf(q, sizeof q, "mode=0666&allow_uid=%u", (unsigned)allowed);
+	make_uri(luri, sizeof luri, d, q);
+	with_query(ouri, sizeof ouri, luri, "");
+	assert_int_equal(ipc_listen(&l, luri, 0), 0);
+	assert_int_equal(pipe(done), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(done[1]);
+		child_open(ouri, other_uid, done[0]);
+	}
+	close(done[0]);
+	int r = -EAGAIN;
+	for (int i = 0; i < 500 && r == -EAGAIN; i++) {
+		r = ipc_accept(l, &c, IPC_NONBLOCK);
+		if (r == -EAGAIN) {
+			usleep(10000);
+		}
+	}
+	if (r != want) {
+		printf("%s: ipc_accept = %d (%s), want %d\n", luri, r,
+		       ipc_last_error(), want);
+	}
+	assert_int_equal(r, want);
+	if (want == 0) {
+		pid_t ppid = -1;
+		uid_t puid = 0;
+		ipc_set_timeout(c, 5000);
+		assert_int_equal(ipc_recv(c, buf, sizeof buf, 0), 2);
+		assert_int_equal(ipc_peer_cred(c, &ppid, &puid, NULL), 0);
+		assert_int_equal(ppid, pid);
+		assert_int_equal(puid, other_uid);
+		ipc_close(c);
+	} else {
+		char uidtxt[64];
+		snprintf(uidtxt, sizeof uidtxt, "the peer is uid %u",
+		         (unsigned)other_uid);
+		assert_non_null(strstr(ipc_last_error(), uidtxt));
+		/* nothing else is waiting: the refused one is gone */
+		assert_int_equal(ipc_accept(l, &c, IPC_NONBLOCK), -EAGAIN);
+	}
+	write_byte(done[1], 'x');
+	close(done[1]);
+	assert_int_equal(tu_wait(pid, 10000, &(int){0}), 0);
+	ipc_listener_close(l);
+}
+
+static void
+test_listener_refuses_foreign_peer(void **state)
+{
+	(void)state;
+	if (!need_root(__func__)) {
+		skip();
+	}
+	for (size_t i = 0; i < NDRV; i++) {
+		const char *sc = drivers[i].scheme;
+		if (strcmp(sc, "unix") != 0 && strcmp(sc, "unix+seqpacket") != 0 &&
+		    strcmp(sc, "shm") != 0) {
+			continue; /* the drivers with ipc_listen */
+		}
+		printf("%s: a listener with allow_uid=%u refuses uid %u\n", sc,
+		       (unsigned)third_uid, (unsigned)other_uid);
+		foreign_client(&drivers[i], third_uid, -EACCES);
+		foreign_client(&drivers[i], other_uid, 0);
+	}
+}
+
 /* A FIFO does not tell its creator who opened it: allow_uid= there is an
  * error, not a promise. */
 static void
@@ -486,6 +563,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_opener_refuses_foreign_creator),
 	        cmocka_unit_test(test_creator_refuses_foreign_peer),
+	        cmocka_unit_test(test_listener_refuses_foreign_peer),
 	        cmocka_unit_test(test_fifo_creator_cannot_check),
 	        cmocka_unit_test(test_peer_cred_local),
 	        cmocka_unit_test(test_bad_options),

@@ -25,7 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,6 +115,28 @@ static const char usage_text[] =
         "                       opening it for up to MS milliseconds\n"
         "    -v, --verbose      report opens, ends and counts on "
         "standard error\n"
+        "    -x, --hex          dump every message that passes on "
+        "standard error\n"
+        "                       in hex and text (> sent to URI, < "
+        "received)\n"
+        "        --ascii        the same dump as text only "
+        "(non-printable: .)\n"
+        "    -d, --data TEXT    send TEXT as the message instead of "
+        "reading\n"
+        "                       standard input\n"
+        "    -f, --file PATH    send the whole file PATH as one message\n"
+        "    -n, --count N      with -d or -f: send the message N times "
+        "(default\n"
+        "                       1); otherwise stop after sending N "
+        "messages\n"
+        "    -i, --interval MS  wait MS milliseconds between two "
+        "messages sent\n"
+        "    -k, --fork         with -l: serve every client that "
+        "connects, each\n"
+        "                       in its own process with its own "
+        "conversation, like\n"
+        "                       socat's fork (URIs whose transport has "
+        "listeners)\n"
         "    -h, --help         show this text\n"
         "    -V, --version      show the libipc version\n"
         "\n"
@@ -160,6 +185,14 @@ struct dir {
 
 struct cat {
 	int raw, once, verbose;
+	int dump;                /* -x: 'x' hex, 'a' --ascii, 0 none */
+	const char *data;        /* -d TEXT or the contents of -f PATH */
+	size_t data_len;
+	char *file_buf;          /* -f: owned */
+	unsigned long count;     /* -n: messages to send (0: no limit) */
+	int interval_ms;         /* -i */
+	int forking;             /* -k */
+	struct timespec next_send; /* -i: not before */
 	int timeout_ms, wait_ms;
 	ipc_channel *ch[2];
 	const char *uri[2];
@@ -196,6 +229,7 @@ stop(struct cat *c, int status)
 
 static void note(const struct cat *c, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
+static void report_local_uri(const struct cat *c, int i);
 
 /* -v: say what happened on stderr. */
 static void
@@ -338,8 +372,22 @@ open_channel(struct cat *c, int i)
 		        "%s)\n",
 		        c->create[i] ? "created" : "opened", c->uri[i],
 		        ipc_scheme(c->ch[i]), ipc_max_msg(c->ch[i]), caps);
+		report_local_uri(c, i);
 	}
 	return 0;
+}
+
+/* -v: the URI a peer would open to reach this end, resolved (a port asked
+ * as 0 is the one the kernel bound).  Channels without an address (fd://)
+ * have none. */
+static void
+report_local_uri(const struct cat *c, int i)
+{
+	const char *lu = ipc_local_uri(c->ch[i]);
+
+	if (lu != NULL) {
+		note(c, "local URI %s", lu);
+	}
 }
 
 /* ------------------------------------------------------ standard input -- */
@@ -370,13 +418,50 @@ input_room(struct input *in, size_t want)
 	return 0;
 }
 
-/* The next message from stdin: 1 (d->msg set), 0 (would block), -EPIPE
- * (end of input) or -1 (stop). */
+/* Has nothing been sent from standard input (or -d/-f) yet? */
+static int
+d_sent_none(const struct cat *c)
+{
+	return c->dir[0].count == 0;
+}
+
+/* The next message from stdin, or -d/-f: 1 (d->msg set), 0 (would
+ * block), -EPIPE (end of input, or -n reached) or -1 (stop). */
+/* Milliseconds until -i lets the next message go (0: now). */
+static long
+interval_left(const struct cat *c)
+{
+	if (c->interval_ms <= 0 || d_sent_none(c)) {
+		return 0;
+	}
+	long left = -ms_since(&c->next_send);
+	return left > 0 ? left : 0;
+}
+
 static int
 input_take(struct cat *c, struct dir *d)
 {
 	struct input *in = &c->in;
 	size_t max = ipc_max_msg(d->dst);
+
+	if (c->count > 0 && d->count >= c->count) {
+		return -EPIPE; /* -n: that many sent */
+	}
+	if (interval_left(c) > 0) {
+		return 0; /* wait_round sleeps until then */
+	}
+	if (c->data != NULL) {
+		if (c->data_len > max) {
+			fprintf(stderr,
+			        "ipc-cat: the message of %zu bytes is longer "
+			        "than the largest message of %s (%zu bytes)\n",
+			        c->data_len, d->dst_name, max);
+			return stop(c, ST_ERROR);
+		}
+		d->msg = c->data;
+		d->len = c->data_len;
+		return 1;
+	}
 
 	for (;;) {
 		size_t have = in->end - in->start;
@@ -539,11 +624,61 @@ static void
 release(struct cat *c, struct dir *d)
 {
 	if (d->src == NULL) {
-		input_done(&c->in);
+		if (c->data == NULL) {
+			input_done(&c->in);
+		}
+		if (c->interval_ms > 0) {
+			clock_gettime(CLOCK_MONOTONIC, &c->next_send);
+			c->next_send.tv_sec += c->interval_ms / 1000;
+			c->next_send.tv_nsec +=
+			        (long)(c->interval_ms % 1000) * 1000000L;
+			if (c->next_send.tv_nsec >= 1000000000L) {
+				c->next_send.tv_sec++;
+				c->next_send.tv_nsec -= 1000000000L;
+			}
+		}
 	} else {
 		ipc_release(d->src);
 	}
 	d->have = 0;
+}
+
+/* -x / --ascii: the message that just passed along d, on stderr.  ">"
+ * marks what went toward the first URI's peer (or the second URI), "<"
+ * what came from it. */
+static void
+dump(const struct cat *c, const struct dir *d)
+{
+	const unsigned char *p = d->msg;
+	const char *arrow = d == &c->dir[0] ? ">" : "<";
+	const char *where = d == &c->dir[0] ? d->dst_name : d->src_name;
+
+	fprintf(stderr, "%s %s: message %lu, %zu bytes\n", arrow, where,
+	        d->count + 1, d->len);
+	if (c->dump == 'a') {
+		for (size_t i = 0; i < d->len; i++) {
+			fputc(p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '.', stderr);
+		}
+		fputc('\n', stderr);
+		return;
+	}
+	for (size_t off = 0; off < d->len; off += 16) {
+		size_t n = d->len - off < 16 ? d->len - off : 16;
+		fprintf(stderr, "%08zx ", off);
+		for (size_t i = 0; i < 16; i++) {
+			if (i < n) {
+				fprintf(stderr, " %02x", p[off + i]);
+			} else {
+				fputs("   ", stderr);
+			}
+		}
+		fputs("  |", stderr);
+		for (size_t i = 0; i < n; i++) {
+			unsigned char b = p[off + i];
+			fputc(b >= 0x20 && b < 0x7f ? b : '.', stderr);
+		}
+		fputs("|\n", stderr);
+	}
 }
 
 /* Move up to BURST messages along d.  Returns 0 to go on, -1 to stop. */
@@ -565,6 +700,9 @@ pump(struct cat *c, struct dir *d)
 		int r = give(c, d);
 		if (r <= 0) {
 			return r;
+		}
+		if (c->dump) {
+			dump(c, d);
 		}
 		release(c, d);
 		d->count++;
@@ -649,6 +787,10 @@ wait_round(struct cat *c)
 		}
 		timeout = (int)left;
 	}
+	long gap = interval_left(c);
+	if (gap > 0 && (timeout < 0 || gap < timeout)) {
+		timeout = (int)gap; /* -i: the next message is due then */
+	}
 	if (c->busy) {
 		timeout = 0; /* only look for signals and readiness */
 	}
@@ -698,6 +840,59 @@ usage_error(const char *msg)
 	return ST_USAGE;
 }
 
+/* -f PATH: the whole file is the message. */
+static int
+read_file(struct cat *c, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		fprintf(stderr, "ipc-cat: -f %s: %s\n", path, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+		}
+		return -1;
+	}
+	size_t cap = st.st_size > 0 ? (size_t)st.st_size : 4096, len = 0;
+	char *buf = malloc(cap + 1);
+	for (;;) {
+		if (buf == NULL) {
+			fprintf(stderr, "ipc-cat: -f %s: out of memory\n", path);
+			close(fd);
+			return -1;
+		}
+		ssize_t r = read(fd, buf + len, cap - len);
+		if (r < 0 && errno == EINTR) {
+			continue;
+		}
+		if (r < 0) {
+			fprintf(stderr, "ipc-cat: -f %s: %s\n", path,
+			        strerror(errno));
+			free(buf);
+			close(fd);
+			return -1;
+		}
+		if (r == 0) {
+			break;
+		}
+		len += (size_t)r;
+		if (len == cap) {
+			cap *= 2;
+			char *b = realloc(buf, cap + 1);
+			if (b == NULL) {
+				free(buf);
+			}
+			buf = b;
+		}
+	}
+	close(fd);
+	c->file_buf = buf;
+	c->data = buf;
+	c->data_len = len;
+	return 0;
+}
+
 static int
 parse_args(struct cat *c, int argc, char **argv)
 {
@@ -713,13 +908,49 @@ parse_args(struct cat *c, int argc, char **argv)
 	        {"verbose", no_argument, NULL, 'v'},
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, 'V'},
+	        {"hex", no_argument, NULL, 'x'},
+	        {"ascii", no_argument, NULL, 'A'},
+	        {"data", required_argument, NULL, 'd'},
+	        {"file", required_argument, NULL, 'f'},
+	        {"count", required_argument, NULL, 'n'},
+	        {"interval", required_argument, NULL, 'i'},
+	        {"fork", no_argument, NULL, 'k'},
 	        {NULL, 0, NULL, 0},
 	};
-	int fwd = 1, rev = 1, opt;
+	int fwd = 1, rev = 1, opt, n;
+	const char *file = NULL;
 
-	while ((opt = getopt_long(argc, argv, "lLruU1t:w:vhV", opts, NULL)) !=
-	       -1) {
+	while ((opt = getopt_long(argc, argv, "lLruU1t:w:vhVxd:f:n:i:k", opts,
+	                          NULL)) != -1) {
 		switch (opt) {
+		case 'x':
+			c->dump = 'x';
+			break;
+		case 'A':
+			c->dump = 'a';
+			break;
+		case 'd':
+			c->data = optarg;
+			c->data_len = strlen(optarg);
+			break;
+		case 'f':
+			file = optarg;
+			break;
+		case 'n':
+			if (parse_ms(optarg, &n) < 0 || n == 0) {
+				return usage_error("-n takes a count of 1 or "
+				                   "more");
+			}
+			c->count = (unsigned long)n;
+			break;
+		case 'i':
+			if (parse_ms(optarg, &c->interval_ms) < 0) {
+				return usage_error("-i takes milliseconds");
+			}
+			break;
+		case 'k':
+			c->forking = 1;
+			break;
 		case 'l':
 			c->create[0] = 1;
 			break;
@@ -774,6 +1005,21 @@ parse_args(struct cat *c, int argc, char **argv)
 	if (c->create[1] && c->nch < 2) {
 		return usage_error("-L needs a second URI");
 	}
+	if (c->data != NULL && file != NULL) {
+		return usage_error("-d and -f exclude each other");
+	}
+	if ((c->data != NULL || file != NULL) && c->nch != 1) {
+		return usage_error("-d and -f send to one URI");
+	}
+	if (c->forking && !c->create[0]) {
+		return usage_error("-k serves the clients of -l: give -l");
+	}
+	if (file != NULL && read_file(c, file) < 0) {
+		return ST_ERROR;
+	}
+	if (c->data != NULL && c->count == 0) {
+		c->count = 1;
+	}
 	c->uri[0] = argv[optind];
 	c->uri[1] = c->nch == 2 ? argv[optind + 1] : NULL;
 	c->dir[0].on = fwd;
@@ -804,6 +1050,130 @@ wire(struct cat *c)
 	}
 }
 
+/* Close what a conversation opened (a message still in hand first: close
+ * flushes what is queued, bounded by -t, and removes what we created). */
+static int
+finish(struct cat *c, int status)
+{
+	for (int i = 0; i < 2; i++) {
+		if (c->dir[i].have && c->dir[i].src != NULL) {
+			ipc_release(c->dir[i].src);
+		}
+	}
+	for (int i = 0; i < c->nch; i++) {
+		int r = ipc_close(c->ch[i]);
+		if (r < 0 && status == ST_OK) {
+			status = fail("close", r);
+		}
+		c->ch[i] = NULL;
+	}
+	return status;
+}
+
+/* -k: in a child, accept one client, tell the parent on syncfd, and hold
+ * the conversation.  Never returns. */
+static void
+serve_client(struct cat *c, ipc_listener *l, int syncfd)
+{
+	ipc_channel *ch;
+	int status;
+
+	int r = ipc_accept(l, &ch, IPC_NONBLOCK);
+	if (write(syncfd, "a", 1) < 0) {
+		/* the parent is gone: PR_SET_PDEATHSIG ends us */
+	}
+	close(syncfd);
+	if (r == -EAGAIN) {
+		_exit(ST_OK); /* nobody left to accept */
+	}
+	if (r < 0) {
+		_exit(fail("accept", r));
+	}
+	c->ch[0] = ch;
+	c->create[0] = 0;
+	note(c, "%s: a client arrived (pid %ld serves it)", c->uri[0],
+	     (long)getpid());
+	status = -1;
+	if (c->nch == 2 && open_channel(c, 1) < 0) {
+		status = fail("open", -errno);
+	}
+	if (status < 0) {
+		wire(c);
+		status = run(c);
+	}
+	_exit(finish(c, status));
+}
+
+/* -l -k: accept every client and serve each in a child process, until a
+ * signal.  The child accepts (so no channel is ever shared with the
+ * parent) and says so on a pipe before the parent looks again. */
+static int
+serve_forking(struct cat *c)
+{
+	ipc_listener *l;
+	int r = ipc_listen(&l, c->uri[0], 0);
+
+	if (r == -EOPNOTSUPP) {
+		fprintf(stderr,
+		        "ipc-cat: -k: %s has no listeners: it serves one "
+		        "peer (drop -k)\n",
+		        c->uri[0]);
+		return ST_USAGE;
+	}
+	if (r < 0) {
+		return fail("listen", r);
+	}
+	note(c, "listening on %s; every client gets its own process",
+	     c->uri[0]);
+	while (!got_signal) {
+		while (waitpid(-1, NULL, WNOHANG) > 0) {
+		}
+		ipc_pollitem it[2];
+		memset(it, 0, sizeof(it));
+		it[0].fd = sig_pipe[0];
+		it[0].events = IPC_POLLIN;
+		it[1].listener = l;
+		it[1].fd = -1;
+		it[1].events = IPC_POLLIN;
+		r = ipc_poll(it, 2, 200);
+		if (r < 0) {
+			ipc_listener_close(l);
+			return fail("poll", r);
+		}
+		if (got_signal || !(it[1].revents & IPC_POLLIN)) {
+			continue;
+		}
+		int sync[2];
+		if (pipe2(sync, O_CLOEXEC) < 0) {
+			perror("ipc-cat: pipe2");
+			break;
+		}
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(sync[0]);
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			close(sig_pipe[0]);
+			close(sig_pipe[1]);
+			if (setup_signals() < 0) {
+				_exit(ST_ERROR);
+			}
+			serve_client(c, l, sync[1]);
+		}
+		close(sync[1]);
+		if (pid < 0) {
+			perror("ipc-cat: fork");
+			close(sync[0]);
+			break;
+		}
+		char b;
+		while (read(sync[0], &b, 1) < 0 && errno == EINTR) {
+		}
+		close(sync[0]);
+	}
+	ipc_listener_close(l);
+	return ST_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -824,29 +1194,22 @@ main(int argc, char **argv)
 	if (setup_signals() < 0) {
 		return ST_ERROR;
 	}
-	for (int i = 0; i < c.nch && status < 0; i++) {
-		int r = open_channel(&c, i);
-		if (r < 0) {
-			status = got_signal ? ST_OK : fail("open", r);
+	if (c.forking) {
+		status = serve_forking(&c);
+	} else {
+		for (int i = 0; i < c.nch && status < 0; i++) {
+			int r = open_channel(&c, i);
+			if (r < 0) {
+				status = got_signal ? ST_OK : fail("open", r);
+			}
 		}
-	}
-	if (status < 0) {
-		wire(&c);
-		status = run(&c);
-	}
-	/* Release a message still in hand, then close: close flushes what
-	 * is queued (bounded by -t) and removes what we created. */
-	for (int i = 0; i < 2; i++) {
-		if (c.dir[i].have && c.dir[i].src != NULL) {
-			ipc_release(c.dir[i].src);
+		if (status < 0) {
+			wire(&c);
+			status = run(&c);
 		}
+		status = finish(&c, status);
 	}
-	for (int i = 0; i < c.nch; i++) {
-		int r = ipc_close(c.ch[i]);
-		if (r < 0 && status == ST_OK) {
-			status = fail("close", r);
-		}
-	}
+	free(c.file_buf);
 	free(c.in.buf);
 	if (got_signal) {
 		signal(got_signal, SIG_DFL);

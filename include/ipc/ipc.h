@@ -15,6 +15,11 @@
  *    IPC_NONBLOCK, the call passes IPC_NONBLOCK, or ipc_set_timeout() set a
  *    limit.  Interrupted system calls are retried with the deadline kept.
  *  - The library never raises SIGPIPE.
+ *  - Threads: one thread may send while another receives on the same
+ *    channel.  Two threads that both send (or both receive, acquire,
+ *    reserve) on one channel must serialise those calls with a lock of
+ *    their own; different channels need nothing.  ipc_poll, ipc_fd and
+ *    the query calls may run beside one sender and one receiver.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -136,10 +141,14 @@ IPC_API int ipc_release(ipc_channel *ch);
 #define IPC_POLLERR 0x8
 #define IPC_POLLHUP 0x10
 
+/* An item names a channel, or a listener, or (both NULL) a plain
+ * descriptor.  fd is ignored when channel or listener is set, so a
+ * zero-initialised item naming a channel is valid; an item with both NULL
+ * and fd < 0 is ignored (revents 0), as poll(2) does. */
 typedef struct ipc_pollitem {
-	ipc_channel *channel; /* exactly one of channel, listener, fd (>= 0) */
+	ipc_channel *channel;
 	ipc_listener *listener;
-	int fd; /* -1 on items that name a channel or a listener */
+	int fd; /* counts only when channel and listener are NULL */
 	short events;
 	short revents;
 } ipc_pollitem;
@@ -151,20 +160,26 @@ typedef struct ipc_pollitem {
  * IPC_POLLOUT means ipc_send of a small message would not block.
  * IPC_POLLHUP and IPC_POLLERR are reported whether asked for or not.
  * timeout_ms: -1 forever, 0 do not wait.
- * Returns the number of ready items, 0 on timeout, or -EINVAL (bad item),
- * -ENOMEM.  Interruptions are retried with the deadline kept.
+ * Returns the number of ready items, 0 on timeout, or -EINVAL (an item
+ * names both a channel and a listener), -ENOMEM.  Interruptions are retried with the deadline kept.
  */
 IPC_API int ipc_poll(ipc_pollitem *items, size_t n, int timeout_ms);
 
 /*
- * ipc_fd: a descriptor that is readable whenever ipc_recv would not block,
- * for epoll, libuv and other event loops.  After it polls readable, call
- * ipc_recv with IPC_NONBLOCK until -EAGAIN.  The descriptor belongs to the
- * channel: do not read from or close it.  Returns -EINVAL for NULL and
- * -EOPNOTSUPP where a driver cannot provide one.  If a send returned with
- * the rest of a message still to go (see ipc_send), only calls on the
- * channel push it: an event loop that waits on this descriptor alone should
- * retry ipc_send, or use ipc_poll, until its messages are out.
+ * ipc_fd: a descriptor for epoll, libuv, selectors and other event loops,
+ * level-triggered on every driver: it polls readable whenever ipc_recv
+ * would not block (a message, the peer's close, or an error), whatever
+ * other calls (ipc_poll, ipc_recv, ipc_acquire) happened before, and it
+ * stops being readable once a non-blocking ipc_recv has said -EAGAIN.  A
+ * spurious wake-up is possible (the receive then says -EAGAIN), so receive
+ * with IPC_NONBLOCK; receiving one message per wake-up is enough.  The
+ * descriptor is made on the first call and belongs to the channel: do not
+ * read from or close it.  It costs the data path nothing until it is asked
+ * for, and no system call per message after.  Returns -EINVAL for NULL.
+ * If a send returned with the rest of a message still to go (see
+ * ipc_send), only calls on the channel push it: an event loop that waits on
+ * this descriptor alone should retry ipc_send, or use ipc_poll, until its
+ * messages are out.
  */
 IPC_API int ipc_fd(const ipc_channel *ch);
 
@@ -195,6 +210,17 @@ IPC_API int ipc_set_timeout(ipc_channel *ch, int timeout_ms);
 IPC_API size_t ipc_max_msg(const ipc_channel *ch);
 /* ipc_caps: IPC_CAP_* bits of this channel (0 for NULL). */
 IPC_API unsigned ipc_caps(const ipc_channel *ch);
+/*
+ * ipc_local_uri: the URI another process would open (without IPC_CREATE)
+ * to reach the endpoint this channel belongs to, resolved: a creator of
+ * "tcp://127.0.0.1:0" gets its real port, a unix:// channel its path, a
+ * shm:// channel its name.  On a connecting end it is the address it
+ * reached.  NULL (with ipc_last_error() set) for channels of ipc_pair and
+ * fd://, which have no address.  The string belongs to the channel.
+ * ipc_listener_uri: the same for a listener.
+ */
+IPC_API const char *ipc_local_uri(const ipc_channel *ch);
+IPC_API const char *ipc_listener_uri(const ipc_listener *l);
 /* ipc_scheme: "shm", "tcp", ... (NULL for NULL). */
 IPC_API const char *ipc_scheme(const ipc_channel *ch);
 /* ipc_peer_cred: pid, uid and gid of the other end, as the kernel tells

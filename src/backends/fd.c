@@ -88,6 +88,7 @@ fd_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	int r = -1, w = -1, rs = 0, ws = 0;
 
 	(void)flags;
+	ch->has_addr = 0; /* adopted descriptors: no URI reaches this end */
 	if (parse_fd(a, &e, &r) < 0 || (*e != ',' && *e != '\0') ||
 	    (*e == ',' && (parse_fd(e + 1, &e, &w) < 0 || *e != '\0')) ||
 	    (u->path != NULL && *u->path != '\0')) {

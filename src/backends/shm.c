@@ -15,7 +15,7 @@
  *
  * The socket stays open for the life of the channel and carries nothing
  * after the hello: its hang-up is the peer's death.  A side blocked in the
- * futex sleeps in slices of SLICE_MS and looks at the socket between them,
+ * futex sleeps in slices of IPC_RCHAN_SLICE_MS and looks at the socket between them,
  * and poll watches it, so a dead peer is reported as -EPIPE / IPC_POLLHUP
  * within a slice.  A clean close sets the rings' close flags (and wakes a
  * sleeper), which is seen at once and costs nothing per message.
@@ -54,13 +54,11 @@
 
 #include "core/driver.h"
 #include "core/ring.h"
+#include "core/ringchan.h"
 #include "core/sock.h"
 
 #define SHM_DEFAULT_SIZE    (4u << 20) /* carries 1 MiB messages, 3 in flight */
 #define SHM_DEFAULT_SPIN_US 50u        /* longer than a futex wake-up */
-#define SHM_MAX_SPIN_US     1000000u
-#define LAZY_MS             50  /* peer-death check of non-blocking calls */
-#define SLICE_MS            200 /* peer-death check while asleep or spinning */
 #define SEG_HDR             4096u                 /* segment header page */
 #define SEG_MAGIC           0x31676573636d6873ull /* "shmcseg1" */
 #define HELLO_MAGIC         0x6c6c6568u           /* "hell" */
@@ -101,33 +99,18 @@ struct acceptor {
 };
 
 struct shm_chan {
-	struct ipc_ring tx; /* we produce */
-	char pad0[64];
-	struct ipc_ring rx; /* we consume */
-	char pad1[64];
+	struct ipc_rchan rc; /* first: the ring callbacks cast back */
 	_Atomic int state;
-	_Atomic int dead;            /* the socket hung up */
-	_Atomic uint64_t checked_ns; /* last look at the socket */
-	int failed;                  /* ST_FAILED: the error to return */
-	pthread_mutex_t lock;        /* connecting, epoll set-up */
+	int failed; /* ST_FAILED: the error to return */
 	struct shm_seg *seg;
 	size_t seg_len;
-	size_t ring_size;
 	int size_set;        /* size= given (a server checks the client's) */
 	int end;             /* 0: opener / first of a pair, 1: server side */
-	int sock;            /* rendezvous, then liveness */
 	struct acceptor acc; /* IPC_CREATE: listening until the peer comes */
 	int refused;         /* the server refused us: its errno */
-	int efd_data, efd_room;   /* ours: the peer writes them */
 	int pefd_data, pefd_room; /* the peer's: we write them */
-	int epfd;                 /* ipc_fd(), made on demand */
-	_Atomic int fd_exported;
-	_Atomic int poked; /* we wrote our own "data" eventfd */
 	unsigned mode;
 	struct ipc_trust trust; /* allow_uid=, allow_gid= */
-	uint64_t spin_ns;
-	size_t want_tx; /* length of the last send that found no room */
-	const char *uri;
 	char name[208];
 	int listed;                   /* on the fork list */
 	struct shm_chan *next, *prev; /* fork list */
@@ -253,14 +236,6 @@ acc_close(struct acceptor *a)
 	close_fd(&a->lsock);
 }
 
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static size_t
 page_round(size_t n)
 {
@@ -273,31 +248,31 @@ seg_len_for(size_t ring_size)
 	return SEG_HDR + 2 * page_round(ipc_ring_region_size(ring_size));
 }
 
-/* The ring ops: futex waiting, eventfd notification of a polling peer. */
+/* Kick an eventfd: the peer's (we write them while it polls) or our own
+ * "data" one (ipc_fd found data waiting). */
 static void
-shm_notify(void *ctx, enum ipc_ring_role role)
+shm_kick(struct ipc_rchan *c, int peer, enum ipc_ring_role role)
 {
-	struct shm_chan *s = ctx;
+	struct shm_chan *s = (struct shm_chan *)c;
 	uint64_t one = 1;
-	int fd = role == IPC_RING_CONSUMER ? s->pefd_data : s->pefd_room;
+	int fd;
+	if (peer) {
+		fd = role == IPC_RING_CONSUMER ? s->pefd_data : s->pefd_room;
+	} else {
+		fd = role == IPC_RING_CONSUMER ? c->efd_data : c->efd_room;
+	}
 	ssize_t n = write(fd, &one, sizeof(one));
 	(void)n; /* EAGAIN: the counter is already non-zero */
 }
 
-/* Make our own "data" eventfd readable (ipc_fd found data waiting). */
-static void
-self_poke(struct shm_chan *s)
-{
-	uint64_t one = 1;
-	atomic_store(&s->poked, 1);
-	ssize_t n = write(s->efd_data, &one, sizeof(one));
-	(void)n;
-}
+static int shm_check_alive(struct ipc_rchan *c);
+static int shm_gone_err(struct ipc_rchan *c, const char *uri);
 
-static const struct ipc_ring_ops shm_ring_ops = {
-        .wait = ipc__ring_futex_wait,
-        .wake = ipc__ring_futex_wake,
-        .notify = shm_notify,
+static const struct ipc_rchan_ops shm_rc_ops = {
+        .check_alive = shm_check_alive,
+        .gone_err = shm_gone_err,
+        .kick = shm_kick,
+        .published = NULL,
 };
 
 /* Options shared by open, pair and listen. */
@@ -314,26 +289,10 @@ parse_opts(const struct ipc_uri *u, size_t *size, int *size_set,
 		                sz, IPC_RING_MIN, IPC_RING_MAX);
 	}
 	*size = (size_t)sz;
-	const char *sp = ipc__opt_str(u, "spin", NULL);
-	*spin_ns = (uint64_t)SHM_DEFAULT_SPIN_US * 1000u;
-	if (sp != NULL) {
-		if (strcmp(sp, "busy") == 0) {
-			*spin_ns = UINT64_MAX;
-		} else {
-			char *end;
-			errno = 0;
-			unsigned long long us = strtoull(sp, &end, 10);
-			if (*sp < '0' || *sp > '9' || *end != '\0' ||
-			    errno != 0 || us > SHM_MAX_SPIN_US) {
-				return ipc__err(
-				        -EINVAL, u->text,
-				        "spin='%s' is not a number of "
-				        "microseconds from 0 to %u, or "
-				        "'busy'",
-				        sp, SHM_MAX_SPIN_US);
-			}
-			*spin_ns = us * 1000u;
-		}
+	int r = ipc__rchan_parse_spin(ipc__opt_str(u, "spin", NULL),
+	                              SHM_DEFAULT_SPIN_US, spin_ns, u->text);
+	if (r < 0) {
+		return r;
 	}
 	*mode = (unsigned)ipc__opt_num(u, "mode", 0600);
 	return 0;
@@ -407,12 +366,11 @@ static void
 chan_init(struct shm_chan *s, const char *uri)
 {
 	memset(s, 0, sizeof(*s));
-	s->sock = s->acc.lsock = -1;
+	ipc__rchan_init(&s->rc, &shm_rc_ops, uri);
+	s->rc.live_events = POLLIN | POLLRDHUP;
+	s->acc.lsock = -1;
 	s->acc.maxpend = IPC_MAXPFD - 1;
-	s->efd_data = s->efd_room = s->pefd_data = s->pefd_room = -1;
-	s->epfd = -1;
-	s->uri = uri;
-	pthread_mutex_init(&s->lock, NULL);
+	s->pefd_data = s->pefd_room = -1;
 }
 
 /* Release everything a channel holds, except the close flags. */
@@ -424,14 +382,10 @@ chan_free(struct shm_chan *s)
 		munmap(s->seg, s->seg_len);
 		s->seg = NULL;
 	}
-	close_fd(&s->sock);
 	acc_close(&s->acc);
-	close_fd(&s->efd_data);
-	close_fd(&s->efd_room);
 	close_fd(&s->pefd_data);
 	close_fd(&s->pefd_room);
-	close_fd(&s->epfd);
-	pthread_mutex_destroy(&s->lock);
+	ipc__rchan_free(&s->rc);
 }
 
 /* Map a segment and bind both rings as end `end`. */
@@ -442,27 +396,28 @@ map_segment(struct shm_chan *s, int memfd, size_t ring_size, int end)
 	void *m =
 	        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
 	if (m == MAP_FAILED) {
-		return ipc__errno(-errno, s->uri, "mmap of %zu bytes", len);
+		return ipc__errno(-errno, s->rc.uri, "mmap of %zu bytes", len);
 	}
 	s->seg = m;
 	s->seg_len = len;
-	s->ring_size = ring_size;
+	s->rc.ring_size = ring_size;
 	s->end = end;
 	/* Our copy of the size decides the layout, not the header. */
 	size_t stride = page_round(ipc_ring_region_size(ring_size));
 	unsigned char *base = (unsigned char *)m + SEG_HDR;
-	int r = ipc_ring_attach(&s->tx, base + (size_t)end * stride, ring_size,
-	                        IPC_RING_PRODUCER, &shm_ring_ops, s);
+	int r = ipc_ring_attach(&s->rc.tx, base + (size_t)end * stride, ring_size,
+	                        IPC_RING_PRODUCER, &ipc__rchan_ring_ops,
+	                        &s->rc);
 	if (r == 0) {
-		r = ipc_ring_attach(&s->rx, base + (size_t)(1 - end) * stride,
+		r = ipc_ring_attach(&s->rc.rx, base + (size_t)(1 - end) * stride,
 		                    ring_size, IPC_RING_CONSUMER,
-		                    &shm_ring_ops, s);
+		                    &ipc__rchan_ring_ops, &s->rc);
 	}
 	if (r < 0) {
 		munmap(m, len);
 		s->seg = NULL;
 		return ipc__err(
-		        -EPROTO, s->uri,
+		        -EPROTO, s->rc.uri,
 		        "the peer's segment does not hold valid rings");
 	}
 	return 0;
@@ -543,8 +498,8 @@ static void
 take_efds(struct shm_chan *s, int fds[NFDS], int end)
 {
 	int me = 1 + 2 * end, peer = 1 + 2 * (1 - end);
-	s->efd_data = fds[me];
-	s->efd_room = fds[me + 1];
+	s->rc.efd_data = fds[me];
+	s->rc.efd_room = fds[me + 1];
 	s->pefd_data = fds[peer];
 	s->pefd_room = fds[peer + 1];
 	fds[me] = fds[me + 1] = fds[peer] = fds[peer + 1] = -1;
@@ -571,15 +526,12 @@ epoll_del(int epfd, int fd)
 static void
 epoll_update(struct shm_chan *s)
 {
-	if (s->epfd < 0) {
-		return;
-	}
-	epoll_add(s->epfd, s->acc.lsock, EPOLLIN);
+	ipc__rchan_epoll_add(&s->rc, s->acc.lsock, EPOLLIN);
 	for (int i = 0; i < s->acc.npend; i++) {
-		epoll_add(s->epfd, s->acc.pend[i], EPOLLIN | EPOLLRDHUP);
+		ipc__rchan_epoll_add(&s->rc, s->acc.pend[i],
+		                     EPOLLIN | EPOLLRDHUP);
 	}
-	epoll_add(s->epfd, s->sock, EPOLLIN | EPOLLRDHUP);
-	epoll_add(s->epfd, s->efd_data, EPOLLIN);
+	ipc__rchan_epoll_update(&s->rc);
 }
 
 static int
@@ -681,10 +633,10 @@ recv_hello(struct shm_chan *s, int conn)
 		    errno == EINTR) {
 			return -EAGAIN;
 		}
-		return ipc__errno(-EPIPE, s->uri, "a client went away");
+		return ipc__errno(-EPIPE, s->rc.uri, "a client went away");
 	}
 	if (n == 0) {
-		return ipc__err(-EPIPE, s->uri,
+		return ipc__err(-EPIPE, s->rc.uri,
 		                "a client went away before its hello");
 	}
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL;
@@ -708,35 +660,35 @@ recv_hello(struct shm_chan *s, int conn)
 	int r = 0;
 	if ((size_t)n != sizeof(h) || h.magic != HELLO_MAGIC ||
 	    h.version != SHM_VERSION || h.status != 0) {
-		r = ipc__err(-EPROTO, s->uri,
+		r = ipc__err(-EPROTO, s->rc.uri,
 		             "a client's hello is not a libipc shm hello");
 		goto fail;
 	}
 	h.name[sizeof(h.name) - 1] = '\0';
 	if (strcmp(h.name, s->name) != 0) {
-		r = ipc__err(-ECONNREFUSED, s->uri,
+		r = ipc__err(-ECONNREFUSED, s->rc.uri,
 		             "a client asked for another name ('%.60s') that "
 		             "shares this address",
 		             h.name);
 		goto fail;
 	}
 	if ((mh.msg_flags & MSG_CTRUNC) || nfd != NFDS) {
-		r = ipc__err(-EPROTO, s->uri,
+		r = ipc__err(-EPROTO, s->rc.uri,
 		             "a client's hello carries %d descriptors, not %d",
 		             nfd, NFDS);
 		goto fail;
 	}
 	if (!ipc_ring_size_ok(h.ring_size) ||
 	    h.seg_len != seg_len_for(h.ring_size)) {
-		r = ipc__err(-EPROTO, s->uri,
+		r = ipc__err(-EPROTO, s->rc.uri,
 		             "a client's ring size %llu is not valid",
 		             (unsigned long long)h.ring_size);
 		goto fail;
 	}
-	if (s->size_set && h.ring_size != s->ring_size) {
-		r = ipc__err(-EINVAL, s->uri,
+	if (s->size_set && h.ring_size != s->rc.ring_size) {
+		r = ipc__err(-EINVAL, s->rc.uri,
 		             "a client's ring size %llu differs from size=%zu",
-		             (unsigned long long)h.ring_size, s->ring_size);
+		             (unsigned long long)h.ring_size, s->rc.ring_size);
 		goto fail;
 	}
 	/* The memfd must be exactly as long as said, and unable to shrink
@@ -746,7 +698,7 @@ recv_hello(struct shm_chan *s, int conn)
 	if (fstat(fds[0], &st) < 0 || !S_ISREG(st.st_mode) ||
 	    (uint64_t)st.st_size != h.seg_len || seals < 0 ||
 	    !(seals & F_SEAL_SHRINK)) {
-		r = ipc__err(-EPROTO, s->uri,
+		r = ipc__err(-EPROTO, s->rc.uri,
 		             "a client's segment is not a sealed memfd of "
 		             "%llu bytes",
 		             (unsigned long long)h.seg_len);
@@ -755,7 +707,7 @@ recv_hello(struct shm_chan *s, int conn)
 	for (int i = 1; i < NFDS; i++) {
 		int fl = fcntl(fds[i], F_GETFL);
 		if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) < 0) {
-			r = ipc__errno(-EPROTO, s->uri,
+			r = ipc__errno(-EPROTO, s->rc.uri,
 			               "a client's eventfd is unusable");
 			goto fail;
 		}
@@ -766,7 +718,7 @@ recv_hello(struct shm_chan *s, int conn)
 	}
 	close_fd(&fds[0]);
 	take_efds(s, fds, 1);
-	s->sock = conn;
+	s->rc.live_fd = conn;
 	return 0;
 fail:
 	close_fds(fds, nfd);
@@ -809,9 +761,9 @@ acc_serve(struct acceptor *a, struct shm_chan *s, int epfd)
 			    errno == EINTR || errno == ECONNABORTED) {
 				return -EAGAIN;
 			}
-			return ipc__errno(-errno, s->uri, "accept");
+			return ipc__errno(-errno, s->rc.uri, "accept");
 		}
-		int r = peer_allowed(conn, s->mode, &s->trust, 1, s->uri);
+		int r = peer_allowed(conn, s->mode, &s->trust, 1, s->rc.uri);
 		if (r == 0) {
 			r = recv_hello(s, conn);
 		}
@@ -838,41 +790,39 @@ acc_serve(struct acceptor *a, struct shm_chan *s, int epfd)
 static int
 connect_slow(ipc_channel *ch, struct shm_chan *s)
 {
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->rc.lock);
 	int st = atomic_load(&s->state), r = 0;
 	if (st == ST_READY) {
 		goto out;
 	}
 	if (st == ST_FAILED) {
-		r = ipc__err(s->failed, s->uri, "the channel failed earlier");
+		r = ipc__err(s->failed, s->rc.uri, "the channel failed earlier");
 		goto out;
 	}
-	r = acc_serve(&s->acc, s, s->epfd);
+	r = acc_serve(&s->acc, s, s->rc.epfd);
 	if (r == -EAGAIN || r == -EACCES) {
 		goto out; /* a refused peer: others may come */
 	}
 	/* One peer per IPC_CREATE channel: stop listening, so that the
 	 * name is free and later openers are refused. */
 	for (int i = 0; i < s->acc.npend; i++) {
-		epoll_del(s->epfd, s->acc.pend[i]);
+		epoll_del(s->rc.epfd, s->acc.pend[i]);
 		send_refusal(s->acc.pend[i], ECONNREFUSED);
 	}
-	epoll_del(s->epfd, s->acc.lsock);
+	epoll_del(s->rc.epfd, s->acc.lsock);
 	acc_close(&s->acc);
 	if (r < 0) {
 		s->failed = r;
 		atomic_store(&s->state, ST_FAILED);
 		goto out;
 	}
-	ch->max_msg = ipc_ring_max_msg(s->ring_size);
+	ch->max_msg = ipc_ring_max_msg(s->rc.ring_size);
 	list_add(s);
 	epoll_update(s);
 	atomic_store(&s->state, ST_READY);
-	if (atomic_load(&s->fd_exported) && ipc_ring_arm_notify(&s->rx, 0)) {
-		self_poke(s);
-	}
+	ipc__rchan_attached(&s->rc);
 out:
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->rc.lock);
 	return r;
 }
 
@@ -912,19 +862,20 @@ read_refusal(int sock)
  * the hello is ever sent on it, so readable means gone (a server that
  * refused us sent its reason first). */
 static int
-check_alive(struct shm_chan *s)
+shm_check_alive(struct ipc_rchan *c)
 {
-	if (atomic_load(&s->dead)) {
+	struct shm_chan *s = (struct shm_chan *)c;
+	if (atomic_load(&c->dead)) {
 		return 0;
 	}
-	struct pollfd p = {.fd = s->sock, .events = POLLIN | POLLRDHUP};
+	struct pollfd p = {.fd = c->live_fd, .events = POLLIN | POLLRDHUP};
 	if (poll(&p, 1, 0) > 0 &&
 	    (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) {
-		int st = read_refusal(s->sock);
+		int st = read_refusal(c->live_fd);
 		if (st > 0) {
 			s->refused = st;
 		}
-		atomic_store(&s->dead, 1);
+		atomic_store(&c->dead, 1);
 		return 0;
 	}
 	return 1;
@@ -932,201 +883,57 @@ check_alive(struct shm_chan *s)
 
 /* The error for a peer that is gone. */
 static int
-gone_err(ipc_channel *ch, struct shm_chan *s)
+shm_gone_err(struct ipc_rchan *c, const char *uri)
 {
+	struct shm_chan *s = (struct shm_chan *)c;
 	if (s->refused) {
-		return ipc__err(-s->refused, ch->uri,
+		return ipc__err(-s->refused, uri,
 		                "the server refused this client: %s",
 		                strerror(s->refused));
 	}
-	return ipc__err(-EPIPE, ch->uri, "the peer died");
-}
-
-/* Our own eventfd may hold a count from an earlier arming: clear it
- * before arming again (only if the peer consumed the arming). */
-static void
-drain(int fd)
-{
-	uint64_t v;
-	ssize_t n = read(fd, &v, sizeof(v));
-	(void)n;
-}
-
-static int
-arm_rx(struct shm_chan *s)
-{
-	if (!ipc_ring_notify_armed(&s->rx) || atomic_exchange(&s->poked, 0)) {
-		drain(s->efd_data);
-	}
-	return ipc_ring_arm_notify(&s->rx, 0);
-}
-
-static int
-arm_tx(struct shm_chan *s)
-{
-	if (!ipc_ring_notify_armed(&s->tx)) {
-		drain(s->efd_room);
-	}
-	return ipc_ring_arm_notify(&s->tx, s->want_tx);
+	return ipc__err(-EPIPE, uri, "the peer died");
 }
 
 /* ---------------------------------------------------------- the slots -- */
-
-/* Is the peer alive, as far as a look at most every LAZY_MS tells?  For
- * callers that found the ring empty or full and will not wait in
- * shm_wait (IPC_NONBLOCK loops), without a system call per call. */
-static int
-alive_lazy(struct shm_chan *s)
-{
-	if (atomic_load_explicit(&s->dead, memory_order_relaxed)) {
-		return 0;
-	}
-	uint64_t t = now_ns();
-	if (t - atomic_load_explicit(&s->checked_ns, memory_order_relaxed) <
-	    (uint64_t)LAZY_MS * 1000000u) {
-		return 1;
-	}
-	atomic_store_explicit(&s->checked_ns, t, memory_order_relaxed);
-	return check_alive(s);
-}
-
-/* Ready to send: connected, and the peer not known to be gone (a send
- * into the ring of a dead peer would be lost). */
-static inline int
-ensure_tx(ipc_channel *ch, struct shm_chan *s)
-{
-	int r = ensure_ready(ch, s);
-	if (r == 0 &&
-	    __builtin_expect(
-	            atomic_load_explicit(&s->dead, memory_order_relaxed), 0)) {
-		return gone_err(ch, s);
-	}
-	return r;
-}
-
-static int
-tx_fail(ipc_channel *ch, struct shm_chan *s, int r, size_t len)
-{
-	switch (r) {
-	case -EAGAIN:
-		s->want_tx = len;
-		if (!alive_lazy(s)) {
-			return gone_err(ch, s);
-		}
-		return -EAGAIN;
-	case -EPIPE:
-		return ipc__err(-EPIPE, ch->uri, "the peer closed");
-	case -EMSGSIZE:
-		return ipc__err(-EMSGSIZE, ch->uri,
-		                "message of %zu bytes exceeds the ring's "
-		                "maximum of %zu",
-		                len, ipc_ring_max_msg(s->ring_size));
-	case -EPROTO:
-		return ipc__err(-EPROTO, ch->uri,
-		                "the peer corrupted the shared ring");
-	default:
-		return ipc__err(r, ch->uri, "reserve failed");
-	}
-}
 
 static ssize_t
 shm_send(ipc_channel *ch, const void *buf, size_t len)
 {
 	struct shm_chan *s = ipc__priv(ch);
-	void *dst;
-	int r = ensure_tx(ch, s);
+	int r = ensure_ready(ch, s);
 	if (r < 0) {
 		return r;
 	}
-	r = ipc_ring_reserve(&s->tx, len, &dst);
-	if (__builtin_expect(r != 0, 0)) {
-		return tx_fail(ch, s, r, len);
-	}
-	if (len > 0) {
-		memcpy(dst, buf, len);
-	}
-	ipc_ring_commit(&s->tx, len);
-	return (ssize_t)len;
-}
-
-static int
-rx_fail(ipc_channel *ch, struct shm_chan *s, int r)
-{
-	switch (r) {
-	case -EAGAIN:
-		if (!alive_lazy(s)) {
-			/* Messages published before the death were seen
-			 * first: the ring is empty now. */
-			return gone_err(ch, s);
-		}
-		return -EAGAIN;
-	case -EPIPE:
-		return ipc__err(-EPIPE, ch->uri, "the peer closed");
-	case -EPROTO:
-		return ipc__err(-EPROTO, ch->uri,
-		                "the peer corrupted the shared ring");
-	case -EBUSY:
-		return ipc__err(-EBUSY, ch->uri,
-		                "a message is acquired: release it first");
-	default:
-		return ipc__err(r, ch->uri, "receive failed");
-	}
-}
-
-/* acquire, with the event-loop arming on an empty ring. */
-static int
-rx_next(struct shm_chan *s, const void **src, size_t *n)
-{
-	int r = ipc_ring_acquire(&s->rx, src, n);
-	if (r == -EAGAIN &&
-	    atomic_load_explicit(&s->fd_exported, memory_order_relaxed)) {
-		/* ipc_fd users poll the eventfd next: arm it, and look
-		 * once more in case the producer missed the flag. */
-		if (arm_rx(s)) {
-			r = ipc_ring_acquire(&s->rx, src, n);
-		}
-	}
-	return r;
+	return ipc__rchan_send(ch, &s->rc, buf, len);
 }
 
 static ssize_t
 shm_recv(ipc_channel *ch, void *buf, size_t cap)
 {
 	struct shm_chan *s = ipc__priv(ch);
-	const void *src;
-	size_t n;
 	int r = ensure_ready(ch, s);
 	if (r < 0) {
 		return r;
 	}
-	r = rx_next(s, &src, &n);
-	if (__builtin_expect(r != 0, 0)) {
-		return rx_fail(ch, s, r);
-	}
-	return ipc_ring_copy_out(&s->rx, src, n, buf, cap, ch->uri);
+	return ipc__rchan_recv(ch, &s->rc, buf, cap);
 }
 
 static int
 shm_reserve(ipc_channel *ch, size_t len, void **buf)
 {
 	struct shm_chan *s = ipc__priv(ch);
-	int r = ensure_tx(ch, s);
+	int r = ensure_ready(ch, s);
 	if (r < 0) {
 		return r;
 	}
-	r = ipc_ring_reserve(&s->tx, len, buf);
-	return r == 0 ? 0 : tx_fail(ch, s, r, len);
+	return ipc__rchan_reserve(ch, &s->rc, len, buf);
 }
 
 static int
 shm_commit(ipc_channel *ch, size_t len)
 {
 	struct shm_chan *s = ipc__priv(ch);
-	int r = ipc_ring_commit(&s->tx, len);
-	if (r < 0) {
-		return ipc__err(r, ch->uri, "commit without a reservation");
-	}
-	return 0;
+	return ipc__rchan_commit(ch, &s->rc, len);
 }
 
 static int
@@ -1137,19 +944,14 @@ shm_acquire(ipc_channel *ch, const void **buf, size_t *len)
 	if (r < 0) {
 		return r;
 	}
-	r = rx_next(s, buf, len);
-	return r == 0 ? 0 : rx_fail(ch, s, r);
+	return ipc__rchan_acquire(ch, &s->rc, buf, len);
 }
 
 static int
 shm_release(ipc_channel *ch)
 {
 	struct shm_chan *s = ipc__priv(ch);
-	int r = ipc_ring_release(&s->rx);
-	if (r < 0) {
-		return ipc__err(r, ch->uri, "release without an acquire");
-	}
-	return 0;
+	return ipc__rchan_release(ch, &s->rc);
 }
 
 /* The descriptors of an IPC_CREATE channel still waiting for its peer. */
@@ -1157,7 +959,7 @@ static int
 acc_pollfds(struct shm_chan *s, struct pollfd *p)
 {
 	int n = 0;
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->rc.lock);
 	if (s->acc.lsock >= 0) {
 		p[n].fd = s->acc.lsock;
 		p[n++].events = POLLIN;
@@ -1166,7 +968,7 @@ acc_pollfds(struct shm_chan *s, struct pollfd *p)
 			p[n++].events = POLLIN;
 		}
 	}
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->rc.lock);
 	return n;
 }
 
@@ -1190,42 +992,7 @@ shm_wait(ipc_channel *ch, short events, const struct timespec *deadline)
 		}
 		return 0;
 	}
-	int in = (events & IPC_POLLIN) != 0;
-	struct ipc_ring *ring = in ? &s->rx : &s->tx;
-	size_t len = in ? 0 : s->want_tx;
-	uint64_t spin = s->spin_ns;
-	uint64_t dl = UINT64_MAX;
-	if (deadline != NULL) {
-		dl = deadline->tv_sec < 0
-		             ? 0
-		             : (uint64_t)deadline->tv_sec * 1000000000u +
-		                       (uint64_t)deadline->tv_nsec;
-	}
-	for (;;) {
-		if (atomic_load(&s->dead)) {
-			return 0;
-		}
-		uint64_t t = now_ns();
-		uint64_t until = t + (uint64_t)SLICE_MS * 1000000u;
-		if (until > dl) {
-			until = dl;
-		}
-		struct timespec ts = {.tv_sec = (time_t)(until / 1000000000u),
-		                      .tv_nsec = (long)(until % 1000000000u)};
-		int r = ipc_ring_wait(ring, len, spin, &ts);
-		if (r == 0) {
-			return 0;
-		}
-		if (!check_alive(s)) {
-			return 0;
-		}
-		if (until >= dl) {
-			return -ETIMEDOUT;
-		}
-		if (spin != UINT64_MAX) {
-			spin = 0; /* spun once already: sleep from now on */
-		}
-	}
+	return ipc__rchan_wait(&s->rc, events, deadline);
 }
 
 static int
@@ -1244,26 +1011,7 @@ shm_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 		}
 		return n;
 	}
-	int n = 0, ready = 0;
-	if (events & IPC_POLLIN) {
-		ready |= arm_rx(s);
-		pfd[n].fd = s->efd_data;
-		pfd[n].events = POLLIN;
-		n++;
-	}
-	if (events & IPC_POLLOUT) {
-		ready |= arm_tx(s);
-		pfd[n].fd = s->efd_room;
-		pfd[n].events = POLLIN;
-		n++;
-	}
-	pfd[n].fd = s->sock;
-	pfd[n].events = POLLIN | POLLRDHUP;
-	n++;
-	if (ready || atomic_load(&s->dead)) {
-		*retry_ms = 0;
-	}
-	return n;
+	return ipc__rchan_pollfds(&s->rc, events, pfd, retry_ms);
 }
 
 static short
@@ -1289,28 +1037,7 @@ shm_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 	if (st != ST_READY) {
 		return 0;
 	}
-	for (int i = 0; i < npfd; i++) {
-		if (pfd[i].fd == s->sock && pfd[i].revents != 0) {
-			check_alive(s);
-		}
-	}
-	short r = 0;
-	int gone = atomic_load(&s->dead) || ipc_ring_peer_closed(&s->rx) ||
-	           ipc_ring_peer_closed(&s->tx);
-	if ((events & IPC_POLLIN) && (gone || ipc_ring_readable(&s->rx))) {
-		r |= IPC_POLLIN;
-	}
-	if ((events & IPC_POLLOUT) &&
-	    (gone || ipc_ring_writable(&s->tx, s->want_tx))) {
-		r |= IPC_POLLOUT;
-	}
-	if (gone) {
-		r |= IPC_POLLHUP;
-	}
-	if (s->rx.broken || s->tx.broken) {
-		r |= IPC_POLLERR;
-	}
-	return r;
+	return ipc__rchan_ready(&s->rc, events, pfd, npfd);
 }
 
 static int
@@ -1319,23 +1046,14 @@ shm_fd(const ipc_channel *ch)
 	/* The channel is not const in the caller's hands: ipc_fd makes
 	 * the descriptor on first use. */
 	struct shm_chan *s = (struct shm_chan *)ipc__cpriv(ch);
-	pthread_mutex_lock(&s->lock);
-	if (s->epfd < 0) {
-		s->epfd = epoll_create1(EPOLL_CLOEXEC);
-		if (s->epfd < 0) {
-			int e = -errno;
-			pthread_mutex_unlock(&s->lock);
-			return ipc__errno(e, ch->uri, "epoll_create1");
-		}
-		epoll_update(s);
+	pthread_mutex_lock(&s->rc.lock);
+	int fresh = s->rc.epfd < 0;
+	int fd = ipc__rchan_fd_locked(&s->rc,
+	                              atomic_load(&s->state) == ST_READY);
+	if (fd >= 0 && fresh) {
+		epoll_update(s); /* the acceptor's descriptors too */
 	}
-	atomic_store(&s->fd_exported, 1);
-	if (atomic_load(&s->state) == ST_READY && arm_rx(s)) {
-		/* Something is there already: make the descriptor say so. */
-		self_poke(s);
-	}
-	int fd = s->epfd;
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->rc.lock);
 	return fd;
 }
 
@@ -1347,10 +1065,7 @@ shm_close(ipc_channel *ch)
 	if (atomic_load(&s->state) == ST_READY &&
 	    atomic_fetch_sub(&s->seg->holders[s->end], 1) == 1) {
 		/* The last holder of this end: tell the peer. */
-		/* rx first: a peer that sees our tx closed (its recv says
-		 * -EPIPE) then finds its own sends refused too. */
-		ipc_ring_close(&s->rx);
-		ipc_ring_close(&s->tx);
+		ipc__rchan_close(&s->rc);
 	}
 	chan_free(s);
 	return 0;
@@ -1394,7 +1109,7 @@ shm_open_chan(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	struct shm_chan *s = ipc__priv(ch);
 	int fds[NFDS] = {-1, -1, -1, -1, -1};
 	chan_init(s, ch->uri);
-	int r = parse_opts(u, &s->ring_size, &s->size_set, &s->spin_ns,
+	int r = parse_opts(u, &s->rc.ring_size, &s->size_set, &s->rc.spin_ns,
 	                   &s->mode);
 	if (r == 0) {
 		/* Abstract names are anybody's: an opener checks. */
@@ -1404,7 +1119,7 @@ shm_open_chan(ipc_channel *ch, const struct ipc_uri *u, int flags)
 		goto fail;
 	}
 	snprintf(s->name, sizeof(s->name), "%s", u->name);
-	ch->max_msg = ipc_ring_max_msg(s->ring_size);
+	ch->max_msg = ipc_ring_max_msg(s->rc.ring_size);
 	if (flags & IPC_CREATE) {
 		r = bind_name(s->name, u->text, &s->acc.lsock);
 		if (r < 0) {
@@ -1417,13 +1132,13 @@ shm_open_chan(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	 * so it can send at once, before the server accepts. */
 	struct sockaddr_un sa;
 	socklen_t len = make_addr(&sa, s->name);
-	s->sock = socket(AF_UNIX,
+	s->rc.live_fd = socket(AF_UNIX,
 	                 SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s->sock < 0) {
+	if (s->rc.live_fd < 0) {
 		r = ipc__errno(-errno, u->text, "socket");
 		goto fail;
 	}
-	if (connect(s->sock, (struct sockaddr *)&sa, len) < 0) {
+	if (connect(s->rc.live_fd, (struct sockaddr *)&sa, len) < 0) {
 		int e = errno;
 		if (e == ECONNREFUSED || e == ENOENT) {
 			r = ipc__err(-ECONNREFUSED, u->text,
@@ -1438,22 +1153,22 @@ shm_open_chan(ipc_channel *ch, const struct ipc_uri *u, int flags)
 		}
 		goto fail;
 	}
-	r = peer_allowed(s->sock, s->mode, &s->trust, 0, u->text);
+	r = peer_allowed(s->rc.live_fd, s->mode, &s->trust, 0, u->text);
 	if (r < 0) {
 		goto fail;
 	}
-	r = make_segment(s->ring_size, s->mode, s->name, u->text, fds);
+	r = make_segment(s->rc.ring_size, s->mode, s->name, u->text, fds);
 	if (r < 0) {
 		goto fail;
 	}
-	r = map_segment(s, fds[0], s->ring_size, 0);
+	r = map_segment(s, fds[0], s->rc.ring_size, 0);
 	if (r < 0) {
 		goto fail;
 	}
 	struct shm_hello h;
-	hello_init(&h, 0, s->ring_size, s->name);
-	r = send_msg(s->sock, &h, fds, NFDS);
-	if ((r == -EPIPE || r == -ECONNRESET) && !check_alive(s) &&
+	hello_init(&h, 0, s->rc.ring_size, s->name);
+	r = send_msg(s->rc.live_fd, &h, fds, NFDS);
+	if ((r == -EPIPE || r == -ECONNRESET) && !shm_check_alive(&s->rc) &&
 	    s->refused) {
 		/* The server refused us before the hello went: like a
 		 * refusal after it, the first call reports it. */
@@ -1495,13 +1210,13 @@ shm_pair(ipc_channel *a, ipc_channel *b, const struct ipc_uri *u)
 		r = ipc__errno(-errno, u->text, "socketpair");
 		goto fail_init;
 	}
-	sa->sock = sv[0];
-	sb->sock = sv[1];
+	sa->rc.live_fd = sv[0];
+	sb->rc.live_fd = sv[1];
 	r = make_segment(size, mode, "pair", u->text, fds);
 	if (r < 0) {
 		goto fail_init;
 	}
-	sa->spin_ns = sb->spin_ns = spin;
+	sa->rc.spin_ns = sb->rc.spin_ns = spin;
 	sa->mode = sb->mode = mode;
 	r = map_segment(sa, fds[0], size, 0);
 	if (r == 0) {
@@ -1514,11 +1229,11 @@ shm_pair(ipc_channel *a, ipc_channel *b, const struct ipc_uri *u)
 	}
 	take_efds(sa, fds, 0);
 	/* Both ends need the eventfds of both: duplicate for b. */
-	sb->efd_data = fcntl(sa->pefd_data, F_DUPFD_CLOEXEC, 0);
-	sb->efd_room = fcntl(sa->pefd_room, F_DUPFD_CLOEXEC, 0);
-	sb->pefd_data = fcntl(sa->efd_data, F_DUPFD_CLOEXEC, 0);
-	sb->pefd_room = fcntl(sa->efd_room, F_DUPFD_CLOEXEC, 0);
-	if (sb->efd_data < 0 || sb->efd_room < 0 || sb->pefd_data < 0 ||
+	sb->rc.efd_data = fcntl(sa->pefd_data, F_DUPFD_CLOEXEC, 0);
+	sb->rc.efd_room = fcntl(sa->pefd_room, F_DUPFD_CLOEXEC, 0);
+	sb->pefd_data = fcntl(sa->rc.efd_data, F_DUPFD_CLOEXEC, 0);
+	sb->pefd_room = fcntl(sa->rc.efd_room, F_DUPFD_CLOEXEC, 0);
+	if (sb->rc.efd_data < 0 || sb->rc.efd_room < 0 || sb->pefd_data < 0 ||
 	    sb->pefd_room < 0) {
 		r = ipc__errno(-errno, u->text, "dup of an eventfd");
 		goto fail_init;
@@ -1576,9 +1291,9 @@ shm_accept(ipc_listener *l, ipc_channel *ch)
 	struct shm_listener *sl = ipc__lpriv(l);
 	struct shm_chan *s = ipc__priv(ch);
 	chan_init(s, ch->uri);
-	s->ring_size = sl->ring_size;
+	s->rc.ring_size = sl->ring_size;
 	s->size_set = sl->size_set;
-	s->spin_ns = sl->spin_ns;
+	s->rc.spin_ns = sl->spin_ns;
 	s->mode = sl->mode;
 	s->trust = sl->trust;
 	snprintf(s->name, sizeof(s->name), "%s", sl->name);
@@ -1587,7 +1302,7 @@ shm_accept(ipc_listener *l, ipc_channel *ch)
 		chan_free(s);
 		return r;
 	}
-	ch->max_msg = ipc_ring_max_msg(s->ring_size);
+	ch->max_msg = ipc_ring_max_msg(s->rc.ring_size);
 	list_add(s);
 	atomic_store(&s->state, ST_READY);
 	return 0;
@@ -1616,7 +1331,7 @@ shm_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
 	int ready = atomic_load(&s->state) != ST_WAIT_PEER;
 
 	/* The rendezvous socket stays for the channel's life. */
-	return ipc__sock_peer_cred(ready ? s->sock : -1, ch->uri, pid, uid,
+	return ipc__sock_peer_cred(ready ? s->rc.live_fd : -1, ch->uri, pid, uid,
 	                           gid);
 }
 

@@ -23,8 +23,9 @@
  * while idle.  ipc_poll cannot wait on a semaphore: it polls the peer's
  * pidfd and re-checks after 0, 1, 2, 4 ... 50 ms (the backoff restarts
  * whenever a unit moved), so a poll loop sees a message up to 50 ms late after
- * a quiet spell and costs at most ~20 wake-ups a second while idle. ipc_fd()
- * is not offered.
+ * a quiet spell and costs at most ~20 wake-ups a second while idle.  ipc_fd()
+ * comes from the core's helper thread (core/readyfd.c), which sleeps in
+ * this driver's wait slot.
  *
  * SPDX-License-Identifier: MIT
  */

@@ -18,8 +18,9 @@
  * flag and posts, so neither is missed.  A sleep lasts at most SLICE_MS
  * before the peer's slot is looked at again.  ipc_poll cannot sleep on a
  * semaphore: it polls the peer's pidfd and looks at the rings again after
- * 0, 1, 2, 4 ... 50 ms (restarting after each success).  ipc_fd() is not
- * offered.
+ * 0, 1, 2, 4 ... 50 ms (restarting after each success).  ipc_fd() comes
+ * from the core's helper thread (core/readyfd.c), which sleeps in this
+ * driver's wait slot.
  *
  * SPDX-License-Identifier: MIT
  */

@@ -40,4 +40,6 @@ const struct ipc_driver ipc_driver_tcp = {
         .accept = tcp_accept,
         .listener_fd = ipc__sock_listener_fd,
         .listener_close = ipc__sock_listener_close,
+        .local_uri = ipc__tcp_local_uri,
+        .listener_uri = ipc__sock_listener_uri,
 };

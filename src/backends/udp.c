@@ -289,6 +289,15 @@ udp_fd(const ipc_channel *ch)
 	return p->m.fd;
 }
 
+/* The creator's bound address; the opener's peer. */
+static char *
+udp_local_uri(const ipc_channel *ch)
+{
+	const struct udp_ch *p = ipc__cpriv(ch);
+
+	return ipc__sock_inet_uri(p->m.fd, !p->creator, "udp", ch->uri);
+}
+
 const struct ipc_driver ipc_driver_udp = {
         .scheme = "udp",
         .caps = IPC_CAP_CROSSHOST,
@@ -302,4 +311,5 @@ const struct ipc_driver ipc_driver_udp = {
         .pollfds = udp_pollfds,
         .ready = udp_ready,
         .fd = udp_fd,
+        .local_uri = udp_local_uri,
 };

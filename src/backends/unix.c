@@ -139,9 +139,13 @@ unix_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 {
 	struct unix_ch *p = ipc__priv(ch);
 
-	if (peer(ch) < 0) {
+	/* A refusal waiting is for send/recv to report: do not take it. */
+	if (ipc__sockwait_refusal(&p->wait) || peer(ch) < 0) {
 		pfd[0].fd = p->wait.lfd;
 		pfd[0].events = POLLIN;
+		if (ipc__sockwait_refusal(&p->wait)) {
+			*retry_ms = 0; /* send/recv report it */
+		}
 		return 1;
 	}
 	return ipc__stream_pollfds(&p->st, events, pfd, retry_ms);
@@ -155,8 +159,12 @@ unix_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 	if (p->wait.lfd >= 0 && !ipc__sockwait_done(&p->wait)) {
 		/* The listening socket woke us: take the peer; what it
 		 * sent is seen on the next round. */
+		if (ipc__sockwait_refusal(&p->wait)) {
+			return events;
+		}
 		if (pfd == NULL || peer(ch) < 0) {
-			return 0;
+			/* A refused peer: send/recv report it. */
+			return ipc__sockwait_refusal(&p->wait) ? events : 0;
 		}
 		return ipc__stream_ready(&p->st, events, NULL, 0);
 	}

@@ -183,9 +183,13 @@ seq_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 {
 	struct seq_ch *p = ipc__priv(ch);
 
-	if (peer(ch) < 0) {
+	/* A refusal waiting is for send/recv to report: do not take it. */
+	if (ipc__sockwait_refusal(&p->wait) || peer(ch) < 0) {
 		pfd[0].fd = p->wait.lfd;
 		pfd[0].events = POLLIN;
+		if (ipc__sockwait_refusal(&p->wait)) {
+			*retry_ms = 0; /* send/recv report it */
+		}
 		return 1;
 	}
 	pfd[0].fd = p->m.fd;
@@ -204,8 +208,12 @@ seq_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 		return 0; /* nothing is buffered in the driver */
 	}
 	if (p->wait.lfd >= 0 && pfd[0].fd == p->wait.lfd) {
+		if (ipc__sockwait_refusal(&p->wait)) {
+			return events;
+		}
 		(void)peer(ch); /* what the peer sent is seen next round */
-		return 0;
+		/* A refused peer: send/recv report it. */
+		return ipc__sockwait_refusal(&p->wait) ? events : 0;
 	}
 	re = pfd[0].revents;
 	if (re & (POLLIN | POLLHUP | POLLERR)) {

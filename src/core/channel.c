@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "readyfd.h"
 #include "registry.h"
 #include "uri.h"
 #include "wait.h"
@@ -38,8 +39,10 @@ channel_new(const struct ipc_driver *drv, const char *uri)
 static void
 channel_free(ipc_channel *ch)
 {
+	ipc__readyfd_free(ch);
 	free(ch->txcopy);
 	free(ch->rxcopy);
+	free(ch->local_uri);
 	free(ch->uri);
 	free(ch);
 }
@@ -95,6 +98,7 @@ ipc_open(ipc_channel **out, const char *uri, int flags)
 		return ipc__err(-ENOMEM, uri, "out of memory");
 	}
 	ch->flags = flags & IPC_NONBLOCK;
+	ch->has_addr = u->has_addr;
 	r = drv->open(ch, u, flags);
 	ipc__uri_free(u);
 	if (r < 0) {
@@ -162,6 +166,7 @@ ipc_close(ipc_channel *ch)
 	if (ch == NULL) {
 		return 0;
 	}
+	ipc__readyfd_free(ch); /* stops a helper before the driver goes */
 	if (ch->opened) {
 		r = ch->drv->close(ch);
 	}
@@ -288,13 +293,15 @@ ipc_recv(ipc_channel *ch, void *buf, size_t cap, int flags)
 	for (;;) {
 		r = ch->drv->recv(ch, buf, cap);
 		if (r != -EAGAIN) {
-			return r;
+			break;
 		}
 		r = call_wait(&c, IPC_POLLIN, "recv");
 		if (r < 0) {
-			return r;
+			break;
 		}
 	}
+	ipc__readyfd_sync(ch);
+	return r;
 }
 
 static int
@@ -424,9 +431,10 @@ ipc_acquire(ipc_channel *ch, const void **buf, size_t *len, int flags)
 			}
 			r = call_wait(&c, IPC_POLLIN, "acquire");
 			if (r < 0) {
-				return r;
+				break;
 			}
 		}
+		ipc__readyfd_sync(ch);
 		if (r < 0) {
 			return r;
 		}
@@ -470,6 +478,7 @@ ipc_release(ipc_channel *ch)
 	}
 	if (ch->drv->release != NULL) {
 		r = ch->drv->release(ch);
+		ipc__readyfd_sync(ch);
 	}
 	ch->acquired = 0;
 	return r;
@@ -515,12 +524,32 @@ ipc_fd(const ipc_channel *ch)
 	if (ch == NULL) {
 		return ipc__err(-EINVAL, NULL, "ipc_fd: channel is NULL");
 	}
-	if (ch->drv->fd == NULL) {
-		return ipc__err(-EOPNOTSUPP, ch->uri,
-		                "%s offers no descriptor for event loops",
-		                ch->drv->scheme);
+	/* The caller's channel is not const: the set is made on first
+	 * use, as the drivers make theirs. */
+	return ipc__readyfd_get((ipc_channel *)ch);
+}
+
+const char *
+ipc_local_uri(const ipc_channel *ch)
+{
+	ipc_channel *c = (ipc_channel *)ch; /* filled on first use */
+
+	if (ch == NULL) {
+		ipc__err(-EINVAL, NULL, "ipc_local_uri: channel is NULL");
+		return NULL;
 	}
-	return ch->drv->fd(ch);
+	if (c->local_uri == NULL) {
+		if (!ch->has_addr) {
+			ipc__err(-ENOENT, ch->uri,
+			         "ipc_local_uri: a channel of ipc_pair or "
+			         "of inherited descriptors has no address");
+		} else if (ch->drv->local_uri != NULL) {
+			c->local_uri = ch->drv->local_uri(ch);
+		} else if ((c->local_uri = strdup(ch->uri)) == NULL) {
+			ipc__err(-ENOMEM, ch->uri, "ipc_local_uri: out of memory");
+		}
+	}
+	return c->local_uri;
 }
 
 int
@@ -629,6 +658,7 @@ ipc_accept(ipc_listener *l, ipc_channel **out, int flags)
 		channel_free(ch);
 		return r;
 	}
+	ch->has_addr = 1;
 	channel_opened(ch);
 	*out = ch;
 	return 0;
@@ -655,7 +685,28 @@ ipc_listener_close(ipc_listener *l)
 		r = l->drv->listener_close(l);
 	}
 	ipc__uri_free(l->parsed);
+	free(l->local_uri);
 	free(l->uri);
 	free(l);
 	return r;
+}
+
+const char *
+ipc_listener_uri(const ipc_listener *l)
+{
+	ipc_listener *m = (ipc_listener *)l; /* filled on first use */
+
+	if (l == NULL) {
+		ipc__err(-EINVAL, NULL, "ipc_listener_uri: listener is NULL");
+		return NULL;
+	}
+	if (m->local_uri == NULL) {
+		if (l->drv->listener_uri != NULL) {
+			m->local_uri = l->drv->listener_uri(l);
+		} else if ((m->local_uri = strdup(l->uri)) == NULL) {
+			ipc__err(-ENOMEM, l->uri,
+			         "ipc_listener_uri: out of memory");
+		}
+	}
+	return m->local_uri;
 }

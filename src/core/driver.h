@@ -24,6 +24,7 @@
 
 #include <poll.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -141,6 +142,10 @@ struct ipc_channel {
 	 * IPC_NONBLOCK, no timeout), so a driver may block in the kernel
 	 * itself rather than return -EAGAIN and be polled. */
 	int recv_block;
+	/* ipc_fd()'s level-triggered set, made on first use (readyfd.h). */
+	_Atomic(struct ipc_readyfd *) readyfd;
+	char *local_uri; /* ipc_local_uri(), made on first use */
+	int has_addr;    /* opened by an address (not ipc_pair) */
 	max_align_t priv[];
 };
 
@@ -150,6 +155,7 @@ struct ipc_listener {
 	char *uri;
 	struct ipc_uri *parsed; /* kept for accept: drivers read options */
 	int opened;
+	char *local_uri; /* ipc_listener_uri(), made on first use */
 	max_align_t priv[];
 };
 
@@ -264,9 +270,21 @@ struct ipc_driver {
 	int (*acquire)(ipc_channel *ch, const void **buf, size_t *len);
 	int (*release)(ipc_channel *ch);
 
-	/* Optional (NULL: -EOPNOTSUPP).  A descriptor readable when recv
-	 * would not block. */
+	/* Optional (NULL: the core runs a helper thread in wait(); see
+	 * core/readyfd.c).  A descriptor that is readable,
+	 * level-triggered, whenever something not yet taken into the
+	 * library's buffers may make recv succeed: kernel data, the peer's
+	 * close, an error; what the driver already holds is reported by
+	 * ready(IPC_POLLIN, NULL) and the core adds it (core/readyfd.c).
+	 * recv returning -EAGAIN must leave it unreadable. */
 	int (*fd)(const ipc_channel *ch);
+
+	/* Optional.  The URI a peer would open to reach this end, resolved
+	 * (a bound port, not 0), as a malloc'ed string; NULL with the error
+	 * recorded when there is none.  NULL slot: the URI as opened, when
+	 * it named an address; ipc_listener_uri() likewise with l->uri. */
+	char *(*local_uri)(const ipc_channel *ch);
+	char *(*listener_uri)(const ipc_listener *l);
 
 	/* Listeners: all four or none (IPC_CAP_LISTEN).  listen: bind, never
 	 * blocking.  accept: one peer into ch (zeroed, priv_size bytes),

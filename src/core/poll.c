@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdlib.h>
 
+#include "readyfd.h"
 #include "wait.h"
 
 static int
@@ -115,13 +116,14 @@ static int
 check_items(const ipc_pollitem *items, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		int k = (items[i].channel != NULL) +
-		        (items[i].listener != NULL) + (items[i].fd >= 0);
-		if (k != 1) {
+		/* fd counts only when neither channel nor listener is set
+		 * (so a zero-initialised item naming a channel is valid);
+		 * an item naming nothing (fd < 0) is ignored, as poll(2)
+		 * ignores negative descriptors. */
+		if (items[i].channel != NULL && items[i].listener != NULL) {
 			return ipc__err(-EINVAL, NULL,
-			                "ipc_poll: item %zu must name exactly "
-			                "one of channel, listener, fd (set fd "
-			                "= -1 when naming a channel)",
+			                "ipc_poll: item %zu: names both a "
+			                "channel and a listener",
 			                i);
 		}
 	}
@@ -194,6 +196,9 @@ scatter(ipc_pollitem *items, size_t n, const struct slot *sl,
 				r = map_revents(p, sl[i].n);
 			}
 			r |= sl[i].pre;
+			if (want & IPC_POLLIN) {
+				ipc__readyfd_sync(ch);
+			}
 		} else {
 			r = from_sys(p->revents);
 		}

@@ -8,6 +8,8 @@
 #include "registry.h"
 
 extern const struct ipc_driver ipc_driver_shm;
+extern const struct ipc_driver ipc_driver_mmap;
+extern const struct ipc_driver ipc_driver_file;
 extern const struct ipc_driver ipc_driver_unix;
 extern const struct ipc_driver ipc_driver_unix_seqpacket;
 extern const struct ipc_driver ipc_driver_unix_dgram;
@@ -34,6 +36,8 @@ extern const struct ipc_driver ipc_driver_tls;
 /* clang-format off */
 static const struct ipc_driver *const drivers[] = {
 	&ipc_driver_shm,
+	&ipc_driver_mmap,
+	&ipc_driver_file,
 	&ipc_driver_unix,
 	&ipc_driver_unix_seqpacket,
 	&ipc_driver_unix_dgram,

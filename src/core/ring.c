@@ -541,6 +541,69 @@ ipc_ring_peer_closed(const struct ipc_ring *r)
 	                           : &r->hdr->prod_closed) != 0;
 }
 
+/* --------------------------------------------------- persistent regions -- */
+
+void
+ipc_ring_reset_role(void *mem, enum ipc_ring_role role)
+{
+	struct ipc_ring_hdr *h = mem;
+	if (role == IPC_RING_PRODUCER) {
+		atomic_store(&h->prod_closed, 0);
+		atomic_store(&h->prod_wait, 0);
+	} else {
+		atomic_store(&h->cons_closed, 0);
+		atomic_store(&h->cons_wait, 0);
+	}
+}
+
+long long
+ipc_ring_repair(void *mem, size_t size, uint64_t valid)
+{
+	struct ipc_ring_hdr *h = mem;
+	if (!ipc_ring_size_ok(size) || h->magic != RING_MAGIC ||
+	    h->size != size) {
+		return -EPROTO;
+	}
+	if (valid > size) {
+		valid = size;
+	}
+	const unsigned char *data = (const unsigned char *)mem + IPC_RING_HDR;
+	uint64_t mask = size - 1;
+	uint64_t tail = atomic_load(&h->tail), head = atomic_load(&h->head);
+	if ((tail % IPC_RING_REC) != 0) {
+		return -EPROTO;
+	}
+	if ((head % IPC_RING_REC) != 0 || head - tail > size) {
+		atomic_store(&h->head, tail);
+		return 1;
+	}
+	uint64_t pos = tail;
+	while (pos != head) {
+		uint64_t p = pos & mask, till_end = size - p;
+		const struct rec *rc = (const struct rec *)(data + p);
+		uint64_t need;
+		if (p + IPC_RING_REC > valid) {
+			break;
+		}
+		if (rc->kind == REC_WRAP) {
+			need = till_end;
+		} else if (rc->kind == REC_DATA) {
+			need = rec_need(rc->len);
+			if (need > till_end || p + need > valid) {
+				break;
+			}
+		} else {
+			break;
+		}
+		if (need > head - pos) {
+			break;
+		}
+		pos += need;
+	}
+	atomic_store(&h->head, pos);
+	return (long long)(head - pos);
+}
+
 /* --------------------------------------------------------------- futex -- */
 
 int

@@ -255,4 +255,22 @@ void ipc_ring_close(struct ipc_ring *r);
 /* Has the other side closed? */
 int ipc_ring_peer_closed(const struct ipc_ring *r);
 
+/* ---- persistent regions (mmap://) ---- */
+
+/* A region in a file outlives its users.  Before a new user takes `role`,
+ * clear what the last user of that role left: its close flag and its wait
+ * flags.  Only the side that is about to own the role calls it. */
+void ipc_ring_reset_role(void *mem, enum ipc_ring_role role);
+
+/* Cut a formatted region of `size` data bytes back to what is sound, while
+ * nobody has it attached (after a crash or a power loss): walk the records
+ * from the consumer index towards the producer index and set the producer
+ * index to the end of the last well-formed record lying wholly within the
+ * first `valid` bytes of the data area (what a truncated file kept; the
+ * rest reads as zeros).  Indices that make no sense empty the ring at the
+ * consumer index, or format it when that index is unusable too.  Returns
+ * the number of bytes dropped (0: nothing), or -EPROTO if the header does
+ * not describe a ring of `size` (the caller formats it). */
+long long ipc_ring_repair(void *mem, size_t size, uint64_t valid);
+
 #endif /* IPC_CORE_RING_H */

@@ -1289,14 +1289,23 @@ ipc__sockwait_take(struct ipc_sockwait *w, int (*setup)(void *, int),
 		return 0;
 	}
 	pthread_mutex_lock(&w->mu);
+	if (atomic_load_explicit(&w->refusal, memory_order_relaxed)) {
+		atomic_store_explicit(&w->refusal, 0, memory_order_relaxed);
+		r = ipc__trust_check(&w->trust, uri, "the peer", &w->refused);
+		pthread_mutex_unlock(&w->mu);
+		return r;
+	}
 	if (!atomic_load_explicit(&w->done, memory_order_relaxed)) {
 		fd = ipc__sock_accept(w->lfd, uri);
-		if (fd >= 0 && w->trust.check) {
-			r = sock_trusted(&w->trust, fd, uri);
-			if (r < 0) {
-				close(fd);
-				fd = r;
-			}
+		if (fd >= 0 && w->trust.check &&
+		    (ipc__cred_socket(fd, &w->refused, uri) < 0 ||
+		     ipc__trust_check(&w->trust, uri, "the peer",
+		                      &w->refused) < 0)) {
+			/* Dropped; the next call says so. */
+			close(fd);
+			atomic_store_explicit(&w->refusal, 1,
+			                      memory_order_release);
+			fd = -EAGAIN;
 		}
 		if (fd < 0) {
 			r = fd;

@@ -121,6 +121,16 @@ int ipc__sock_unix_connect(int fd, const struct ipc_sockaddr *a,
  * or a path in a world-writable directory is shared. */
 int ipc__sock_unix_dial(const struct ipc_uri *u, int type);
 
+/* "SCHEME://HOST:PORT?query-of-uri" for fd's own address (peer 0) or its
+ * peer's (peer 1), malloc'ed; NULL with the error recorded (sockname.c).
+ * ipc__sock_listener_uri: the listener_uri slot of inet drivers whose
+ * listener state is ipc_sock_listener. */
+char *ipc__sock_inet_uri(int fd, int peer, const char *scheme,
+                         const char *uri);
+char *ipc__sock_listener_uri(const ipc_listener *l);
+/* The local_uri slot of drivers whose state begins with ipc_tcpconn. */
+char *ipc__tcp_local_uri(const ipc_channel *ch);
+
 /* ipc_peer_cred of a Unix socket connection fd (SO_PEERCRED); fd < 0:
  * -ENOTCONN, no peer yet. */
 int ipc__sock_peer_cred(int fd, const char *uri, pid_t *pid, uid_t *uid,
@@ -163,6 +173,8 @@ struct ipc_sockwait {
 	atomic_int done;
 	struct ipc_sockfile file;
 	struct ipc_trust trust; /* peers refused are dropped: -EACCES */
+	struct ipc_cred refused; /* the last one, until reported */
+	atomic_int refusal;      /* a refusal the next take() reports */
 };
 
 /* Start waiting on lfd, taking ownership of it and of *file (both are
@@ -177,7 +189,10 @@ int ipc__sock_unix_serve_one(struct ipc_sockwait *w, const struct ipc_uri *u,
 
 /* Take the peer if it came.  setup(arg, fd) makes the channel use the
  * connection fd (it owns fd when it returns 0).  Returns 0 once the peer
- * is there, -EAGAIN while none came, or the error of accept or setup. */
+ * is there, -EAGAIN while none came, or the error of accept or setup.  A
+ * peer that allow_uid=/allow_gid= refuse is dropped, and the next call
+ * returns -EACCES naming it (ipc__sockwait_refusal() says one waits, so
+ * that pollfds/ready, whose errors nobody sees, let send/recv report it). */
 int ipc__sockwait_take(struct ipc_sockwait *w, int (*setup)(void *, int),
                        void *arg, const char *uri);
 
@@ -185,6 +200,12 @@ static inline int
 ipc__sockwait_done(const struct ipc_sockwait *w)
 {
 	return atomic_load_explicit(&w->done, memory_order_acquire);
+}
+
+static inline int
+ipc__sockwait_refusal(const struct ipc_sockwait *w)
+{
+	return atomic_load_explicit(&w->refusal, memory_order_acquire);
 }
 
 /* Release what init took (not the connection: the driver closes it). */

@@ -147,6 +147,7 @@ ipc__cred_socket(int fd, struct ipc_cred *c, const char *uri)
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
 
+	memset(c, 0, sizeof(*c)); /* nothing known unless the kernel says */
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
 		return ipc__errno(-errno, uri, "SO_PEERCRED");
 	}
