@@ -340,6 +340,11 @@ static const struct lrow r_fifo = {"fifo://{dir}/{token}.fifo", NULL};
 static const struct lrow r_shm = {"shm://{token}", NULL};
 static const struct lrow r_shm_busy = {"shm://{token}?" SHM_BUSY_OPTION, NULL};
 static const struct lrow r_mq = {"mq://{token}", NULL};
+static const struct lrow r_mmap = {"mmap://{dir}/{token}.ring", NULL};
+static const struct lrow r_mmap_interval = {
+        "mmap://{dir}/{token}.ring?sync=interval", NULL};
+static const struct lrow r_file = {"file://{dir}/{token}.log", NULL};
+
 static const struct lrow r_sysvmq = {"sysvmq://{token}", NULL};
 static const struct lrow r_sysvshm = {"sysvshm://{token}", NULL};
 static const struct lrow r_inproc = {"inproc://{token}", NULL};
@@ -641,6 +646,13 @@ const struct bench_row bench_libipc_rows[] = {
             "shm://NAME, ipc_reserve/commit + acquire/release; "
             "payload untouched unless --touch",
             &r_shm, BENCH_ZEROCOPY),
+        ROW("mmap", "mmap:///PATH, rings in a mapped file, sync=none",
+            &r_mmap, 0),
+        ROW("mmap-zc", "mmap:///PATH, ipc_reserve/commit + acquire/release",
+            &r_mmap, BENCH_ZEROCOPY),
+        ROW("mmap-interval", "mmap:///PATH?sync=interval, msync every 100 ms",
+            &r_mmap_interval, 0),
+        ROW("file", "file:///PATH, record logs, sync=none", &r_file, 0),
         ROW("mq", "mq://NAME, POSIX message queues", &r_mq, 0),
         ROW("sysvmq", "sysvmq://NAME, System V message queues", &r_sysvmq, 0),
         ROW("sysvshm", "sysvshm://NAME, shmget + SysV semaphores", &r_sysvshm,
