@@ -977,6 +977,11 @@ connect_server(struct nats_ch *p, const struct ipc_uri *u)
 	if (s == NATS_OK) {
 		s = natsOptions_SetPingInterval(o, 2000);
 	}
+	/* Write each publish at once: libnats's flusher thread otherwise
+	 * adds about a millisecond to every message. */
+	if (s == NATS_OK) {
+		s = natsOptions_SetSendAsap(o, true);
+	}
 	/* Asynchronous callbacks may run after close: they get no
 	 * closure, and the pump polls the connection's state instead. */
 	if (s == NATS_OK) {
