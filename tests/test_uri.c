@@ -221,7 +221,7 @@ test_options(void **state)
 	bad("name://x?n=08x", 0, -EINVAL, "not a whole number");
 
 	bad("name://x?bogus=1", 0, -EINVAL, "unknown option 'bogus'");
-	bad("name://x?bogus=1", 0, -EINVAL, "accepts: n, size");
+	bad("name://x?bogus=1", 0, -EINVAL, "accepts n, size");
 	bad("name://x?n=0", 0, -EINVAL, "out of range");
 	bad("name://x?n=101", 0, -EINVAL, "out of range");
 	bad("name://x?n=abc", 0, -EINVAL, "not a whole number");

@@ -10,7 +10,9 @@
  *  - Every call returns 0 or a count on success and a negative errno value
  *    on failure; errno itself is not part of the interface.
  *  - Every failure also records a sentence in this thread's
- *    ipc_last_error(), naming the URI or call and the reason.
+ *    ipc_last_error(), in one form: "URI: what failed: why", lower case
+ *    after the URI (a call that has no channel names itself instead,
+ *    "ipc_poll: item 2: ...").
  *  - Blocking calls wait forever unless the channel was opened with
  *    IPC_NONBLOCK, the call passes IPC_NONBLOCK, or ipc_set_timeout() set a
  *    limit.  Interrupted system calls are retried with the deadline kept.
@@ -97,7 +99,9 @@ IPC_API ssize_t ipc_send(ipc_channel *ch, const void *buf, size_t len,
  * Returns the message length (0 for an empty message).
  *
  * Errors: -EMSGSIZE (cap is smaller than the message; the message stays
- * queued), -EAGAIN, -ETIMEDOUT, -EPIPE (the peer closed or died and every
+ * queued: ipc_last_error() ends in "needs N bytes", so a caller may grow
+ * its buffer to N, at most ipc_max_msg(), and call again; ipc_acquire
+ * sizes its buffer itself), -EAGAIN, -ETIMEDOUT, -EPIPE (the peer closed or died and every
  * message it sent has been received), -EPROTO (the peer sent a malformed
  * frame or corrupted shared memory; the channel is failed), -EINVAL.
  */

@@ -959,10 +959,7 @@ recv_locked(struct dbus_ch *p, void *buf, size_t cap)
 		return ipc__err_eagain();
 	}
 	if (x->len > cap) {
-		return ipc__err(-EMSGSIZE, p->uri,
-		                "message of %zu bytes does not fit a buffer "
-		                "of %zu",
-		                x->len, cap);
+		return ipc__err_msgsize(p->uri, x->len, cap);
 	}
 	if (x->len > 0) {
 		memcpy(buf, x->data, x->len);

@@ -455,10 +455,7 @@ inp_recv(ipc_channel *ch, void *buf, size_t cap)
 		return ipc__err(err, ch->uri, "the peer closed");
 	}
 	if (err == -EMSGSIZE) {
-		return ipc__err(err, ch->uri,
-		                "message of %zu bytes does not fit in a "
-		                "%zu-byte buffer (it stays queued)",
-		                len, cap);
+		return ipc__err_msgsize(ch->uri, len, cap);
 	}
 	if (err < 0) {
 		return err;

@@ -1360,9 +1360,7 @@ nats_recv(ipc_channel *ch, void *buf, size_t cap)
 		natsMsg *m = p->q[p->qhead];
 		size_t n = (size_t)natsMsg_GetDataLength(m);
 		if (n > cap) {
-			r = ipc__err(-EMSGSIZE, p->uri,
-			             "message of %zu bytes, buffer of %zu", n,
-			             cap);
+			r = ipc__err_msgsize(p->uri, n, cap);
 			goto out;
 		}
 		if (n > 0) {

@@ -200,7 +200,7 @@ call_wait(struct call *c, short events, const char *what)
 	ipc_channel *ch = c->ch;
 
 	if (c->nonblock) {
-		return ipc__err_eagain();
+		return ipc__err_wouldblock(ch->uri);
 	}
 	if (!c->started) {
 		c->started = 1;
@@ -242,8 +242,8 @@ ipc_send(ipc_channel *ch, const void *buf, size_t len, int flags)
 	}
 	if (len > ch->max_msg) {
 		return ipc__err(-EMSGSIZE, ch->uri,
-		                "message of %zu bytes exceeds this channel's "
-		                "maximum of %zu",
+		                "send: message of %zu bytes is too long: "
+		                "this channel carries at most %zu",
 		                len, ch->max_msg);
 	}
 	call_init(&c, ch, flags);
@@ -382,7 +382,8 @@ ipc_commit(ipc_channel *ch, size_t len)
 	}
 	if (!ch->reserving) {
 		return ipc__err(-EINVAL, ch->uri,
-		                "ipc_commit without ipc_reserve");
+		                "ipc_commit: nothing is reserved (call "
+		                "ipc_reserve first)");
 	}
 	if (len > ch->reserved) {
 		return ipc__err(-EINVAL, ch->uri,
@@ -645,7 +646,7 @@ ipc_accept(ipc_listener *l, ipc_channel **out, int flags)
 		}
 		if ((flags | l->flags) & IPC_NONBLOCK) {
 			channel_free(ch);
-			return ipc__err_eagain();
+			return ipc__err_wouldblock(l->uri);
 		}
 		r = ipc__wait_fd(l->drv->listener_fd(l), POLLIN, NULL);
 		if (r < 0) {

@@ -112,6 +112,11 @@ extern const char *const ipc__framing_choices[]; /* "length","line","raw" */
  * reads naturally.  uri may be NULL. */
 int ipc__err(int err, const char *uri, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+/* -EMSGSIZE from a receive whose buffer of cap bytes is too small for a
+ * message of need bytes (which stays queued): the one text every driver
+ * gives, "URI: recv: message of N bytes does not fit the C-byte buffer:
+ * it stays queued, needs N bytes". */
+int ipc__err_msgsize(const char *uri, size_t need, size_t cap);
 /* Same, appending ": strerror(-err)". */
 int ipc__errno(int err, const char *uri, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));

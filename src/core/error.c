@@ -102,6 +102,34 @@ ipc_strerror(int err)
 }
 
 int
+ipc__err_wouldblock(const char *uri)
+{
+	/* Cheap: event loops see -EAGAIN constantly (no printf). */
+	static const char msg[] = ": would block: the call is non-blocking";
+	size_t n = uri != NULL ? strlen(uri) : 0;
+
+	if (n > IPC_ERRMAX - sizeof(msg)) {
+		n = IPC_ERRMAX - sizeof(msg);
+	}
+	if (n == 0) {
+		memcpy(last_error, msg + 2, sizeof(msg) - 2);
+		return -EAGAIN;
+	}
+	memcpy(last_error, uri, n);
+	memcpy(last_error + n, msg, sizeof(msg));
+	return -EAGAIN;
+}
+
+int
+ipc__err_msgsize(const char *uri, size_t need, size_t cap)
+{
+	return ipc__err(-EMSGSIZE, uri,
+	                "recv: message of %zu bytes does not fit the "
+	                "%zu-byte buffer: it stays queued, needs %zu bytes",
+	                need, cap, need);
+}
+
+int
 ipc__err_eagain(void)
 {
 	/* Cheap: event loops see -EAGAIN constantly. */

@@ -233,11 +233,7 @@ ipc__frag_rx_take(struct ipc_frag_rx *rx, void *buf, size_t cap,
 	size_t len = rx->msg_len;
 
 	if (cap < len) {
-		return ipc__err(
-		        -EMSGSIZE, uri,
-		        "message of %zu bytes does not fit the %zu-byte "
-		        "buffer (it stays queued)",
-		        len, cap);
+		return ipc__err_msgsize(uri, len, cap);
 	}
 	if (len > 0) {
 		memcpy(buf, rx->msg, len);

@@ -642,10 +642,7 @@ ipc_ring_copy_out(struct ipc_ring *r, const void *src, size_t n, void *buf,
 {
 	if (n > cap) {
 		ipc_ring_unacquire(r);
-		return ipc__err(-EMSGSIZE, uri,
-		                "message of %zu bytes does not fit the "
-		                "%zu-byte buffer (it stays queued)",
-		                n, cap);
+		return ipc__err_msgsize(uri, n, cap);
 	}
 	if (n > 0) {
 		memcpy(buf, src, n);

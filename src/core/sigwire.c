@@ -174,10 +174,7 @@ ipc__sw_rx_take(struct ipc_sw_rx *rx, void *buf, size_t cap, unsigned *sigs,
 		return -EAGAIN;
 	}
 	if (m->len > cap) {
-		return ipc__err(-EMSGSIZE, uri,
-		                "message of %zu bytes does not fit the %zu-byte "
-		                "buffer",
-		                m->len, cap);
+		return ipc__err_msgsize(uri, m->len, cap);
 	}
 	if (m->len > 0) {
 		memcpy(buf, m->data, m->len);

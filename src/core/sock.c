@@ -1028,9 +1028,7 @@ ipc__msg_recv(const struct ipc_msgsock *m, void *buf, size_t cap,
 			}
 			return rx_finish(m, buf, cap, hdr, (size_t)n, in, &c);
 		}
-		return ipc__err(-EMSGSIZE, m->uri,
-		                "message of %llu bytes does not fit in %zu",
-		                len, cap);
+		return ipc__err_msgsize(m->uri, (size_t)len, cap);
 	}
 	if ((size_t)n > cap) {
 		if ((size_t)n > m->max_msg) {
@@ -1043,9 +1041,7 @@ ipc__msg_recv(const struct ipc_msgsock *m, void *buf, size_t cap,
 			        "peer sent a datagram above maxmsg %zu",
 			        m->max_msg);
 		}
-		return ipc__err(-EMSGSIZE, m->uri,
-		                "message of %zd bytes does not fit in %zu", n,
-		                cap);
+		return ipc__err_msgsize(m->uri, (size_t)n, cap);
 	}
 	n = rx(m, buf, cap, 0, in, &c);
 	if (n < 0) {

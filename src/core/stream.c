@@ -514,10 +514,7 @@ closed(struct ipc_stream *s)
 static ssize_t
 too_small(struct ipc_stream *s, size_t len, size_t cap)
 {
-	return ipc__err(-EMSGSIZE, s->uri,
-	                "message of %zu bytes does not fit in a %zu-byte "
-	                "buffer (it stays queued)",
-	                len, cap);
+	return ipc__err_msgsize(s->uri, len, cap);
 }
 
 static ssize_t

@@ -11,7 +11,9 @@
 int ipc__wait(ipc_channel *ch, short events, const struct timespec *dl);
 /* Wait for poll(2) events on one descriptor. */
 int ipc__wait_fd(int fd, short events, const struct timespec *dl);
-/* Record "would block" cheaply and return -EAGAIN. */
+/* Record "would block" cheaply and return -EAGAIN (the URI version is
+ * what the core uses: "URI: would block: the call is non-blocking"). */
 int ipc__err_eagain(void);
+int ipc__err_wouldblock(const char *uri);
 
 #endif
