@@ -45,11 +45,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	} while (0)
 
 #define BIG ((size_t)1 << 20)
-/* Datagrams above maxmsg are still delivered when the buffer is large
- * enough (issue 7 item 6, being fixed on the harden branch): turn this on
- * with that fix. */
+/* A datagram above maxmsg is never delivered, whatever the buffer (it
+ * fails the channel with -EPROTO).  -DCHECK_MAXMSG=0 turns the check off. */
 #ifndef CHECK_MAXMSG
-#define CHECK_MAXMSG 0
+#define CHECK_MAXMSG 1
 #endif
 
 static const size_t maxmsgs[8] = {16, 100, 4096, 65536, 70000, 200000,

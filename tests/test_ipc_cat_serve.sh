@@ -22,17 +22,26 @@ fail() {
 	exit 1
 }
 
-free_port() {
-	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-		echo $((20000 + $$ % 20000))
-}
-
-# 1. -l -k over tcp and unix: three clients at once, each sending three
-# messages 150 ms apart, so that their conversations overlap.
-port=$(free_port)
-for uri in "tcp://127.0.0.1:$port" "unix://$tmp/s.sock"; do
-	"$cat_" -l -k -x -U "$uri" >"$tmp/srv.out" 2>"$tmp/srv.err" &
+# 1. -l -k over tcp (port 0: -v says the port the kernel chose) and unix:
+# three clients at once, each sending three messages 150 ms apart, so
+# that their conversations overlap.
+for asked in "tcp://127.0.0.1:0" "unix://$tmp/s.sock"; do
+	"$cat_" -l -k -x -v -U "$asked" >"$tmp/srv.out" 2>"$tmp/srv.err" &
 	server=$!
+	uri=
+	for _ in $(seq 100); do
+		uri=$(sed -n 's/^ipc-cat: local URI //p' "$tmp/srv.err" | head -n 1)
+		[ -n "$uri" ] && break
+		sleep 0.05
+	done
+	[ -n "$uri" ] || fail "-v printed no local URI for $asked"
+	case $asked in
+	tcp://*) case $uri in
+		tcp://127.0.0.1:0 | tcp://127.0.0.1:) fail "-v gave $uri" ;;
+		tcp://127.0.0.1:*) ;;
+		*) fail "-v gave $uri for $asked" ;;
+		esac ;;
+	esac
 	pids=
 	for i in 1 2 3; do
 		"$cat_" -w 5000 -u -d "client $i" -n 3 -i 150 "$uri" \
@@ -51,14 +60,14 @@ for uri in "tcp://127.0.0.1:$port" "unix://$tmp/s.sock"; do
 		n=$(grep -cx "client $i" "$tmp/srv.out")
 		[ "$n" = 3 ] || fail "$uri: client $i: $n of 3 messages served"
 	done
-	d=$(grep -c "^< .*message [123], 8 bytes$" "$tmp/srv.err")
+	d=$(grep -c "^< .*: message [123], 8 bytes$" "$tmp/srv.err")
 	[ "$d" = 9 ] || fail "$uri: -x dumped $d messages, want 9"
 	grep -q '^00000000  63 6c 69 65 6e 74 20 3[123]  *|client [123]|$' \
 		"$tmp/srv.err" || fail "$uri: no hex line in the dump"
 	kill "$server"
 	wait "$server"
 	server=
-	echo "ok: -l -k -x served three clients at once over $uri"
+	echo "ok: -l -k -x -v $asked served three clients at once on $uri"
 done
 [ ! -e "$tmp/s.sock" ] || fail "the listener's socket file was left behind"
 

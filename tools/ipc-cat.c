@@ -1123,8 +1123,12 @@ serve_forking(struct cat *c)
 	if (r < 0) {
 		return fail("listen", r);
 	}
+	const char *lu = ipc_listener_uri(l);
 	note(c, "listening on %s; every client gets its own process",
 	     c->uri[0]);
+	if (lu != NULL) {
+		note(c, "local URI %s", lu);
+	}
 	while (!got_signal) {
 		while (waitpid(-1, NULL, WNOHANG) > 0) {
 		}

@@ -339,7 +339,7 @@ scan_mq(const struct scan *s)
 		struct ipc_obj o;
 		/* libipc.NAME.1, or a lone libipc.NAME.0 */
 		if (n < plen + 3 ||
-		    strncmp(e->d_name, IPC_MQ_PREFIX + 1, plen) != 0 ||
+		    strncmp(e->d_name, &IPC_MQ_PREFIX[1], plen) != 0 ||
 		    e->d_name[n - 2] != '.' ||
 		    (e->d_name[n - 1] != '0' && e->d_name[n - 1] != '1')) {
 			continue;
