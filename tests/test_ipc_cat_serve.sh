@@ -52,8 +52,10 @@ for asked in "tcp://127.0.0.1:0" "unix://$tmp/s.sock"; do
 		wait "$p" || fail "a client of $uri exited $?"
 	done
 	# The children write as the messages come; give them a moment.
-	for _ in $(seq 50); do
-		[ "$(grep -c . "$tmp/srv.out")" -ge 9 ] && break
+	for _ in $(seq 100); do
+		[ "$(grep -c . "$tmp/srv.out")" -ge 9 ] &&
+			[ "$(grep -c ": message [123], 8 bytes$" "$tmp/srv.err")" -ge 9 ] &&
+			break
 		sleep 0.1
 	done
 	for i in 1 2 3; do
