@@ -189,7 +189,8 @@ build-musl/build.ninja:
 	CC=musl-gcc PKG_CONFIG_LIBDIR=/nonexistent \
 	CFLAGS="-idirafter /usr/include -idirafter /usr/include/$$(gcc -dumpmachine)" \
 	  meson setup build-musl -Dwerror=true -Dexamples=disabled \
-	  -Dfuzzers=disabled $(MESON_OPTS)
+	  -Dfuzzers=disabled -Ddbus=disabled -Dnats=disabled -Dtls=disabled \
+	  -Dman=disabled $(MESON_OPTS)
 
 musl: deps-build build-musl/build.ninja
 	$(call need,$(MUSL_PKGS))

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -805,24 +807,45 @@ t_tcp_listener(void **state)
 static void
 t_tcp_open_does_not_wait(void **state)
 {
+	/* A loopback listener whose backlog is full drops new SYNs, so a
+	 * connect to it stays in progress: ipc_open must return at once
+	 * all the same (no traffic leaves the machine). */
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof sa;
+	int fill[8], nfill = 0;
 	ipc_channel *o = NULL;
-	double t0 = tu_now();
-	/* TEST-NET-1 (RFC 5737): nothing answers there */
-	int r = ipc_open(&o, "tcp://192.0.2.1:9", 0);
+	char uri[64];
 
 	(void)state;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(l >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(l, 0), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&sa, &sl), 0);
+	for (; nfill < 8; nfill++) {
+		fill[nfill] = socket(AF_INET,
+		                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		assert_true(fill[nfill] >= 0);
+		(void)connect(fill[nfill], (struct sockaddr *)&sa, sizeof sa);
+	}
+	snprintf(uri, sizeof uri, "tcp://127.0.0.1:%u",
+	         (unsigned)ntohs(sa.sin_port));
+	double t0 = tu_now();
+	int r = ipc_open(&o, uri, 0);
 	assert_true(tu_now() - t0 < 1.0 * tu_time_factor());
 	if (r == 0) {
-		assert_int_equal(ipc_send(o, "x", 1, IPC_NONBLOCK), -EAGAIN);
-		char buf[4];
-		assert_int_equal(ipc_recv(o, buf, sizeof buf, IPC_NONBLOCK),
-		                 -EAGAIN);
+		ssize_t n = ipc_send(o, "x", 1, IPC_NONBLOCK);
+		assert_true(n == -EAGAIN || n == 1);
 		ipc_close(o);
 	} else {
-		printf("no route to TEST-NET-1 here: %s\n", ipc_last_error());
-		assert_true(r == -ENETUNREACH || r == -EHOSTUNREACH ||
-		            r == -EACCES || r == -EPERM);
+		printf("open of a full listener: %s\n", ipc_last_error());
+		assert_true(r == -ECONNREFUSED || r == -EAGAIN);
 	}
+	for (int i = 0; i < nfill; i++) {
+		close(fill[i]);
+	}
+	close(l);
 }
 
 /* ---------------------------------------------------------------- udp */
