@@ -643,6 +643,29 @@ release(struct cat *c, struct dir *d)
 	d->have = 0;
 }
 
+/* The hex lines of a -x dump: offset, 16 bytes, and those as text. */
+static void
+dump_hex(FILE *out, const unsigned char *p, size_t len)
+{
+	for (size_t off = 0; off < len; off += 16) {
+		size_t n = len - off < 16 ? len - off : 16;
+		fprintf(out, "%08zx ", off);
+		for (size_t i = 0; i < 16; i++) {
+			if (i < n) {
+				fprintf(out, " %02x", p[off + i]);
+			} else {
+				fputs("   ", out);
+			}
+		}
+		fputs("  |", out);
+		for (size_t i = 0; i < n; i++) {
+			unsigned char b = p[off + i];
+			fputc(b >= 0x20 && b < 0x7f ? b : '.', out);
+		}
+		fputs("|\n", out);
+	}
+}
+
 /* -x / --ascii: the message that just passed along d, on stderr.  ">"
  * marks what went toward the first URI's peer (or the second URI), "<"
  * what came from it. */
@@ -652,33 +675,39 @@ dump(const struct cat *c, const struct dir *d)
 	const unsigned char *p = d->msg;
 	const char *arrow = d == &c->dir[0] ? ">" : "<";
 	const char *where = d == &c->dir[0] ? d->dst_name : d->src_name;
+	char *text = NULL;
+	size_t textlen = 0;
+	/* The dump is built in memory and written with one write(2): stderr
+	 * is unbuffered, and the children of -k share it, so piecemeal
+	 * writes would interleave their lines. */
+	FILE *out = open_memstream(&text, &textlen);
 
-	fprintf(stderr, "%s %s: message %lu, %zu bytes\n", arrow, where,
+	if (!out) {
+		return;
+	}
+	fprintf(out, "%s %s: message %lu, %zu bytes\n", arrow, where,
 	        d->count + 1, d->len);
 	if (c->dump == 'a') {
 		for (size_t i = 0; i < d->len; i++) {
-			fputc(p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '.', stderr);
+			fputc(p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '.', out);
 		}
-		fputc('\n', stderr);
-		return;
+		fputc('\n', out);
+	} else {
+		dump_hex(out, p, d->len);
 	}
-	for (size_t off = 0; off < d->len; off += 16) {
-		size_t n = d->len - off < 16 ? d->len - off : 16;
-		fprintf(stderr, "%08zx ", off);
-		for (size_t i = 0; i < 16; i++) {
-			if (i < n) {
-				fprintf(stderr, " %02x", p[off + i]);
-			} else {
-				fputs("   ", stderr);
+	if (fclose(out) == 0) {
+		for (size_t off = 0; off < textlen;) {
+			ssize_t w = write(STDERR_FILENO, text + off, textlen - off);
+			if (w < 0 && errno == EINTR) {
+				continue;
 			}
+			if (w <= 0) {
+				break;
+			}
+			off += (size_t)w;
 		}
-		fputs("  |", stderr);
-		for (size_t i = 0; i < n; i++) {
-			unsigned char b = p[off + i];
-			fputc(b >= 0x20 && b < 0x7f ? b : '.', stderr);
-		}
-		fputs("|\n", stderr);
 	}
+	free(text);
 }
 
 /* Move up to BURST messages along d.  Returns 0 to go on, -1 to stop. */
