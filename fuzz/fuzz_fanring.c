@@ -79,8 +79,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t mode = 0;
 	take(&s, &mode, 1);
 	struct ipc_fan_pub p;
-	if (ipc_fan_pub_init(&p, mem, &g, mode & 1, (mode >> 1) % NSLOTS, &ops,
-	                     NULL) != 0) {
+	if (ipc_fan_pub_init(&p, mem, &g, (mode >> 1) % NSLOTS, &ops, NULL) !=
+	    0) {
 		abort();
 	}
 	struct ipc_fan_sub sub[SUBS];
@@ -158,12 +158,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (k & 0x80) {
 				ipc_fan_evict(&p, k % SUBS);
 			} else {
-				long i = ipc_fan_admit(&p);
+				long i = ipc_fan_admit(&p, (k >> 6) & 1,
+				                       (uint64_t)(k & 15));
 				if (i >= 0) {
 					have[k % SUBS] =
 					        ipc_fan_sub_init(&sub[k % SUBS], mem,
 					                         &g, (uint64_t)i,
-					                         mode & 1, &ops,
+					                         (k >> 6) & 1, &ops,
 					                         NULL) == 0;
 				}
 			}

@@ -97,7 +97,7 @@ static void
 sub_join(struct ipc_fan_pub *p, struct region *r, struct ipc_fan_sub *s,
          int drop)
 {
-	long i = ipc_fan_admit(p);
+	long i = ipc_fan_admit(p, drop, UINT64_MAX);
 	assert_true(i >= 0);
 	assert_int_equal(ipc_fan_sub_init(s, r->mem, &r->g, (uint64_t)i, drop,
 	                                  &ops, NULL),
@@ -133,13 +133,13 @@ t_every_sub_every_msg(void **state)
 	struct ipc_fan_sub s[3];
 	long bad = -1;
 	void *buf;
-	assert_int_equal(ipc_fan_pub_init(&p, r.mem, &r.g, 0, 0, &ops, NULL), 0);
+	assert_int_equal(ipc_fan_pub_init(&p, r.mem, &r.g, 0, &ops, NULL), 0);
 	for (int i = 0; i < 3; i++) {
 		sub_join(&p, &r, &s[i], 0);
 	}
 	assert_int_equal(p.nlive, 3);
-	assert_int_equal(ipc_fan_admit(&p), 3);
-	assert_int_equal(ipc_fan_admit(&p), -EUSERS);
+	assert_int_equal(ipc_fan_admit(&p, 0, 0), 3);
+	assert_int_equal(ipc_fan_admit(&p, 0, 0), -EUSERS);
 	ipc_fan_evict(&p, 3);
 	assert_int_equal(ipc_fan_reserve(&p, 257, &buf, &bad), -EMSGSIZE);
 	for (uint32_t v = 0; v < 8; v++) {
@@ -189,8 +189,8 @@ t_drop_counts(void **state)
 	struct region r = region_new(4, 64, 2);
 	struct ipc_fan_pub p;
 	struct ipc_fan_sub fast, slow;
-	assert_int_equal(ipc_fan_pub_init(&p, r.mem, &r.g, 1, 0, &ops, NULL), 0);
-	sub_join(&p, &r, &fast, 1);
+	assert_int_equal(ipc_fan_pub_init(&p, r.mem, &r.g, 0, &ops, NULL), 0);
+	sub_join(&p, &r, &fast, 0); /* policies mix: this one blocks */
 	sub_join(&p, &r, &slow, 1);
 	/* The slow one holds message 0: the publisher writes 0..3, then
 	 * must not overwrite 0. */
@@ -231,9 +231,9 @@ t_history(void **state)
 	struct region r = region_new(8, 64, 2);
 	struct ipc_fan_pub p;
 	struct ipc_fan_sub s;
-	assert_int_equal(ipc_fan_pub_init(&p, r.mem, &r.g, 0, 8, &ops, NULL),
+	assert_int_equal(ipc_fan_pub_init(&p, r.mem, &r.g, 8, &ops, NULL),
 	                 -EINVAL); /* history must be < nslots */
-	assert_int_equal(ipc_fan_pub_init(&p, r.mem, &r.g, 0, 5, &ops, NULL), 0);
+	assert_int_equal(ipc_fan_pub_init(&p, r.mem, &r.g, 5, &ops, NULL), 0);
 	publish(&p, 0, 8);
 	publish(&p, 1, 8);
 	assert_int_equal(p.dropped, 2); /* sent to nobody, kept */
@@ -267,7 +267,7 @@ t_evict_holder(void **state)
 		struct ipc_fan_pub p;
 		struct ipc_fan_sub live, dead;
 		assert_int_equal(
-		        ipc_fan_pub_init(&p, r.mem, &r.g, drop, 0, &ops, NULL),
+		        ipc_fan_pub_init(&p, r.mem, &r.g, 0, &ops, NULL),
 		        0);
 		sub_join(&p, &r, &dead, drop);
 		sub_join(&p, &r, &live, drop);
@@ -332,7 +332,7 @@ t_hostile(void **state)
 	long bad = -1;
 	const void *b;
 	size_t l;
-	assert_int_equal(ipc_fan_pub_init(&p, r.mem, &r.g, 0, 0, &ops, NULL), 0);
+	assert_int_equal(ipc_fan_pub_init(&p, r.mem, &r.g, 0, &ops, NULL), 0);
 	sub_join(&p, &r, &s, 0);
 	sub_join(&p, &r, &t, 0);
 	for (uint32_t v = 0; v < 4; v++) {
@@ -398,7 +398,7 @@ t_notify(void **state)
 	long bad = -1;
 	memset(notified, 0, sizeof(notified));
 	notified_pub = 0;
-	assert_int_equal(ipc_fan_pub_init(&p, r.mem, &r.g, 0, 0, &ops, NULL), 0);
+	assert_int_equal(ipc_fan_pub_init(&p, r.mem, &r.g, 0, &ops, NULL), 0);
 	sub_join(&p, &r, &s, 0);
 	assert_int_equal(ipc_fan_sub_arm(&s), 0);
 	assert_int_equal(ipc_fan_sub_arm(&s), 0); /* idempotent */
@@ -438,6 +438,7 @@ struct reader {
 	struct stream *st;
 	struct ipc_fan_sub s;
 	uint64_t sum, got, lost;
+	int drop;
 	int err;
 };
 
@@ -480,7 +481,7 @@ reader_main(void *arg)
 				rd->err = -EBADMSG;
 			}
 		}
-		if (v < expect || (!rd->st->drop && v != expect)) {
+		if (v < expect || (!rd->drop && v != expect)) {
 			rd->err = -EBADMSG;
 		}
 		rd->lost += v - expect;
@@ -506,13 +507,14 @@ run_stream(int drop, uint64_t n)
 	st.r = region_new(16, 256, NSUB);
 	st.drop = drop;
 	st.n = n;
-	assert_int_equal(ipc_fan_pub_init(&st.p, st.r.mem, &st.r.g, drop, 0,
-	                                  &ops, NULL),
+	assert_int_equal(ipc_fan_pub_init(&st.p, st.r.mem, &st.r.g, 0, &ops,
+	                                  NULL),
 	                 0);
 	pthread_barrier_init(&st.go, NULL, NSUB + 1);
 	for (int i = 0; i < NSUB; i++) {
 		rd[i].st = &st;
-		sub_join(&st.p, &st.r, &rd[i].s, drop);
+		rd[i].drop = drop && (i & 1) == 0; /* drop: half of them */
+		sub_join(&st.p, &st.r, &rd[i].s, rd[i].drop);
 		assert_int_equal(pthread_create(&th[i], NULL, reader_main,
 		                                &rd[i]),
 		                 0);
@@ -540,7 +542,7 @@ run_stream(int drop, uint64_t n)
 	for (int i = 0; i < NSUB; i++) {
 		pthread_join(th[i], NULL);
 		assert_int_equal(rd[i].err, 0);
-		if (!drop) {
+		if (!rd[i].drop) {
 			assert_int_equal(rd[i].got, n);
 			assert_true(rd[i].sum == sum);
 		} else {

@@ -118,7 +118,7 @@ header_ok(unsigned char *m, const struct ipc_fan_geom *g)
 
 int
 ipc_fan_pub_init(struct ipc_fan_pub *p, void *mem,
-                 const struct ipc_fan_geom *g, int drop, uint64_t history,
+                 const struct ipc_fan_geom *g, uint64_t history,
                  const struct ipc_fan_ops *ops, void *ctx)
 {
 	memset(p, 0, sizeof(*p));
@@ -131,7 +131,6 @@ ipc_fan_pub_init(struct ipc_fan_pub *p, void *mem,
 	}
 	p->mem = mem;
 	p->g = *g;
-	p->drop = drop;
 	p->history = history;
 	p->ops = ops;
 	p->ctx = ctx;
@@ -148,7 +147,7 @@ ipc_fan_pub_free(struct ipc_fan_pub *p)
 }
 
 long
-ipc_fan_admit(struct ipc_fan_pub *p)
+ipc_fan_admit(struct ipc_fan_pub *p, int drop, uint64_t history)
 {
 	uint64_t i;
 	for (i = 0; i < p->g.max_subs && p->live[i]; i++) {
@@ -156,7 +155,8 @@ ipc_fan_admit(struct ipc_fan_pub *p)
 	if (i == p->g.max_subs) {
 		return -EUSERS;
 	}
-	uint64_t back = p->history < p->head ? p->history : p->head;
+	uint64_t back = history < p->history ? history : p->history;
+	back = back < p->head ? back : p->head;
 	uint64_t c = p->head - back;
 	unsigned char *e = entry_of(p->mem, i);
 	atomic_store(U64(e, IPC_FAN_E_CURSOR), c);
@@ -165,8 +165,9 @@ ipc_fan_admit(struct ipc_fan_pub *p)
 	atomic_store(U32(e, IPC_FAN_E_NOTIFY), 0);
 	atomic_store(U32(e, IPC_FAN_E_SLEEP), 0);
 	atomic_store(U32(e, IPC_FAN_E_STATE), 1);
-	p->live[i] = 1;
+	p->live[i] = drop ? 2 : 1;
 	p->nlive++;
+	p->ndrop += drop ? 1 : 0;
 	if (i + 1 > p->hiwater) {
 		p->hiwater = i + 1;
 	}
@@ -192,6 +193,7 @@ ipc_fan_evict(struct ipc_fan_pub *p, long i)
 	if (atomic_exchange(U32(e, IPC_FAN_E_SLEEP), 0)) {
 		atomic_fetch_sub(U32(p->mem, IPC_FAN_OFF_SLEEPERS), 1);
 	}
+	p->ndrop -= p->live[i] == 2 ? 1 : 0;
 	p->live[i] = 0;
 	p->nlive--;
 	while (p->hiwater > 0 && !p->live[p->hiwater - 1]) {
@@ -209,23 +211,23 @@ slot_free(struct ipc_fan_pub *p, long *bad)
 		return 1;
 	}
 	uint64_t old = s - n;
-	if (p->drop) {
+	if (p->ndrop > 0) {
+		/* slow=drop entries: only a held message keeps its slot. */
 		atomic_store(U64(p->mem, IPC_FAN_OFF_CLAIM), s);
 		for (uint64_t i = 0; i < p->hiwater; i++) {
-			if (p->live[i] &&
+			if (p->live[i] == 2 &&
 			    atomic_load(U64(entry_of(p->mem, i),
 			                    IPC_FAN_E_HOLD)) == old + 1) {
 				return 0;
 			}
 		}
-		return 1;
 	}
 	if (p->gate > old) {
 		return 1;
 	}
 	uint64_t min = s;
 	for (uint64_t i = 0; i < p->hiwater; i++) {
-		if (!p->live[i]) {
+		if (p->live[i] != 1) {
 			continue;
 		}
 		uint64_t c =

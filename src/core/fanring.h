@@ -22,6 +22,7 @@
  * all go at once when the driver frees its entry (ipc_fan_evict), and no
  * count can leak.  The publisher caches the lowest cursor it saw and reads
  * the entries again only when that cache says the slot might be held.
+ * Each subscriber chooses its policy when it is admitted.
  * Under slow=drop the publisher overwrites messages a subscriber has not
  * read yet, but never one it holds: before writing s it stores claim = s,
  * then looks for an entry whose hold names s - nslots; a subscriber stores
@@ -113,12 +114,12 @@ struct ipc_fan_pub {
 	struct ipc_fan_geom g;
 	const struct ipc_fan_ops *ops;
 	void *ctx;
-	int drop;               /* slow=drop */
-	uint64_t history;       /* kept for late joiners, <= nslots */
+	uint64_t history;       /* kept for late joiners, < nslots */
 	uint64_t head;          /* messages published (private truth) */
 	uint64_t gate;          /* every live cursor was >= gate */
-	unsigned char *live;    /* private: entry i is live */
+	unsigned char *live; /* private: entry i is 0 free, 1 block, 2 drop */
 	uint64_t nlive, hiwater; /* live entries; none at or above hiwater */
+	uint64_t ndrop;          /* live entries under slow=drop */
 	int reserved;
 	uint64_t dropped; /* published with nobody to read them */
 };
@@ -148,13 +149,14 @@ int ipc_fan_format(void *mem, const struct ipc_fan_geom *g);
 /* Bind the publisher's view (the region was formatted with g).  Returns
  * 0, -EINVAL, -ENOMEM. */
 int ipc_fan_pub_init(struct ipc_fan_pub *p, void *mem,
-                     const struct ipc_fan_geom *g, int drop, uint64_t history,
+                     const struct ipc_fan_geom *g, uint64_t history,
                      const struct ipc_fan_ops *ops, void *ctx);
 void ipc_fan_pub_free(struct ipc_fan_pub *p);
 
-/* A free entry for a new subscriber, made live with its cursor at head -
- * min(history, head): its index, or -EUSERS when all max_subs are taken. */
-long ipc_fan_admit(struct ipc_fan_pub *p);
+/* A free entry for a new subscriber (slow=drop if drop), made live with
+ * its cursor at head - min(history, p->history, head): its index, or
+ * -EUSERS when all max_subs are taken. */
+long ipc_fan_admit(struct ipc_fan_pub *p, int drop, uint64_t history);
 /* The subscriber of entry i is gone: its references and cursor go. */
 void ipc_fan_evict(struct ipc_fan_pub *p, long i);
 
