@@ -55,16 +55,14 @@
 #include "core/driver.h"
 #include "core/ring.h"
 #include "core/ringchan.h"
+#include "core/shmrdv.h"
 #include "core/sock.h"
 
 #define SHM_DEFAULT_SIZE    (4u << 20) /* carries 1 MiB messages, 3 in flight */
 #define SHM_DEFAULT_SPIN_US 50u        /* longer than a futex wake-up */
 #define SEG_HDR             4096u                 /* segment header page */
 #define SEG_MAGIC           0x31676573636d6873ull /* "shmcseg1" */
-#define HELLO_MAGIC         0x6c6c6568u           /* "hell" */
-#define SHM_VERSION         1u
 #define NFDS                5 /* memfd, then data/room eventfds of end 0, then of end 1 */
-#define PREFIX              "libipc/shm/"
 
 /* The segment header (first page of the memfd). */
 struct shm_seg {
@@ -75,16 +73,6 @@ struct shm_seg {
 	_Atomic uint32_t holders[2]; /* processes holding each end */
 };
 
-/* The one message the server sends on the socket. */
-struct shm_hello {
-	uint32_t magic;
-	uint32_t version;
-	int32_t status; /* 0, or a positive errno: the server refused */
-	uint32_t reserved;
-	uint64_t ring_size;
-	uint64_t seg_len;
-	char name[208]; /* the full name (abstract names may be hashed) */
-};
 
 enum { ST_WAIT_PEER, ST_READY, ST_FAILED };
 
@@ -298,70 +286,6 @@ parse_opts(const struct ipc_uri *u, size_t *size, int *size_set,
 	return 0;
 }
 
-static uint64_t
-fnv1a(const char *s, uint64_t h)
-{
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
-/* The abstract address of NAME.  Names too long for sun_path are hashed
- * (the hello carries the full name, which the client checks). */
-static socklen_t
-make_addr(struct sockaddr_un *sa, const char *name)
-{
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	char *p = sa->sun_path + 1;
-	size_t room = sizeof(sa->sun_path) - 1;
-	size_t n;
-	if (strlen(PREFIX) + strlen(name) <= room) {
-		n = (size_t)snprintf(p, room + 1, "%s%s", PREFIX, name);
-	} else {
-		n = (size_t)snprintf(
-		        p, room + 1, "%s#%016llx%016llx%.48s", PREFIX,
-		        (unsigned long long)fnv1a(name, 0xcbf29ce484222325ull),
-		        (unsigned long long)fnv1a(name, 0x84222325cbf29ce4ull),
-		        name);
-	}
-	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
-}
-
-/* May the process at the other end of fd be our peer?  An opener trusts
- * a server under t (trust.h: its uid or root unless allow_uid= says
- * more).  A server goes by t when the URI has allow_uid=/allow_gid=, and
- * by its mode= bits otherwise. */
-static int
-peer_allowed(int fd, unsigned mode, const struct ipc_trust *t, int server,
-             const char *uri)
-{
-	struct ipc_cred c;
-	int r = ipc__cred_socket(fd, &c, uri);
-	if (r < 0) {
-		return r;
-	}
-	if (!server || t->given) {
-		return ipc__trust_check(t, uri,
-		                        server ? "the peer"
-		                               : "the channel's creator",
-		                        &c);
-	}
-	struct ucred cr = {c.pid, c.uid, c.gid};
-	if (cr.uid == geteuid() || cr.uid == 0 || (mode & 0007) != 0) {
-		return 0;
-	}
-	if ((mode & 0070) != 0 && cr.gid == getegid()) {
-		return 0;
-	}
-	return ipc__err(-EACCES, uri,
-	                "peer uid %u gid %u is not allowed by mode=%04o "
-	                "(same user only by default)",
-	                (unsigned)cr.uid, (unsigned)cr.gid, mode);
-}
-
 static void
 chan_init(struct shm_chan *s, const char *uri)
 {
@@ -435,24 +359,9 @@ make_segment(size_t ring_size, unsigned mode, const char *name,
 		fds[i] = -1;
 	}
 	snprintf(label, sizeof(label), "libipc-shm:%.40s", name);
-	fds[0] = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fds[0] < 0) {
-		return ipc__errno(-errno, uri, "memfd_create");
-	}
-	int r = 0;
-	if (ftruncate(fds[0], (off_t)len) < 0) {
-		r = ipc__errno(-errno, uri, "ftruncate of the memfd to %zu",
-		               len);
-		goto fail;
-	}
-	if (fchmod(fds[0], mode & 0777) < 0) {
-		r = ipc__errno(-errno, uri, "fchmod of the memfd");
-		goto fail;
-	}
-	if (fcntl(fds[0], F_ADD_SEALS,
-	          F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-		r = ipc__errno(-errno, uri, "sealing the memfd");
-		goto fail;
+	int r = ipc__shm_memfd(label, len, mode, uri, &fds[0]);
+	if (r < 0) {
+		return r;
 	}
 	struct shm_seg *seg = mmap(NULL, SEG_HDR, PROT_READ | PROT_WRITE,
 	                           MAP_SHARED, fds[0], 0);
@@ -461,7 +370,7 @@ make_segment(size_t ring_size, unsigned mode, const char *name,
 		goto fail;
 	}
 	seg->magic = SEG_MAGIC;
-	seg->version = SHM_VERSION;
+	seg->version = IPC_SHM_VERSION;
 	seg->ring_size = ring_size;
 	seg->seg_len = len;
 	atomic_store(&seg->holders[0], 1);
@@ -505,23 +414,6 @@ take_efds(struct shm_chan *s, int fds[NFDS], int end)
 	fds[me] = fds[me + 1] = fds[peer] = fds[peer + 1] = -1;
 }
 
-static void
-epoll_add(int epfd, int fd, uint32_t events)
-{
-	struct epoll_event ev = {.events = events, .data.fd = fd};
-	if (epfd >= 0 && fd >= 0) {
-		epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
-	}
-}
-
-static void
-epoll_del(int epfd, int fd)
-{
-	if (epfd >= 0 && fd >= 0) {
-		epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
-	}
-}
-
 /* Keep ipc_fd()'s epoll set in step with the connection state. */
 static void
 epoll_update(struct shm_chan *s)
@@ -534,79 +426,15 @@ epoll_update(struct shm_chan *s)
 	ipc__rchan_epoll_update(&s->rc);
 }
 
-static int
-send_msg(int sock, const struct shm_hello *h, const int *fds, int nfd)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * NFDS)];
-		struct cmsghdr align;
-	} cm;
-	memset(&cm, 0, sizeof(cm));
-	struct iovec iov = {.iov_base = (void *)h, .iov_len = sizeof(*h)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (nfd > 0) {
-		mh.msg_control = cm.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfd);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfd);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfd);
-	}
-	if (sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-		return -errno;
-	}
-	return 0;
-}
-
 static void
-hello_init(struct shm_hello *h, int status, size_t ring_size, const char *name)
+hello_init(struct ipc_shm_hello *h, size_t ring_size, const char *name)
 {
 	memset(h, 0, sizeof(*h));
-	h->magic = HELLO_MAGIC;
-	h->version = SHM_VERSION;
-	h->status = status;
+	h->magic = IPC_SHM_HELLO_MAGIC;
+	h->version = IPC_SHM_VERSION;
 	h->ring_size = ring_size;
-	h->seg_len = ring_size ? seg_len_for(ring_size) : 0;
+	h->seg_len = seg_len_for(ring_size);
 	snprintf(h->name, sizeof(h->name), "%s", name);
-}
-
-/* The server refuses a client: it reads the reason when it notices the
- * hang-up. */
-static void
-send_refusal(int conn, int err)
-{
-	struct shm_hello h;
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * NFDS)];
-		struct cmsghdr align;
-	} cm;
-	struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
-	struct msghdr mh = {.msg_iov = &iov,
-	                    .msg_iovlen = 1,
-	                    .msg_control = cm.buf,
-	                    .msg_controllen = sizeof(cm.buf)};
-	/* Read what the client sent, closing its descriptors, so that the
-	 * close below is a clean hang-up rather than a reset. */
-	while (recvmsg(conn, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) > 0) {
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL;
-		     c = CMSG_NXTHDR(&mh, c)) {
-			if (c->cmsg_level != SOL_SOCKET ||
-			    c->cmsg_type != SCM_RIGHTS) {
-				continue;
-			}
-			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			const unsigned char *p = CMSG_DATA(c);
-			for (size_t i = 0; i < k; i++) {
-				int fd;
-				memcpy(&fd, p + i * sizeof(int), sizeof(fd));
-				close(fd);
-			}
-		}
-		mh.msg_controllen = sizeof(cm.buf);
-	}
-	hello_init(&h, err, 0, "");
-	send_msg(conn, &h, NULL, 0);
 }
 
 /* Server side: read a client's hello from conn, check it and map its
@@ -615,51 +443,24 @@ send_refusal(int conn, int err)
 static int
 recv_hello(struct shm_chan *s, int conn)
 {
-	struct shm_hello h;
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * NFDS)];
-		struct cmsghdr align;
-	} cm;
-	int fds[NFDS], nfd = 0;
-	struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
-	struct msghdr mh = {.msg_iov = &iov,
-	                    .msg_iovlen = 1,
-	                    .msg_control = cm.buf,
-	                    .msg_controllen = sizeof(cm.buf)};
+	struct ipc_shm_hello h;
+	int fds[NFDS], nfd = 0, ctrunc;
 	memset(&h, 0, sizeof(h));
-	ssize_t n = recvmsg(conn, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	ssize_t n = ipc__shm_recvfds(conn, &h, sizeof(h), fds, NFDS, &nfd,
+	                             &ctrunc);
 	if (n < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK ||
-		    errno == EINTR) {
+		if (n == -EAGAIN || n == -EWOULDBLOCK || n == -EINTR) {
 			return -EAGAIN;
 		}
-		return ipc__errno(-EPIPE, s->rc.uri, "a client went away");
+		return ipc__errno((int)-EPIPE, s->rc.uri, "a client went away");
 	}
 	if (n == 0) {
 		return ipc__err(-EPIPE, s->rc.uri,
 		                "a client went away before its hello");
 	}
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL;
-	     c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET ||
-		    c->cmsg_type != SCM_RIGHTS) {
-			continue;
-		}
-		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		const unsigned char *p = CMSG_DATA(c);
-		for (size_t i = 0; i < k; i++) {
-			int fd;
-			memcpy(&fd, p + i * sizeof(int), sizeof(fd));
-			if (nfd < NFDS) {
-				fds[nfd++] = fd;
-			} else {
-				close(fd);
-			}
-		}
-	}
 	int r = 0;
-	if ((size_t)n != sizeof(h) || h.magic != HELLO_MAGIC ||
-	    h.version != SHM_VERSION || h.status != 0) {
+	if ((size_t)n != sizeof(h) || h.magic != IPC_SHM_HELLO_MAGIC ||
+	    h.version != IPC_SHM_VERSION || h.status != 0) {
 		r = ipc__err(-EPROTO, s->rc.uri,
 		             "a client's hello is not a libipc shm hello");
 		goto fail;
@@ -672,7 +473,7 @@ recv_hello(struct shm_chan *s, int conn)
 		             h.name);
 		goto fail;
 	}
-	if ((mh.msg_flags & MSG_CTRUNC) && nfd < NFDS) {
+	if (ctrunc && nfd < NFDS) {
 		/* The kernel truncates the descriptors it cannot install:
 		 * at our own descriptor limit, that is our failure to
 		 * report, not the client's. */
@@ -688,7 +489,7 @@ recv_hello(struct shm_chan *s, int conn)
 			close(t);
 		}
 	}
-	if ((mh.msg_flags & MSG_CTRUNC) || nfd != NFDS) {
+	if (ctrunc || nfd != NFDS) {
 		r = ipc__err(-EPROTO, s->rc.uri,
 		             "a client's hello carries %d descriptors, not %d",
 		             nfd, NFDS);
@@ -709,11 +510,7 @@ recv_hello(struct shm_chan *s, int conn)
 	}
 	/* The memfd must be exactly as long as said, and unable to shrink
 	 * under our mapping (which would make our reads fault). */
-	struct stat st;
-	int seals = fcntl(fds[0], F_GET_SEALS);
-	if (fstat(fds[0], &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size != h.seg_len || seals < 0 ||
-	    !(seals & F_SEAL_SHRINK)) {
+	if (!ipc__shm_memfd_ok(fds[0], h.seg_len)) {
 		r = ipc__err(-EPROTO, s->rc.uri,
 		             "a client's segment is not a sealed memfd of "
 		             "%llu bytes",
@@ -744,7 +541,7 @@ fail:
 static void
 acc_forget(struct acceptor *a, int i, int epfd)
 {
-	epoll_del(epfd, a->pend[i]);
+	ipc__epoll_del(epfd, a->pend[i]);
 	a->pend[i] = a->pend[--a->npend];
 }
 
@@ -765,7 +562,7 @@ acc_serve(struct acceptor *a, struct shm_chan *s, int epfd)
 			i++;
 			continue;
 		}
-		send_refusal(conn, -r);
+		ipc__shm_refuse(conn, -r);
 		acc_forget(a, i, epfd);
 		close(conn);
 		if (r == -EMFILE || r == -ENFILE) {
@@ -782,7 +579,7 @@ acc_serve(struct acceptor *a, struct shm_chan *s, int epfd)
 			}
 			return ipc__errno(-errno, s->rc.uri, "accept");
 		}
-		int r = peer_allowed(conn, s->mode, &s->trust, 1, s->rc.uri);
+		int r = ipc__shm_peer_allowed(conn, s->mode, &s->trust, 1, s->rc.uri);
 		if (r == 0) {
 			r = recv_hello(s, conn);
 		}
@@ -791,11 +588,11 @@ acc_serve(struct acceptor *a, struct shm_chan *s, int epfd)
 		}
 		if (r == -EAGAIN && a->npend < a->maxpend) {
 			a->pend[a->npend++] = conn;
-			epoll_add(epfd, conn, EPOLLIN | EPOLLRDHUP);
+			ipc__epoll_add(epfd, conn, EPOLLIN | EPOLLRDHUP);
 			continue;
 		}
 		/* Refused, or too many half-open: keep serving others. */
-		send_refusal(conn, r == -EAGAIN ? EBUSY : -r);
+		ipc__shm_refuse(conn, r == -EAGAIN ? EBUSY : -r);
 		close(conn);
 		if (r == -EMFILE || r == -ENFILE) {
 			return r; /* ours, not the client's: say so */
@@ -828,10 +625,10 @@ connect_slow(ipc_channel *ch, struct shm_chan *s)
 	/* One peer per IPC_CREATE channel: stop listening, so that the
 	 * name is free and later openers are refused. */
 	for (int i = 0; i < s->acc.npend; i++) {
-		epoll_del(s->rc.epfd, s->acc.pend[i]);
-		send_refusal(s->acc.pend[i], ECONNREFUSED);
+		ipc__epoll_del(s->rc.epfd, s->acc.pend[i]);
+		ipc__shm_refuse(s->acc.pend[i], ECONNREFUSED);
 	}
-	epoll_del(s->rc.epfd, s->acc.lsock);
+	ipc__epoll_del(s->rc.epfd, s->acc.lsock);
 	acc_close(&s->acc);
 	if (r < 0) {
 		s->failed = r;
@@ -861,25 +658,6 @@ ensure_ready(ipc_channel *ch, struct shm_chan *s)
 }
 
 
-/* A server that refuses a client sends a hello whose status is the errno
- * and closes.  Read it if it is there: the errno (> 0), or 0. */
-static int
-read_refusal(int sock)
-{
-	struct shm_hello h;
-	ssize_t n = recv(sock, &h, sizeof(h), MSG_DONTWAIT);
-
-	if (n < 0 && errno == ECONNRESET) {
-		/* Reported before what is queued: read on. */
-		n = recv(sock, &h, sizeof(h), MSG_DONTWAIT);
-	}
-	if (n == (ssize_t)sizeof(h) && h.magic == HELLO_MAGIC &&
-	    h.status > 0 && h.status < 4096) {
-		return (int)h.status;
-	}
-	return 0;
-}
-
 /* Look at the socket without waiting: has the peer gone?  Nothing but
  * the hello is ever sent on it, so readable means gone (a server that
  * refused us sent its reason first). */
@@ -893,7 +671,7 @@ shm_check_alive(struct ipc_rchan *c)
 	struct pollfd p = {.fd = c->live_fd, .events = POLLIN | POLLRDHUP};
 	if (poll(&p, 1, 0) > 0 &&
 	    (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) {
-		int st = read_refusal(c->live_fd);
+		int st = ipc__shm_read_refusal(c->live_fd);
 		if (st > 0) {
 			s->refused = st;
 		}
@@ -1096,36 +874,6 @@ shm_close(ipc_channel *ch)
 /* ------------------------------------------------------ open and pair -- */
 
 static int
-bind_name(const char *name, const char *uri, int *out)
-{
-	struct sockaddr_un sa;
-	socklen_t len = make_addr(&sa, name);
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	                0);
-	if (fd < 0) {
-		return ipc__errno(-errno, uri, "socket");
-	}
-	if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
-		int e = errno;
-		close(fd);
-		if (e == EADDRINUSE) {
-			return ipc__err(-EEXIST, uri,
-			                "the name is served already (abstract "
-			                "socket @%s in use)",
-			                sa.sun_path + 1);
-		}
-		return ipc__errno(-e, uri, "bind @%s", sa.sun_path + 1);
-	}
-	if (listen(fd, SOMAXCONN) < 0) {
-		int e = -errno;
-		close(fd);
-		return ipc__errno(e, uri, "listen");
-	}
-	*out = fd;
-	return 0;
-}
-
-static int
 shm_open_chan(ipc_channel *ch, const struct ipc_uri *u, int flags)
 {
 	struct shm_chan *s = ipc__priv(ch);
@@ -1143,7 +891,7 @@ shm_open_chan(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	snprintf(s->name, sizeof(s->name), "%s", u->name);
 	ch->max_msg = ipc_ring_max_msg(s->rc.ring_size);
 	if (flags & IPC_CREATE) {
-		r = bind_name(s->name, u->text, &s->acc.lsock);
+		r = ipc__shm_bind(s->name, u->text, &s->acc.lsock);
 		if (r < 0) {
 			goto fail;
 		}
@@ -1152,30 +900,11 @@ shm_open_chan(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	}
 	/* The opener makes the segment and sends it with its connection,
 	 * so it can send at once, before the server accepts. */
-	struct sockaddr_un sa;
-	socklen_t len = make_addr(&sa, s->name);
-	s->rc.live_fd = socket(AF_UNIX,
-	                 SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s->rc.live_fd < 0) {
-		r = ipc__errno(-errno, u->text, "socket");
+	r = ipc__shm_connect(s->name, u->text, &s->rc.live_fd);
+	if (r < 0) {
 		goto fail;
 	}
-	if (connect(s->rc.live_fd, (struct sockaddr *)&sa, len) < 0) {
-		int e = errno;
-		if (e == ECONNREFUSED || e == ENOENT) {
-			r = ipc__err(-ECONNREFUSED, u->text,
-			             "nobody serves this name (open it with "
-			             "IPC_CREATE or ipc_listen first)");
-		} else if (e == EAGAIN) {
-			r = ipc__err(-ECONNREFUSED, u->text,
-			             "the server's backlog is full");
-		} else {
-			r = ipc__errno(-e, u->text, "connect to @%s",
-			               sa.sun_path + 1);
-		}
-		goto fail;
-	}
-	r = peer_allowed(s->rc.live_fd, s->mode, &s->trust, 0, u->text);
+	r = ipc__shm_peer_allowed(s->rc.live_fd, s->mode, &s->trust, 0, u->text);
 	if (r < 0) {
 		goto fail;
 	}
@@ -1187,9 +916,9 @@ shm_open_chan(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	if (r < 0) {
 		goto fail;
 	}
-	struct shm_hello h;
-	hello_init(&h, 0, s->rc.ring_size, s->name);
-	r = send_msg(s->rc.live_fd, &h, fds, NFDS);
+	struct ipc_shm_hello h;
+	hello_init(&h, s->rc.ring_size, s->name);
+	r = ipc__shm_sendfds(s->rc.live_fd, &h, sizeof(h), fds, NFDS);
 	if ((r == -EPIPE || r == -ECONNRESET) && !shm_check_alive(&s->rc) &&
 	    s->refused) {
 		/* The server refused us before the hello went: like a
@@ -1291,7 +1020,7 @@ shm_listen(ipc_listener *l, const struct ipc_uri *u, int flags)
 		return r;
 	}
 	snprintf(sl->name, sizeof(sl->name), "%s", u->name);
-	r = bind_name(sl->name, u->text, &sl->acc.lsock);
+	r = ipc__shm_bind(sl->name, u->text, &sl->acc.lsock);
 	if (r < 0) {
 		return r;
 	}
@@ -1303,7 +1032,7 @@ shm_listen(ipc_listener *l, const struct ipc_uri *u, int flags)
 		close_fd(&sl->acc.lsock);
 		return r;
 	}
-	epoll_add(sl->epfd, sl->acc.lsock, EPOLLIN);
+	ipc__epoll_add(sl->epfd, sl->acc.lsock, EPOLLIN);
 	return 0;
 }
 
