@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "core/driver.h"
+#include "core/fanchan.h"
 #include "core/ring.h"
 #include "core/ringchan.h"
 #include "core/shmrdv.h"
@@ -123,8 +124,22 @@ static const struct ipc_optspec shm_opts[] = {
         {"mode", IPC_OPT_MODE, 0, 0777, NULL,
          "who may be the peer, as permission bits (default 0600)"},
         IPC_TRUST_OPTS,
+        IPC_PUBSUB_OPTS,
+        IPC_FANCHAN_OPTS,
         {NULL, 0, 0, 0, NULL, NULL},
 };
+
+/* IPC_PUBLISH / IPC_SUBSCRIBE channels are core/fanchan.c's. */
+#define SHM_PRIV_SIZE                                                         \
+	(sizeof(struct shm_chan) > sizeof(struct ipc_fanchan)                 \
+	         ? sizeof(struct shm_chan)                                    \
+	         : sizeof(struct ipc_fanchan))
+
+static inline struct ipc_fanchan *
+fan(ipc_channel *ch)
+{
+	return ipc__priv(ch);
+}
 
 /* ---------------------------------------------------------- fork list -- */
 
@@ -265,9 +280,20 @@ static const struct ipc_rchan_ops shm_rc_ops = {
 
 /* Options shared by open, pair and listen. */
 static int
-parse_opts(const struct ipc_uri *u, size_t *size, int *size_set,
+parse_opts(const struct ipc_uri *u, int flags, size_t *size, int *size_set,
            uint64_t *spin_ns, unsigned *mode)
 {
+	struct ipc_pubsub_opts o;
+	if (ipc__pubsub_opts(u, flags, &o) < 0) {
+		return -EINVAL;
+	}
+	if (!(flags & (IPC_PUBLISH | IPC_SUBSCRIBE)) &&
+	    (ipc__opt_isset(u, "slots") || ipc__opt_isset(u, "maxmsg") ||
+	     ipc__opt_isset(u, "subs"))) {
+		return ipc__err(-EINVAL, u->text,
+		                "slots=, maxmsg= and subs= apply to "
+		                "IPC_PUBLISH and IPC_SUBSCRIBE only");
+	}
 	*size_set = ipc__opt_isset(u, "size");
 	unsigned long long sz = ipc__opt_num(u, "size", SHM_DEFAULT_SIZE);
 	if (!ipc_ring_size_ok(sz)) {
@@ -699,6 +725,9 @@ shm_gone_err(struct ipc_rchan *c, const char *uri)
 static ssize_t
 shm_send(ipc_channel *ch, const void *buf, size_t len)
 {
+	if (ch->role) {
+		return ipc__fan_send(ch, fan(ch), buf, len);
+	}
 	struct shm_chan *s = ipc__priv(ch);
 	int r = ensure_ready(ch, s);
 	if (r < 0) {
@@ -710,6 +739,9 @@ shm_send(ipc_channel *ch, const void *buf, size_t len)
 static ssize_t
 shm_recv(ipc_channel *ch, void *buf, size_t cap)
 {
+	if (ch->role) {
+		return ipc__fan_recv(ch, fan(ch), buf, cap);
+	}
 	struct shm_chan *s = ipc__priv(ch);
 	int r = ensure_ready(ch, s);
 	if (r < 0) {
@@ -721,6 +753,9 @@ shm_recv(ipc_channel *ch, void *buf, size_t cap)
 static int
 shm_reserve(ipc_channel *ch, size_t len, void **buf)
 {
+	if (ch->role) {
+		return ipc__fan_reserve(ch, fan(ch), len, buf);
+	}
 	struct shm_chan *s = ipc__priv(ch);
 	int r = ensure_ready(ch, s);
 	if (r < 0) {
@@ -732,6 +767,9 @@ shm_reserve(ipc_channel *ch, size_t len, void **buf)
 static int
 shm_commit(ipc_channel *ch, size_t len)
 {
+	if (ch->role) {
+		return ipc__fan_commit(ch, fan(ch), len);
+	}
 	struct shm_chan *s = ipc__priv(ch);
 	return ipc__rchan_commit(ch, &s->rc, len);
 }
@@ -739,6 +777,9 @@ shm_commit(ipc_channel *ch, size_t len)
 static int
 shm_acquire(ipc_channel *ch, const void **buf, size_t *len)
 {
+	if (ch->role) {
+		return ipc__fan_acquire(ch, fan(ch), buf, len);
+	}
 	struct shm_chan *s = ipc__priv(ch);
 	int r = ensure_ready(ch, s);
 	if (r < 0) {
@@ -750,6 +791,9 @@ shm_acquire(ipc_channel *ch, const void **buf, size_t *len)
 static int
 shm_release(ipc_channel *ch)
 {
+	if (ch->role) {
+		return ipc__fan_release(ch, fan(ch));
+	}
 	struct shm_chan *s = ipc__priv(ch);
 	return ipc__rchan_release(ch, &s->rc);
 }
@@ -775,6 +819,9 @@ acc_pollfds(struct shm_chan *s, struct pollfd *p)
 static int
 shm_wait(ipc_channel *ch, short events, const struct timespec *deadline)
 {
+	if (ch->role) {
+		return ipc__fan_wait(ch, fan(ch), events, deadline);
+	}
 	struct shm_chan *s = ipc__priv(ch);
 	int st = atomic_load(&s->state);
 	if (st == ST_FAILED) {
@@ -798,6 +845,9 @@ shm_wait(ipc_channel *ch, short events, const struct timespec *deadline)
 static int
 shm_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 {
+	if (ch->role) {
+		return ipc__fan_pollfds(ch, fan(ch), events, pfd, retry_ms);
+	}
 	struct shm_chan *s = ipc__priv(ch);
 	int st = atomic_load(&s->state);
 	if (st == ST_FAILED) {
@@ -817,6 +867,9 @@ shm_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 static short
 shm_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 {
+	if (ch->role) {
+		return ipc__fan_ready(ch, fan(ch), events, pfd, npfd);
+	}
 	struct shm_chan *s = ipc__priv(ch);
 	int st = atomic_load(&s->state);
 	if (st != ST_READY && st != ST_FAILED) {
@@ -843,6 +896,9 @@ shm_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 static int
 shm_fd(const ipc_channel *ch)
 {
+	if (ch->role) {
+		return ipc__fan_fd((struct ipc_fanchan *)ipc__cpriv(ch));
+	}
 	/* The channel is not const in the caller's hands: ipc_fd makes
 	 * the descriptor on first use. */
 	struct shm_chan *s = (struct shm_chan *)ipc__cpriv(ch);
@@ -860,6 +916,9 @@ shm_fd(const ipc_channel *ch)
 static int
 shm_close(ipc_channel *ch)
 {
+	if (ch->role) {
+		return ipc__fan_close(ch, fan(ch));
+	}
 	struct shm_chan *s = ipc__priv(ch);
 	list_del(s);
 	if (atomic_load(&s->state) == ST_READY &&
@@ -878,9 +937,17 @@ shm_open_chan(ipc_channel *ch, const struct ipc_uri *u, int flags)
 {
 	struct shm_chan *s = ipc__priv(ch);
 	int fds[NFDS] = {-1, -1, -1, -1, -1};
+	if (flags & (IPC_PUBLISH | IPC_SUBSCRIBE)) {
+		size_t size;
+		int size_set;
+		uint64_t spin;
+		unsigned mode;
+		int r = parse_opts(u, flags, &size, &size_set, &spin, &mode);
+		return r < 0 ? r : ipc__fan_open(ch, fan(ch), u, flags, spin, mode);
+	}
 	chan_init(s, ch->uri);
-	int r = parse_opts(u, &s->rc.ring_size, &s->size_set, &s->rc.spin_ns,
-	                   &s->mode);
+	int r = parse_opts(u, flags, &s->rc.ring_size, &s->size_set,
+	                   &s->rc.spin_ns, &s->mode);
 	if (r == 0) {
 		/* Abstract names are anybody's: an opener checks. */
 		r = ipc__trust_parse(&s->trust, u, !(flags & IPC_CREATE));
@@ -952,7 +1019,7 @@ shm_pair(ipc_channel *a, ipc_channel *b, const struct ipc_uri *u)
 	unsigned mode;
 	chan_init(sa, a->uri);
 	chan_init(sb, b->uri);
-	r = parse_opts(u, &size, &size_set, &spin, &mode);
+	r = parse_opts(u, 0, &size, &size_set, &spin, &mode);
 	if (r < 0) {
 		goto fail_init;
 	}
@@ -1011,7 +1078,7 @@ shm_listen(ipc_listener *l, const struct ipc_uri *u, int flags)
 	sl->acc.lsock = -1;
 	sl->acc.maxpend = MAXPEND;
 	sl->epfd = -1;
-	int r = parse_opts(u, &sl->ring_size, &sl->size_set, &sl->spin_ns,
+	int r = parse_opts(u, 0, &sl->ring_size, &sl->size_set, &sl->spin_ns,
 	                   &sl->mode);
 	if (r == 0) {
 		r = ipc__trust_parse(&sl->trust, u, 0);
@@ -1060,6 +1127,18 @@ shm_accept(ipc_listener *l, ipc_channel *ch)
 }
 
 static int
+shm_subscribers(const ipc_channel *ch)
+{
+	return ipc__fan_subscribers((struct ipc_fanchan *)ipc__cpriv(ch));
+}
+
+static unsigned long long
+shm_dropped(const ipc_channel *ch)
+{
+	return ipc__fan_dropped(ipc__cpriv(ch));
+}
+
+static int
 shm_listener_fd(const ipc_listener *l)
 {
 	const struct shm_listener *sl = ipc__clpriv(l);
@@ -1078,6 +1157,9 @@ shm_listener_close(ipc_listener *l)
 static int
 shm_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
 {
+	if (ch->role) {
+		return ipc__err(-EOPNOTSUPP, ch->uri, "peer_cred: a publish/subscribe end has many peers");
+	}
 	const struct shm_chan *s = ipc__cpriv(ch);
 	int ready = atomic_load(&s->state) != ST_WAIT_PEER;
 
@@ -1089,10 +1171,10 @@ shm_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
 const struct ipc_driver ipc_driver_shm = {
         .scheme = "shm",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_ZEROCOPY |
-                IPC_CAP_LISTEN | IPC_CAP_PEERCLOSE,
+                IPC_CAP_LISTEN | IPC_CAP_PEERCLOSE | IPC_CAP_PUBSUB,
         .addr = IPC_ADDR_NAME,
         .opts = shm_opts,
-        .priv_size = sizeof(struct shm_chan),
+        .priv_size = SHM_PRIV_SIZE,
         .lpriv_size = sizeof(struct shm_listener),
         .open = shm_open_chan,
         .pair = shm_pair,
@@ -1112,4 +1194,6 @@ const struct ipc_driver ipc_driver_shm = {
         .accept = shm_accept,
         .listener_fd = shm_listener_fd,
         .listener_close = shm_listener_close,
+        .subscribers = shm_subscribers,
+        .dropped = shm_dropped,
 };
