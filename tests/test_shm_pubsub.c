@@ -364,19 +364,21 @@ t_history(void **state)
 
 /* slow=drop: a subscriber that does not read never holds the publisher
  * back; it gets the newest messages and counts the rest.  A slow=block
- * one on the same publisher gets every message. */
+ * one on the same publisher gets every message.  The publisher's slow=
+ * is the policy of subscribers that give none. */
 static void
 t_drop(void **state)
 {
 	(void)state;
-	char uri[128], duri[160];
+	char uri[128], duri[160], buri[160];
 	enum { SLOTS = 8, N = 1000 };
-	mkuri(uri, sizeof(uri), "drop", "?slots=8");
-	mkuri(duri, sizeof(duri), "drop", "?slow=drop");
+	mkuri(uri, sizeof(uri), "drop", "?slots=8&slow=drop");
+	mkuri(duri, sizeof(duri), "drop", "");
+	mkuri(buri, sizeof(buri), "drop", "?slow=block");
 	ipc_channel *pub, *d;
 	assert_int_equal(ipc_open(&pub, uri, IPC_PUBLISH), 0);
 	assert_int_equal(ipc_open(&d, duri, IPC_SUBSCRIBE), 0);
-	struct sub_args r = {.uri = uri, .first = 0, .count = N};
+	struct sub_args r = {.uri = buri, .first = 0, .count = N};
 	pid_t reader = tu_fork(sub_main, &r, 600);
 	assert_true(reader > 0);
 	wait_subscribers(pub, 2);

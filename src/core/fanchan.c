@@ -35,7 +35,7 @@ enum { ST_WAIT, ST_READY, ST_FAILED };
 struct fan_req {
 	uint32_t magic;
 	uint32_t version;
-	uint32_t drop;
+	uint32_t drop; /* 0 block, 1 drop, 2 as the publisher says */
 	uint32_t history;
 	char name[208];
 };
@@ -46,7 +46,7 @@ struct fan_rep {
 	uint32_t magic;
 	uint32_t version;
 	int32_t status;
-	uint32_t reserved;
+	uint32_t drop; /* the subscriber's policy */
 	uint64_t index;
 	uint64_t nslots, slot_size, max_subs, region;
 };
@@ -174,8 +174,9 @@ serve(struct ipc_fanchan *f, int conn)
 	}
 	long i = -1;
 	int efd = -1;
+	int drop = m.q.drop == 2 ? f->drop : m.q.drop != 0;
 	if (err == 0) {
-		i = ipc_fan_admit(&f->pub, m.q.drop != 0, m.q.history);
+		i = ipc_fan_admit(&f->pub, drop, m.q.history);
 		if (i < 0) {
 			err = EUSERS;
 		}
@@ -197,6 +198,7 @@ serve(struct ipc_fanchan *f, int conn)
 	struct fan_rep rep = {
 	        .magic = REP_MAGIC,
 	        .version = IPC_SHM_VERSION,
+	        .drop = (uint32_t)drop,
 	        .index = (uint64_t)i,
 	        .nslots = f->g.nslots,
 	        .slot_size = f->g.slot_size,
@@ -473,7 +475,7 @@ sub_open(ipc_channel *ch, struct ipc_fanchan *f, const struct ipc_uri *u)
 	}
 	struct fan_req q = {.magic = REQ_MAGIC,
 	                    .version = IPC_SHM_VERSION,
-	                    .drop = (uint32_t)f->drop,
+	                    .drop = f->drop_set ? (uint32_t)f->drop : 2u,
 	                    .history = f->history};
 	snprintf(q.name, sizeof(q.name), "%s", f->name);
 	r = ipc__shm_sendfds(f->sock, &q, sizeof(q), NULL, 0);
@@ -567,6 +569,7 @@ sub_connect(ipc_channel *ch, struct ipc_fanchan *f)
 	f->mem = mem;
 	f->mem_len = g.region;
 	f->g = g;
+	f->drop = m.p.drop != 0;
 	if (ipc_fan_sub_init(&f->sub, mem, &g, m.p.index, f->drop, &fan_ops,
 	                     f) < 0) {
 		r = sub_failed(f, -EPROTO,
@@ -868,6 +871,7 @@ ipc__fan_open(ipc_channel *ch, struct ipc_fanchan *f, const struct ipc_uri *u,
 	}
 	if (r == 0) {
 		f->drop = o.drop;
+		f->drop_set = ipc__opt_isset(u, "slow");
 		f->history = o.history;
 		r = f->role == IPC_PUBLISH ? pub_open(ch, f, u)
 		                           : sub_open(ch, f, u);

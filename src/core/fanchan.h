@@ -69,7 +69,7 @@ struct ipc_fanchan {
 	unsigned mode;
 	struct ipc_trust trust;
 	uint64_t spin_ns;
-	int drop;
+	int drop, drop_set;
 	unsigned history;
 	unsigned char *mem;
 	size_t mem_len;
