@@ -27,29 +27,13 @@
 #include <time.h>
 
 #include "core/fanring.h"
+#include "script.h"
 
 #define NSLOTS 8u
 #define SLOT   512u
 #define SUBS   4u
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-struct script {
-	const uint8_t *p;
-	size_t n;
-};
-
-static int
-take(struct script *s, void *out, size_t n)
-{
-	if (s->n < n) {
-		return 0;
-	}
-	memcpy(out, s->p, n);
-	s->p += n;
-	s->n -= n;
-	return 1;
-}
 
 static void
 nop_notify(void *ctx, long who)

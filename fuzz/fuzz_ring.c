@@ -25,27 +25,11 @@
 #include <time.h>
 
 #include "core/ring.h"
+#include "script.h"
 
 #define RING_SIZE 4096u
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-struct script {
-	const uint8_t *p;
-	size_t n;
-};
-
-static int
-take(struct script *s, void *out, size_t n)
-{
-	if (s->n < n) {
-		return 0;
-	}
-	memcpy(out, s->p, n);
-	s->p += n;
-	s->n -= n;
-	return 1;
-}
 
 static int
 nop_wait(void *ctx, enum ipc_ring_role role, _Atomic uint32_t *word,

@@ -4,7 +4,8 @@
  * slow=drop counting, history for a late joiner, eviction of a subscriber
  * that holds messages (every slot reusable afterwards), hostile values in
  * the shared region, notification, and threads streaming checksummed
- * messages through futex waits (also under ThreadSanitizer: make tsan).
+ * messages through futex waits (also under ThreadSanitizer: make tsan;
+ * shorter streams under sanitizers, by IPC_TEST_TIME_FACTOR).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -22,17 +23,7 @@
 #include <cmocka.h>
 
 #include "core/fanring.h"
-
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
+#include "testutil.h"
 
 struct region {
 	unsigned char *mem;
@@ -559,14 +550,14 @@ static void
 t_threads_block(void **state)
 {
 	(void)state;
-	run_stream(0, UNDER_TSAN ? 20000 : 200000);
+	run_stream(0, (uint64_t)(200000 / tu_time_factor()));
 }
 
 static void
 t_threads_drop(void **state)
 {
 	(void)state;
-	run_stream(1, UNDER_TSAN ? 20000 : 200000);
+	run_stream(1, (uint64_t)(200000 / tu_time_factor()));
 }
 
 int

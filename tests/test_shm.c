@@ -89,20 +89,7 @@ count_dev_shm(void)
 static ipc_channel *
 open_retry(const char *uri)
 {
-	ipc_channel *ch = NULL;
-	for (int i = 0; i < 5000; i++) {
-		int r = ipc_open(&ch, uri, 0);
-		if (r == 0) {
-			return ch;
-		}
-		if (r != -ECONNREFUSED && r != -ENOENT) {
-			fprintf(stderr, "open %s: %s\n", uri,
-			        ipc_last_error());
-			return NULL;
-		}
-		usleep(1000);
-	}
-	return NULL;
+	return tu_open_retry(uri, 0, 5000);
 }
 
 /* fork(), with the child killed if this process dies (a failed test must

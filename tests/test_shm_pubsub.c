@@ -54,21 +54,7 @@ mkuri(char *buf, size_t n, const char *tag, const char *opts)
 static ipc_channel *
 subscribe(const char *uri)
 {
-	ipc_channel *ch = NULL;
-	double end = tu_now() + 30 * tu_time_factor();
-	while (tu_now() < end) {
-		int r = ipc_open(&ch, uri, IPC_SUBSCRIBE);
-		if (r == 0) {
-			return ch;
-		}
-		if (r != -ECONNREFUSED && r != -ENOENT) {
-			fprintf(stderr, "subscribe %s: %s\n", uri,
-			        ipc_last_error());
-			return NULL;
-		}
-		tu_sleep_ms(2);
-	}
-	return NULL;
+	return tu_open_retry(uri, IPC_SUBSCRIBE, 30000);
 }
 
 /* Wait until the publisher counts n subscribers. */

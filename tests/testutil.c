@@ -1153,3 +1153,21 @@ tu_run_isolated(tu_child_fn fn, void *arg, unsigned limit_s, const char *token,
 	munmap(sh, sizeof *sh);
 	return res;
 }
+
+ipc_channel *
+tu_open_retry(const char *uri, int flags, int timeout_ms)
+{
+	ipc_channel *ch = NULL;
+	double end = tu_now() + timeout_ms * tu_time_factor() / 1000.0;
+	for (;;) {
+		int r = ipc_open(&ch, uri, flags);
+		if (r == 0) {
+			return ch;
+		}
+		if ((r != -ECONNREFUSED && r != -ENOENT) || tu_now() > end) {
+			fprintf(stderr, "open %s: %s\n", uri, ipc_last_error());
+			return NULL;
+		}
+		usleep(1000);
+	}
+}

@@ -183,6 +183,11 @@ const char *tu_status_str(int status, char *buf, size_t n);
  * print why (and SIGKILL it if it is still running) and return -1. */
 int tu_wait_ok(pid_t pid, int timeout_ms);
 
+/* ipc_open(uri, flags), retried while nobody serves the name yet
+ * (-ECONNREFUSED, -ENOENT), for up to timeout_ms (scaled).  NULL (the
+ * error printed) on any other failure or at the limit. */
+ipc_channel *tu_open_retry(const char *uri, int flags, int timeout_ms);
+
 /* ------------------------------------------------------------- timing -- */
 
 /* CLOCK_MONOTONIC in seconds. */

@@ -14,6 +14,7 @@
 
 #include "fanring.h"
 #include "ring.h"
+#include "ringchan.h"
 
 #define FAN_MAGIC 0x316e6166636d6873ull /* "shmcfan1" */
 
@@ -27,26 +28,6 @@ static inline uint64_t
 round_up(uint64_t n, uint64_t a)
 {
 	return (n + a - 1) & ~(a - 1);
-}
-
-static inline void
-cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__) || defined(__arm__)
-	__asm__ __volatile__("yield" ::: "memory");
-#else
-	__asm__ __volatile__("" ::: "memory");
-#endif
-}
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void
@@ -518,14 +499,14 @@ ipc_fan_sub_wait(struct ipc_fan_sub *s, uint64_t spin_ns,
                  const struct timespec *until)
 {
 	if (spin_ns > 0) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = ipc__rchan_now_ns();
 		uint64_t end = spin_ns == UINT64_MAX ? UINT64_MAX : t0 + spin_ns;
 		for (unsigned k = 0;; k++) {
 			if (ipc_fan_readable(s)) {
 				return 0;
 			}
-			cpu_relax();
-			if ((k & 63) == 63 && now_ns() >= end) {
+			ipc__cpu_relax();
+			if ((k & 63) == 63 && ipc__rchan_now_ns() >= end) {
 				break;
 			}
 		}

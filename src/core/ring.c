@@ -69,18 +69,6 @@ rec_need(uint64_t len)
 	return IPC_RING_REC + ((len + IPC_RING_REC - 1) & ~(uint64_t)15);
 }
 
-static inline void
-cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__) || defined(__arm__)
-	__asm__ __volatile__("yield" ::: "memory");
-#else
-	__asm__ __volatile__("" ::: "memory");
-#endif
-}
-
 static uint64_t
 now_ns(void)
 {
@@ -458,7 +446,7 @@ ipc_ring_wait(struct ipc_ring *r, size_t len, uint64_t spin_ns,
 			 * peer's index line over, and a look per pause keeps
 			 * it bouncing so both sides slow down. */
 			for (unsigned k = 0; k < pause; k++) {
-				cpu_relax();
+				ipc__cpu_relax();
 			}
 			if (pause < SPIN_PAUSE_MAX) {
 				pause *= 2;

@@ -160,6 +160,19 @@ struct ipc_ring {
 	int acquired;
 };
 
+/* The pause of a spin-wait loop. */
+static inline void
+ipc__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
 /* Bytes a region for a ring of `size` data bytes needs. */
 static inline size_t
 ipc_ring_region_size(size_t size)

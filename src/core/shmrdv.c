@@ -47,15 +47,25 @@ ipc__shm_addr(struct sockaddr_un *sa, const char *name)
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
 }
 
+/* A non-blocking seqpacket socket and NAME's address: fd or an error. */
+static int
+rdv_socket(const char *name, const char *uri, struct sockaddr_un *sa,
+           socklen_t *len)
+{
+	*len = ipc__shm_addr(sa, name);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	                0);
+	return fd < 0 ? ipc__errno(-errno, uri, "socket") : fd;
+}
+
 int
 ipc__shm_bind(const char *name, const char *uri, int *out)
 {
 	struct sockaddr_un sa;
-	socklen_t len = ipc__shm_addr(&sa, name);
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	                0);
+	socklen_t len;
+	int fd = rdv_socket(name, uri, &sa, &len);
 	if (fd < 0) {
-		return ipc__errno(-errno, uri, "socket");
+		return fd;
 	}
 	if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
 		int e = errno;
@@ -81,11 +91,10 @@ int
 ipc__shm_connect(const char *name, const char *uri, int *out)
 {
 	struct sockaddr_un sa;
-	socklen_t len = ipc__shm_addr(&sa, name);
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	                0);
+	socklen_t len;
+	int fd = rdv_socket(name, uri, &sa, &len);
 	if (fd < 0) {
-		return ipc__errno(-errno, uri, "socket");
+		return fd;
 	}
 	if (connect(fd, (struct sockaddr *)&sa, len) < 0) {
 		int e = errno, r;
