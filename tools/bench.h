@@ -137,6 +137,8 @@ void bench_run_row(const struct bench_row *row, int index,
                    const struct bench_plan *plan, const char *tmpdir,
                    struct bench_result *res);
 
+/* A loopback port free for both TCP and UDP right now (0 if none). */
+unsigned bench_free_port(void);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_now_ns(void);
 /* Pin the calling thread to cpu (>= 0).  Returns 0 or -errno. */

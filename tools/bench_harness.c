@@ -691,8 +691,8 @@ a_run(struct side *s)
 /* --------------------------------------------------- the orchestrator -- */
 
 /* A loopback port free for both TCP and UDP right now (0 if none). */
-static unsigned
-free_port(void)
+unsigned
+bench_free_port(void)
 {
 	for (int tries = 0; tries < 20; tries++) {
 		struct sockaddr_in sa;
@@ -933,7 +933,7 @@ bench_run_row(const struct bench_row *row, int index,
 	snprintf(env.dir, sizeof(env.dir), "%s", tmpdir);
 	snprintf(env.token, sizeof(env.token), "ipcbench-%d-%d", (int)getpid(),
 	         index);
-	env.port = free_port();
+	env.port = bench_free_port();
 	bench_pick_cpus(env.cpu);
 
 	if (row->ops->prepare != NULL) {

@@ -44,6 +44,7 @@
 #include "bench.h"
 #include "bench_config.h"
 #include "bench_peers.h"
+#include "bench_pubsub.h"
 
 #define HDR           8
 #define QUEUE         256   /* subscriber queue: the most iceoryx 2.0 allows */
@@ -418,4 +419,185 @@ const struct bench_ops bench_iceoryx_ops = {
         .max_msg = iox_max_msg,
         .close = iox_close,
         .cleanup = iox_cleanup,
+};
+
+/* ------------------------------------------------- publish/subscribe -- */
+
+/* ipc-bench --pubsub: one iceoryx publisher and N subscribers (one
+ * process each), zero-copy both ways, the publisher waiting for a full
+ * subscriber queue (as libipc's slow=block). */
+
+#define PS_QUEUE 16
+
+struct ips {
+	iox_pub_storage_t pub_st;
+	iox_sub_storage_t sub_st;
+	iox_ws_storage_t ws_st;
+	iox_pub_t pub;
+	iox_sub_t sub;
+	iox_ws_t ws;
+	const void *taken;
+};
+
+static void
+ps_env(const struct bench_ps_env *e, struct bench_env *be)
+{
+	memset(be, 0, sizeof(*be));
+	snprintf(be->dir, sizeof(be->dir), "%s", e->dir);
+	snprintf(be->token, sizeof(be->token), "%.31s", e->token);
+	be->state = e->state;
+}
+
+static int
+ips_prepare(struct bench_ps_env *e, char *why)
+{
+	struct bench_env be;
+	ps_env(e, &be);
+	int r = iox_prepare(&be, NULL, why);
+	e->state = be.state;
+	return r;
+}
+
+static void
+ips_cleanup(struct bench_ps_env *e)
+{
+	struct bench_env be;
+	ps_env(e, &be);
+	iox_cleanup(&be, NULL);
+	e->state = NULL;
+	for (int i = -1; i < 16; i++) {
+		char path[160];
+		snprintf(path, sizeof(path), "/tmp/%.31s-%d", e->token, i);
+		unlink(path);
+		snprintf(path, sizeof(path), "/tmp/%.31s-%d.lock", e->token, i);
+		unlink(path);
+	}
+}
+
+static int
+ips_open(struct bench_ps_env *e, int pub, void **ep, char *why)
+{
+	char name[64];
+	struct ips *p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		return bench_why(why, BENCH_FAIL, "out of memory");
+	}
+	snprintf(name, sizeof(name), "%.31s-%d", e->token, pub ? -1 : e->index);
+	iox_set_loglevel(Iceoryx_LogLevel_Warn);
+	iox_runtime_init(name);
+	if (pub) {
+		iox_pub_options_t po;
+		iox_pub_options_init(&po);
+		po.historyCapacity = 0;
+		po.subscriberTooSlowPolicy =
+		        ConsumerTooSlowPolicy_WAIT_FOR_CONSUMER;
+		p->pub = iox_pub_init(&p->pub_st, "ipcbench", e->token, "ps",
+		                      &po);
+	} else {
+		iox_sub_options_t so;
+		iox_sub_options_init(&so);
+		so.queueCapacity = PS_QUEUE;
+		so.historyRequest = 0;
+		so.queueFullPolicy = QueueFullPolicy_BLOCK_PRODUCER;
+		p->sub = iox_sub_init(&p->sub_st, "ipcbench", e->token, "ps",
+		                      &so);
+		p->ws = iox_ws_init(&p->ws_st);
+		if (iox_ws_attach_subscriber_state(
+		            p->ws, p->sub, SubscriberState_HAS_DATA, 0,
+		            NULL) != WaitSetResult_SUCCESS) {
+			iox_ws_deinit(p->ws);
+			iox_sub_deinit(p->sub);
+			iox_runtime_shutdown();
+			free(p);
+			return bench_why(why, BENCH_FAIL,
+			                 "cannot attach the waitset");
+		}
+	}
+	*ep = p;
+	return BENCH_OK;
+}
+
+static int
+ips_publish(void *ep, const void *hdr, size_t hdr_len, size_t len)
+{
+	struct ips *p = ep;
+	void *loan;
+	uint64_t deadline = bench_now_ns() + LOAN_WAIT_MS * 1000000ull;
+	for (;;) {
+		enum iox_AllocationResult r = iox_pub_loan_chunk(
+		        p->pub, &loan, (uint32_t)(len + HDR));
+		if (r == AllocationResult_SUCCESS) {
+			break;
+		}
+		if (r != AllocationResult_RUNNING_OUT_OF_CHUNKS ||
+		    bench_now_ns() > deadline) {
+			return -ENOBUFS;
+		}
+		sched_yield();
+	}
+	uint64_t l = len;
+	memcpy(loan, &l, HDR);
+	memcpy((unsigned char *)loan + HDR, hdr, hdr_len);
+	iox_pub_publish_chunk(p->pub, loan);
+	return 0;
+}
+
+static int
+ips_next(void *ep, const void **buf, size_t *len, int timeout_ms)
+{
+	struct ips *p = ep;
+	for (int tries = 0; tries < 2; tries++) {
+		if (iox_sub_take_chunk(p->sub, &p->taken) ==
+		    ChunkReceiveResult_SUCCESS) {
+			uint64_t l;
+			memcpy(&l, p->taken, HDR);
+			*buf = (const unsigned char *)p->taken + HDR;
+			*len = (size_t)l;
+			return 1;
+		}
+		p->taken = NULL;
+		if (tries == 0) {
+			iox_notification_info_t info[1];
+			uint64_t missed = 0;
+			struct timespec to = {
+			        .tv_sec = timeout_ms / 1000,
+			        .tv_nsec = (long)(timeout_ms % 1000) * 1000000};
+			iox_ws_timed_wait(p->ws, to, info, 1, &missed);
+		}
+	}
+	return 0;
+}
+
+static void
+ips_done(void *ep)
+{
+	struct ips *p = ep;
+	iox_sub_release_chunk(p->sub, p->taken);
+	p->taken = NULL;
+}
+
+static void
+ips_close(void *ep)
+{
+	struct ips *p = ep;
+	if (p->ws != NULL) {
+		iox_ws_detach_subscriber_state(p->ws, p->sub,
+		                               SubscriberState_HAS_DATA);
+		iox_ws_deinit(p->ws);
+		iox_sub_deinit(p->sub);
+	} else {
+		iox_pub_deinit(p->pub);
+	}
+	iox_runtime_shutdown();
+	free(p);
+}
+
+const struct bench_ps_ops bench_iceoryx_ps_ops = {
+        .prepare = ips_prepare,
+        .open = ips_open,
+        .publish = ips_publish,
+        .next = ips_next,
+        .done = ips_done,
+        .close = ips_close,
+        .cleanup = ips_cleanup,
 };

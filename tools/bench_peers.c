@@ -7,6 +7,7 @@
 #include "bench.h"
 #include "bench_config.h"
 #include "bench_peers.h"
+#include "bench_pubsub.h"
 
 /* The installed ipc-bench links no peer library. */
 #ifdef BENCH_NO_PEERS
@@ -49,4 +50,33 @@ const struct bench_row bench_peer_rows[] = {
         {"nng-ipc", "peer", NNG_NOTES, NULL, NULL, 0, BENCH_NNG_WHY},
 #endif
         {NULL, NULL, NULL, NULL, NULL, 0, NULL},
+};
+
+#define ZMQ_PS_NOTES                                                          \
+	"ZeroMQ ipc:// PUB/SUB, zmq_send/zmq_msg_recv, default options (the "  \
+	"publisher drops at the high-water mark: delivered counts)"
+#define NNG_PS_NOTES                                                          \
+	"nng ipc:// pub0/sub0, nng_send/nng_recvmsg, default options (a full " \
+	"subscriber loses messages: delivered counts)"
+#define IOX_PS_NOTES                                                          \
+	"iceoryx C binding, loan/publish + take/release, subscriber queue 16, " \
+	"the publisher waits for a full queue; RouDi started by ipc-bench"
+
+const struct bench_ps_row bench_ps_peer_rows[] = {
+#if BENCH_HAVE_ZMQ
+        {"zmq-ipc", ZMQ_PS_NOTES, &bench_zmq_ps_ops, NULL},
+#else
+        {"zmq-ipc", ZMQ_PS_NOTES, NULL, BENCH_ZMQ_WHY},
+#endif
+#if BENCH_HAVE_NNG
+        {"nng-ipc", NNG_PS_NOTES, &bench_nng_ps_ops, NULL},
+#else
+        {"nng-ipc", NNG_PS_NOTES, NULL, BENCH_NNG_WHY},
+#endif
+#if BENCH_HAVE_ICEORYX
+        {"iceoryx", IOX_PS_NOTES, &bench_iceoryx_ps_ops, NULL},
+#else
+        {"iceoryx", IOX_PS_NOTES, NULL, BENCH_ICEORYX_WHY},
+#endif
+        {NULL, NULL, NULL, NULL},
 };

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "bench_pubsub.h"
 #include "bench_report.h"
 
 static const struct bench_row *const tables[] = {
@@ -44,7 +45,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: ipc-bench [--quick] [--rounds N] [--touch] "
-	        "[--only ROW,ROW...] [--sizes S,S...]\n"
+	        "[--only ROW,ROW...] [--sizes S,S...] [--pubsub]\n"
 	        "                 [--json FILE] [--csv FILE] [--svg FILE] "
 	        "[--list]\n"
 	        "  --quick   a short run (a smoke test; figures are rough)\n"
@@ -53,6 +54,10 @@ usage(FILE *f)
 	        "  --touch   senders write every payload byte, receivers "
 	        "read them all\n"
 	        "  --only    run only these rows (names as --list shows)\n"
+	        "  --pubsub  the publish/subscribe section: 1, 4 and 16 "
+	        "subscriber\n"
+	        "            processes, 64 B and 1 MiB (alone, or after the "
+	        "--only rows)\n"
 	        "  --sizes   throughput message sizes, up to 8, with k or M "
 	        "(default 64,64k,1M)\n"
 	        "  --json    also write the results as JSON to FILE\n"
@@ -624,10 +629,26 @@ remove_tmpdir(void)
 	}
 }
 
+/* A row's 64-byte throughput of this run (0: not run or no such size). */
+static double
+msgs_64(const char *name)
+{
+	struct bench_entry *e = find(name);
+	if (e == NULL || !e->ran || e->res.status != BENCH_OK) {
+		return 0;
+	}
+	for (int j = 0; j < bench_nsizes; j++) {
+		if (bench_sizes[j] == 64 && e->res.cell[j] == BENCH_CELL_OK) {
+			return e->res.msgs_s[j];
+		}
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
-	int quick = 0, list = 0, rounds = 0, touch = 0;
+	int quick = 0, list = 0, rounds = 0, touch = 0, pubsub = 0;
 	const char *only = NULL, *json = NULL, *csv = NULL, *svg = NULL;
 	static const struct option longopts[] = {
 	        {"sizes", required_argument, NULL, 's'},
@@ -639,6 +660,7 @@ main(int argc, char **argv)
 	        {"list", no_argument, NULL, 'l'},
 	        {"rounds", required_argument, NULL, 'r'},
 	        {"touch", no_argument, NULL, 't'},
+	        {"pubsub", no_argument, NULL, 'P'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -672,6 +694,9 @@ main(int argc, char **argv)
 			break;
 		case 't':
 			touch = 1;
+			break;
+		case 'P':
+			pubsub = 1;
 			break;
 		case 'r':
 			rounds = atoi(optarg);
@@ -707,7 +732,7 @@ main(int argc, char **argv)
 		if (select_rows(only) < 0) {
 			return 2;
 		}
-	} else {
+	} else if (!pubsub) {
 		for (size_t i = 0; i < nentries; i++) {
 			entries[i].ran = 1;
 		}
@@ -815,11 +840,21 @@ main(int argc, char **argv)
 	if (tty) {
 		fprintf(stderr, "\r\033[K");
 	}
-	remove_tmpdir();
-	print_table();
-	print_ratios();
-	bench_print_compare(entries, nentries);
+	size_t nran = 0;
+	for (size_t i = 0; i < nentries; i++) {
+		nran += entries[i].ran != 0;
+	}
+	if (nran > 0) {
+		print_table();
+		print_ratios();
+		bench_print_compare(entries, nentries);
+	}
 	fflush(stdout);
+	if (pubsub && !bench_interrupted) {
+		failed += bench_pubsub_run(tmpdir, quick, msgs_64("shm-zc"),
+		                           msgs_64("shm"));
+	}
+	remove_tmpdir();
 	char machine[512];
 	snprintf(machine, sizeof machine,
 	         "%s %s %s, %ld online CPUs, A on CPU %d, B on CPU %d%s",
