@@ -154,7 +154,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			break;
 		case 5:
-			ipc_fan_pub_wait(&p, &past);
+			ipc_fan_pub_wait(&p, 0, &past);
 			if (take(&s, &k, 1) && have[k % SUBS]) {
 				ipc_fan_sub_wait(&sub[k % SUBS], 0, &past);
 			}

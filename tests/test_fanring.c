@@ -519,7 +519,7 @@ run_stream(int drop, uint64_t n)
 		int r;
 		while ((r = ipc_fan_reserve(&st.p, len, &buf, &bad)) ==
 		       -EAGAIN) {
-			ipc_fan_pub_wait(&st.p, NULL);
+			ipc_fan_pub_wait(&st.p, 2000, NULL);
 		}
 		assert_int_equal(r, 0);
 		memcpy(buf, &v, 8);

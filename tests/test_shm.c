@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "ipc/ipc.h"
+#include "testutil.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1

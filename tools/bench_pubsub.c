@@ -517,9 +517,23 @@ fmt_ns(char *b, size_t n, double ns)
 	}
 }
 
+/* Is name in the comma-separated list (NULL: everything is)? */
+static int
+listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = list; p != NULL; p = strchr(p, ',')) {
+		p += *p == ',';
+		if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0')) {
+			return 1;
+		}
+	}
+	return list == NULL;
+}
+
 int
-bench_pubsub_run(const char *tmpdir, int quick, double one_to_one_64,
-                 double one_to_one_64_copy)
+bench_pubsub_run(const char *tmpdir, int quick, const char *only,
+                 double one_to_one_64, double one_to_one_64_copy)
 {
 	static const size_t sizes[] = {64, 1u << 20};
 	static const int subs[] = {1, 4, 16};
@@ -536,6 +550,9 @@ bench_pubsub_run(const char *tmpdir, int quick, double one_to_one_64,
 	for (size_t t = 0; t < 2; t++) {
 		for (const struct bench_ps_row *row = tabs[t]; row->name;
 		     row++) {
+			if (!listed(only, row->name)) {
+				continue;
+			}
 			for (size_t s = 0; s < 2; s++) {
 				for (size_t k = 0; k < 3; k++) {
 					struct cell c;

@@ -55,9 +55,10 @@ extern const struct bench_ps_ops bench_nng_ps_ops;
 extern const struct bench_ps_ops bench_iceoryx_ps_ops;
 
 /* Run the section and print its table; 0, or 1 when a cell failed.
- * one_to_one: the 64 B msg/s of libipc's shm-zc row of this run (0: not
- * run), for the fan-out ratio. */
-int bench_pubsub_run(const char *tmpdir, int quick, double one_to_one_64,
-                     double one_to_one_64_copy);
+ * only: the rows to run, comma-separated (NULL: all).  one_to_one_64 and
+ * _copy: the 64 B msg/s of libipc's shm-zc and shm rows of this run (0:
+ * not run), for the fan-out ratios. */
+int bench_pubsub_run(const char *tmpdir, int quick, const char *only,
+                     double one_to_one_64, double one_to_one_64_copy);
 
 #endif /* IPC_BENCH_PUBSUB_H */

@@ -45,7 +45,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: ipc-bench [--quick] [--rounds N] [--touch] "
-	        "[--only ROW,ROW...] [--sizes S,S...] [--pubsub]\n"
+	        "[--only ROW,ROW...] [--sizes S,S...] [--pubsub[=ROWS]]\n"
 	        "                 [--json FILE] [--csv FILE] [--svg FILE] "
 	        "[--list]\n"
 	        "  --quick   a short run (a smoke test; figures are rough)\n"
@@ -54,10 +54,12 @@ usage(FILE *f)
 	        "  --touch   senders write every payload byte, receivers "
 	        "read them all\n"
 	        "  --only    run only these rows (names as --list shows)\n"
-	        "  --pubsub  the publish/subscribe section: 1, 4 and 16 "
-	        "subscriber\n"
-	        "            processes, 64 B and 1 MiB (alone, or after the "
-	        "--only rows)\n"
+	        "  --pubsub[=ROW,ROW...]  the publish/subscribe section: 1, 4 "
+	        "and 16\n"
+	        "            subscriber processes, 64 B and 1 MiB (alone, or "
+	        "after the\n"
+	        "            --only rows); ROWs: shm,unix,tcp,zmq-ipc,nng-ipc,"
+	        "iceoryx\n"
 	        "  --sizes   throughput message sizes, up to 8, with k or M "
 	        "(default 64,64k,1M)\n"
 	        "  --json    also write the results as JSON to FILE\n"
@@ -649,6 +651,7 @@ int
 main(int argc, char **argv)
 {
 	int quick = 0, list = 0, rounds = 0, touch = 0, pubsub = 0;
+	const char *pubsub_only = NULL;
 	const char *only = NULL, *json = NULL, *csv = NULL, *svg = NULL;
 	static const struct option longopts[] = {
 	        {"sizes", required_argument, NULL, 's'},
@@ -660,7 +663,7 @@ main(int argc, char **argv)
 	        {"list", no_argument, NULL, 'l'},
 	        {"rounds", required_argument, NULL, 'r'},
 	        {"touch", no_argument, NULL, 't'},
-	        {"pubsub", no_argument, NULL, 'P'},
+	        {"pubsub", optional_argument, NULL, 'P'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -697,6 +700,7 @@ main(int argc, char **argv)
 			break;
 		case 'P':
 			pubsub = 1;
+			pubsub_only = optarg;
 			break;
 		case 'r':
 			rounds = atoi(optarg);
@@ -851,8 +855,8 @@ main(int argc, char **argv)
 	}
 	fflush(stdout);
 	if (pubsub && !bench_interrupted) {
-		failed += bench_pubsub_run(tmpdir, quick, msgs_64("shm-zc"),
-		                           msgs_64("shm"));
+		failed += bench_pubsub_run(tmpdir, quick, pubsub_only,
+		                           msgs_64("shm-zc"), msgs_64("shm"));
 	}
 	remove_tmpdir();
 	char machine[512];

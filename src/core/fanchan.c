@@ -722,10 +722,12 @@ ipc__fan_wait(ipc_channel *ch, struct ipc_fanchan *f, short events,
 	                      .tv_nsec = (long)(until % 1000000000u)};
 	int r;
 	if (f->role == IPC_PUBLISH) {
+		/* Subscribers that came or went (a dead one may be what
+		 * the publisher waits for). */
 		pthread_mutex_lock(&f->lock);
-		admin(f);
+		admin_lazy(f);
 		pthread_mutex_unlock(&f->lock);
-		r = ipc_fan_pub_wait(&f->pub, &ts);
+		r = ipc_fan_pub_wait(&f->pub, f->spin_ns, &ts);
 	} else if (atomic_load(&f->state) == ST_WAIT) {
 		struct pollfd p = {.fd = f->sock, .events = POLLIN};
 		r = poll(&p, 1, ipc__remaining_ms(&ts)) == 0 ? -ETIMEDOUT : 0;

@@ -95,6 +95,40 @@ header_ok(unsigned char *m, const struct ipc_fan_geom *g)
 	       atomic_load(U64(m, IPC_FAN_OFF_MAXSUBS)) == g->max_subs;
 }
 
+/* Poll ready(arg) for up to spin_ns (UINT64_MAX: no limit): 1 once it
+ * says yes, 0 when the time is up. */
+static int
+spin(int (*ready)(void *), void *arg, uint64_t spin_ns)
+{
+	if (spin_ns == 0) {
+		return 0;
+	}
+	uint64_t end = spin_ns == UINT64_MAX ? UINT64_MAX
+	                                     : ipc__rchan_now_ns() + spin_ns;
+	for (unsigned k = 0;; k++) {
+		if (ready(arg)) {
+			return 1;
+		}
+		ipc__cpu_relax();
+		if ((k & 63) == 63 && ipc__rchan_now_ns() >= end) {
+			return 0;
+		}
+	}
+}
+
+static int
+pub_ready(void *arg)
+{
+	long bad;
+	return ipc_fan_writable(arg, &bad);
+}
+
+static int
+sub_ready(void *arg)
+{
+	return ipc_fan_readable(arg);
+}
+
 /* ---------------------------------------------------------- publisher -- */
 
 int
@@ -287,10 +321,14 @@ ipc_fan_writable(struct ipc_fan_pub *p, long *bad)
 }
 
 int
-ipc_fan_pub_wait(struct ipc_fan_pub *p, const struct timespec *until)
+ipc_fan_pub_wait(struct ipc_fan_pub *p, uint64_t spin_ns,
+                 const struct timespec *until)
 {
 	_Atomic uint32_t *w = U32(p->mem, IPC_FAN_OFF_PWAIT);
 	long bad;
+	if (spin(pub_ready, p, spin_ns)) {
+		return 0;
+	}
 	uint32_t v = atomic_fetch_or(w, IPC_RING_SLEEP) | IPC_RING_SLEEP;
 	int r = 0;
 	if (!ipc_fan_writable(p, &bad)) {
@@ -498,18 +536,8 @@ int
 ipc_fan_sub_wait(struct ipc_fan_sub *s, uint64_t spin_ns,
                  const struct timespec *until)
 {
-	if (spin_ns > 0) {
-		uint64_t t0 = ipc__rchan_now_ns();
-		uint64_t end = spin_ns == UINT64_MAX ? UINT64_MAX : t0 + spin_ns;
-		for (unsigned k = 0;; k++) {
-			if (ipc_fan_readable(s)) {
-				return 0;
-			}
-			ipc__cpu_relax();
-			if ((k & 63) == 63 && ipc__rchan_now_ns() >= end) {
-				break;
-			}
-		}
+	if (spin(sub_ready, s, spin_ns)) {
+		return 0;
 	}
 	_Atomic uint32_t *dw = U32(s->mem, IPC_FAN_OFF_DWAIT);
 	if (atomic_exchange(U32(s->entry, IPC_FAN_E_SLEEP), 1) == 0) {

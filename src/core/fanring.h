@@ -171,10 +171,11 @@ int ipc_fan_reserve(struct ipc_fan_pub *p, size_t len, void **buf, long *bad);
 int ipc_fan_commit(struct ipc_fan_pub *p, size_t len);
 /* Would reserve succeed now (1), or return -EAGAIN (0)? */
 int ipc_fan_writable(struct ipc_fan_pub *p, long *bad);
-/* Sleep until a subscriber released something, `until` passed
- * (-ETIMEDOUT) or a spurious wake-up (0).  Re-checks after setting the
- * flag; never sleeps when writable. */
-int ipc_fan_pub_wait(struct ipc_fan_pub *p, const struct timespec *until);
+/* Spin up to spin_ns, then sleep until a subscriber released something,
+ * `until` passed (-ETIMEDOUT) or a spurious wake-up (0).  Re-checks after
+ * setting the flag; never sleeps when writable. */
+int ipc_fan_pub_wait(struct ipc_fan_pub *p, uint64_t spin_ns,
+                     const struct timespec *until);
 /* Poll support: ask subscribers for ops->notify(-1) on their next
  * release; 1 if writable already. */
 int ipc_fan_pub_arm(struct ipc_fan_pub *p, long *bad);
