@@ -499,6 +499,11 @@ sess_start(struct sess *s, peer_fn fn, void *arg, unsigned opts)
 	} else if (opts & S_PEER_CREATES) {
 		char pu[sizeof C.uri];
 		ctl_expect(s->ctl, CTL_READY);
+		if (tu_shared() != NULL && tu_shared()->allow_leftovers) {
+			/* The peer is the creator to be killed: what exists
+			 * now is its; what our side makes must still go. */
+			tu_allow_present();
+		}
 		uri_created_by(pu, sizeof pu, s->pid);
 		TU_OK(ipc_open(&s->ch, pu, flags));
 	} else {
