@@ -66,16 +66,6 @@ struct rmsg {
 	unsigned char *rbuf; /* queue rows: one unit */
 };
 
-static size_t
-largest_size(void)
-{
-	size_t m = 0;
-	for (int i = 0; i < bench_nsizes; i++) {
-		m = bench_sizes[i] > m ? bench_sizes[i] : m;
-	}
-	return m;
-}
-
 static long
 proc_long(const char *path, long def)
 {
@@ -181,8 +171,8 @@ rm_prepare(struct bench_env *e, const void *arg, char *why)
 			return bench_why(why, BENCH_FAIL, "socketpair: %s",
 			                 strerror(errno));
 		}
-		grow_buffers(st->fd[0], largest_size());
-		grow_buffers(st->fd[1], largest_size());
+		grow_buffers(st->fd[0], bench_max_size());
+		grow_buffers(st->fd[1], bench_max_size());
 		break;
 	case RAW_UDP:
 		rc = udp_pair(st->fd, why);
