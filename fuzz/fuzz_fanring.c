@@ -76,24 +76,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t k = 0;
 		long bad = -1;
 		switch (op % 8) {
-		case 0: {
-			uint8_t n = 0, buf[8];
-			if (!take(&s, &a, 2) || !take(&s, &n, 1)) {
-				break;
-			}
-			n = (uint8_t)(n % 8 + 1);
-			if (!take(&s, buf, n)) {
-				break;
-			}
+		case 0:
 			/* Mostly the header and entries, sometimes slots. */
-			size_t off = (op & 0x80) ? a % g.region
-			                         : a % g.slots_off;
-			if (off + n > g.region) {
-				off = g.region - n;
-			}
-			memcpy(mem + off, buf, n);
+			poke(&s, mem, (op & 0x80) ? g.region : g.slots_off,
+			     g.region);
 			break;
-		}
 		case 1:
 			if (take(&s, &k, 1) && have[k % SUBS]) {
 				const void *buf;

@@ -97,22 +97,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (take(&s, &op, 1)) {
 		uint16_t a = 0, b = 0;
 		switch (op % 8) {
-		case 0: {
-			uint8_t n = 0, buf[8];
-			if (!take(&s, &a, 2) || !take(&s, &n, 1)) {
-				break;
-			}
-			n = (uint8_t)(n % 8 + 1);
-			if (!take(&s, buf, n)) {
-				break;
-			}
-			size_t off = a % bytes;
-			if (off + n > bytes) {
-				off = bytes - n;
-			}
-			memcpy(mem + off, buf, n);
+		case 0:
+			poke(&s, mem, bytes, bytes);
 			break;
-		}
 		case 1:
 			if (have_c) {
 				const void *buf;

@@ -74,16 +74,7 @@ count_fds(void)
 static int
 count_dev_shm(void)
 {
-	int n = 0;
-	DIR *d = opendir("/dev/shm");
-	if (d == NULL) {
-		return 0;
-	}
-	while (readdir(d) != NULL) {
-		n++;
-	}
-	closedir(d);
-	return n;
+	return tu_count_dir("/dev/shm");
 }
 
 /* Open without IPC_CREATE, retrying while nobody serves yet. */

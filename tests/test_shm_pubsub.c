@@ -199,21 +199,6 @@ publish(ipc_channel *pub, uint64_t v)
 	assert_int_equal(r, (ssize_t)msg_len(v));
 }
 
-static int
-count_dir(const char *path)
-{
-	int n = 0;
-	DIR *d = opendir(path);
-	if (d == NULL) {
-		return 0;
-	}
-	while (readdir(d) != NULL) {
-		n++;
-	}
-	closedir(d);
-	return n;
-}
-
 /* 4 subscriber processes, 10^5 messages each, zero-copy publishing for
  * half of them. */
 static void
@@ -221,7 +206,7 @@ t_four_subscribers(void **state)
 {
 	(void)state;
 	char uri[128];
-	int fds0 = tu_fd_count(), shm0 = count_dir("/dev/shm");
+	int fds0 = tu_fd_count(), shm0 = tu_count_dir("/dev/shm");
 	mkuri(uri, sizeof(uri), "four", "?slots=256");
 	ipc_channel *pub;
 	assert_int_equal(ipc_open(&pub, uri, IPC_PUBLISH), 0);
@@ -250,7 +235,7 @@ t_four_subscribers(void **state)
 		assert_int_equal(tu_wait_ok(pid[i], 600000), 0);
 	}
 	assert_int_equal(tu_fd_count(), fds0);
-	assert_int_equal(count_dir("/dev/shm"), shm0);
+	assert_int_equal(tu_count_dir("/dev/shm"), shm0);
 	/* The name is free again. */
 	ipc_channel *ch;
 	assert_int_equal(ipc_open(&ch, uri, IPC_SUBSCRIBE), -ECONNREFUSED);

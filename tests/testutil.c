@@ -1240,3 +1240,18 @@ tu_open_retry(const char *uri, int flags, int timeout_ms)
 		usleep(1000);
 	}
 }
+
+int
+tu_count_dir(const char *path)
+{
+	int n = 0;
+	DIR *d = opendir(path);
+	if (d == NULL) {
+		return 0;
+	}
+	while (readdir(d) != NULL) {
+		n++;
+	}
+	closedir(d);
+	return n;
+}

@@ -187,6 +187,8 @@ int tu_wait_ok(pid_t pid, int timeout_ms);
  * (-ECONNREFUSED, -ENOENT), for up to timeout_ms (scaled).  NULL (the
  * error printed) on any other failure or at the limit. */
 ipc_channel *tu_open_retry(const char *uri, int flags, int timeout_ms);
+/* Entries of a directory (with . and ..), 0 when it cannot be read. */
+int tu_count_dir(const char *path);
 
 /* ------------------------------------------------------------- timing -- */
 

@@ -292,6 +292,27 @@ iox_open(struct bench_env *e, const void *arg, int server, void **ep,
 	return BENCH_OK;
 }
 
+/* A chunk for len bytes and the length word, waiting while the pool is
+ * empty: 0, or -ENOBUFS (*chunk NULL). */
+static int
+loan(iox_pub_t pub, size_t len, void **chunk)
+{
+	uint64_t deadline = bench_now_ns() + LOAN_WAIT_MS * 1000000ull;
+	for (;;) {
+		enum iox_AllocationResult r =
+		        iox_pub_loan_chunk(pub, chunk, (uint32_t)(len + HDR));
+		if (r == AllocationResult_SUCCESS) {
+			return 0;
+		}
+		*chunk = NULL;
+		if (r != AllocationResult_RUNNING_OUT_OF_CHUNKS ||
+		    bench_now_ns() > deadline) {
+			return -ENOBUFS;
+		}
+		sched_yield();
+	}
+}
+
 static int
 iox_reserve(void *ep, size_t len, void **buf)
 {
@@ -310,19 +331,8 @@ iox_reserve(void *ep, size_t len, void **buf)
 			bench_sleep_ms(1);
 		}
 	}
-	uint64_t deadline = bench_now_ns() + LOAN_WAIT_MS * 1000000ull;
-	for (;;) {
-		enum iox_AllocationResult r = iox_pub_loan_chunk(
-		        p->pub, &p->loan, (uint32_t)(len + HDR));
-		if (r == AllocationResult_SUCCESS) {
-			break;
-		}
-		p->loan = NULL;
-		if (r != AllocationResult_RUNNING_OUT_OF_CHUNKS ||
-		    bench_now_ns() > deadline) {
-			return -ENOBUFS;
-		}
-		sched_yield();
+	if (loan(p->pub, len, &p->loan) < 0) {
+		return -ENOBUFS;
 	}
 	*buf = (unsigned char *)p->loan + HDR;
 	return 0;
@@ -521,24 +531,14 @@ static int
 ips_publish(void *ep, const void *hdr, size_t hdr_len, size_t len)
 {
 	struct ips *p = ep;
-	void *loan;
-	uint64_t deadline = bench_now_ns() + LOAN_WAIT_MS * 1000000ull;
-	for (;;) {
-		enum iox_AllocationResult r = iox_pub_loan_chunk(
-		        p->pub, &loan, (uint32_t)(len + HDR));
-		if (r == AllocationResult_SUCCESS) {
-			break;
-		}
-		if (r != AllocationResult_RUNNING_OUT_OF_CHUNKS ||
-		    bench_now_ns() > deadline) {
-			return -ENOBUFS;
-		}
-		sched_yield();
+	void *chunk;
+	if (loan(p->pub, len, &chunk) < 0) {
+		return -ENOBUFS;
 	}
 	uint64_t l = len;
-	memcpy(loan, &l, HDR);
-	memcpy((unsigned char *)loan + HDR, hdr, hdr_len);
-	iox_pub_publish_chunk(p->pub, loan);
+	memcpy(chunk, &l, HDR);
+	memcpy((unsigned char *)chunk + HDR, hdr, hdr_len);
+	iox_pub_publish_chunk(p->pub, chunk);
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 
 #include "bench.h"
 #include "bench_peers.h"
+#include "bench_pubsub.h"
 
 #define DIAL_TRIES 5000 /* x 1 ms */
 
@@ -26,6 +27,23 @@ static void
 pair_url(const struct bench_env *e, char *buf, size_t n)
 {
 	snprintf(buf, n, "ipc://%s/%s.nng", e->dir, e->token);
+}
+
+int
+bench_nng_attach(nng_socket sock, const char *url, int listener)
+{
+	int rv = NNG_ECONNREFUSED;
+	if (listener) {
+		return nng_listen(sock, url, NULL, 0);
+	}
+	for (int i = 0; i < DIAL_TRIES; i++) {
+		rv = nng_dial(sock, url, NULL, 0);
+		if (rv != NNG_ECONNREFUSED && rv != NNG_ENOENT) {
+			break;
+		}
+		bench_sleep_ms(1);
+	}
+	return rv;
 }
 
 static int
@@ -46,17 +64,7 @@ n_open(struct bench_env *e, const void *arg, int server, void **ep, char *why)
 	}
 	/* The default limit (1 MiB) is below our largest message. */
 	nng_socket_set_size(n->sock, NNG_OPT_RECVMAXSZ, 0);
-	if (server) {
-		rv = nng_listen(n->sock, url, NULL, 0);
-	} else {
-		for (int i = 0; i < DIAL_TRIES; i++) {
-			rv = nng_dial(n->sock, url, NULL, 0);
-			if (rv != NNG_ECONNREFUSED && rv != NNG_ENOENT) {
-				break;
-			}
-			bench_sleep_ms(1);
-		}
-	}
+	rv = bench_nng_attach(n->sock, url, server);
 	if (rv != 0) {
 		nng_close(n->sock);
 		free(n);

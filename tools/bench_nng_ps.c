@@ -38,16 +38,8 @@ nps_open(struct bench_ps_env *e, int pub, void **ep, char *why)
 		nng_socket_set_size(n->sock, NNG_OPT_RECVMAXSZ, 0);
 		rv = nng_socket_set(n->sock, NNG_OPT_SUB_SUBSCRIBE, "", 0);
 	}
-	if (rv == 0 && pub) {
-		rv = nng_listen(n->sock, url, NULL, 0);
-	} else if (rv == 0) {
-		for (int i = 0; i < 10000; i++) {
-			rv = nng_dial(n->sock, url, NULL, 0);
-			if (rv != NNG_ECONNREFUSED && rv != NNG_ENOENT) {
-				break;
-			}
-			bench_sleep_ms(1);
-		}
+	if (rv == 0) {
+		rv = bench_nng_attach(n->sock, url, pub);
 	}
 	if (rv != 0) {
 		nng_close(n->sock);

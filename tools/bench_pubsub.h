@@ -54,6 +54,12 @@ extern const struct bench_ps_ops bench_zmq_ps_ops;
 extern const struct bench_ps_ops bench_nng_ps_ops;
 extern const struct bench_ps_ops bench_iceoryx_ps_ops;
 
+#ifdef NNG_MAXADDRLEN
+/* bench_nng.c: listen on url, or dial it, retrying a few seconds while
+ * nobody listens yet.  0 or an nng error. */
+int bench_nng_attach(nng_socket sock, const char *url, int listener);
+#endif
+
 /* Run the section and print its table; 0, or 1 when a cell failed.
  * only: the rows to run, comma-separated (NULL: all).  one_to_one_64 and
  * _copy: the 64 B msg/s of libipc's shm-zc and shm rows of this run (0:
