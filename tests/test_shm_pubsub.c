@@ -8,6 +8,7 @@
  *    contract's second, and every slot is written again afterwards while
  *    another subscriber reads everything;
  *  - history=N for a late joiner; slow=drop counts what it lost;
+ *  - 48 subscribers (no 32-bit mask: the limit is subs=);
  *  - a hostile segment: a subscriber's cursor scribbled on (the publisher
  *    evicts it and goes on) and a head scribbled on (the subscriber fails
  *    with -EPROTO);
@@ -465,6 +466,37 @@ t_hostile_segment(void **state)
 	ipc_close(pub);
 }
 
+/* More subscribers than a 32-bit mask would hold: the limit is subs=. */
+static void
+t_many_subscribers(void **state)
+{
+	(void)state;
+	enum { N = 48 };
+	char uri[128];
+	mkuri(uri, sizeof(uri), "many", "?subs=48&slots=16");
+	ipc_channel *pub, *sub[N + 1];
+	unsigned char buf[256];
+	assert_int_equal(ipc_open(&pub, uri, IPC_PUBLISH), 0);
+	for (int i = 0; i <= N; i++) {
+		assert_int_equal(ipc_open(&sub[i], uri, IPC_SUBSCRIBE), 0);
+	}
+	wait_subscribers(pub, N);
+	assert_int_equal(ipc_recv(sub[N], buf, sizeof(buf), 0), -EUSERS);
+	ipc_close(sub[N]);
+	for (uint64_t v = 0; v < 10; v++) {
+		publish(pub, v);
+	}
+	for (int i = 0; i < N; i++) {
+		for (uint64_t v = 0; v < 10; v++) {
+			ssize_t n = ipc_recv(sub[i], buf, sizeof(buf), 0);
+			assert_true(n > 0 && check(buf, (size_t)n, v));
+		}
+		ipc_close(sub[i]);
+	}
+	wait_subscribers(pub, 0);
+	ipc_close(pub);
+}
+
 /* Options: wrong combinations are refused with a reason. */
 static void
 t_options(void **state)
@@ -508,6 +540,7 @@ main(void)
 	        cmocka_unit_test(t_history),
 	        cmocka_unit_test(t_drop),
 	        cmocka_unit_test(t_hostile_segment),
+	        cmocka_unit_test(t_many_subscribers),
 	        cmocka_unit_test(t_kill_holder),
 	        cmocka_unit_test(t_four_subscribers),
 	};

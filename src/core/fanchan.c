@@ -629,6 +629,22 @@ pub_gone(struct ipc_fanchan *f)
 	return 0;
 }
 
+/* pub_gone() at most every IPC_FANCHAN_LAZY_MS: a subscriber that finds
+ * nothing makes no system call for it. */
+static int
+pub_gone_lazy(struct ipc_fanchan *f)
+{
+	uint64_t now = ipc__rchan_now_ns();
+	if (atomic_load(&f->dead)) {
+		return 1;
+	}
+	if (now - f->checked_ns < (uint64_t)IPC_FANCHAN_LAZY_MS * 1000000u) {
+		return 0;
+	}
+	f->checked_ns = now;
+	return pub_gone(f);
+}
+
 int
 ipc__fan_acquire(ipc_channel *ch, struct ipc_fanchan *f, const void **buf,
                  size_t *len)
@@ -642,7 +658,7 @@ ipc__fan_acquire(ipc_channel *ch, struct ipc_fanchan *f, const void **buf,
 		return 0;
 	}
 	if (r == -EAGAIN) {
-		if (pub_gone(f)) {
+		if (pub_gone_lazy(f)) {
 			r = ipc_fan_acquire(&f->sub, buf, len);
 			if (r != -EAGAIN) {
 				return r == 0 ? 0
@@ -731,10 +747,14 @@ ipc__fan_wait(ipc_channel *ch, struct ipc_fanchan *f, short events,
 	} else if (atomic_load(&f->state) == ST_WAIT) {
 		struct pollfd p = {.fd = f->sock, .events = POLLIN};
 		r = poll(&p, 1, ipc__remaining_ms(&ts)) == 0 ? -ETIMEDOUT : 0;
-	} else if (atomic_load(&f->state) == ST_FAILED || pub_gone(f)) {
+	} else if (atomic_load(&f->state) == ST_FAILED ||
+	           atomic_load(&f->dead)) {
 		return 0;
 	} else {
 		r = ipc_fan_sub_wait(&f->sub, f->spin_ns, &ts);
+		if (r == -ETIMEDOUT && pub_gone(f)) {
+			return 0; /* the next acquire says -EPIPE */
+		}
 	}
 	(void)ch;
 	return r == -ETIMEDOUT && until >= dl ? -ETIMEDOUT : 0;
