@@ -55,6 +55,7 @@
 #define BIG 20000 /* above a pipe's atomic write and mq's message size */
 
 static const char *g_tmpl;
+static int g_heap = 1; /* compare the heap in use (see main) */
 static char g_dir[128];
 static char g_token[64];
 
@@ -345,7 +346,7 @@ compare(const struct snap *before, const char *dir)
 		tu_fd_describe(d, sizeof d);
 		report_fail("%d descriptors before, %d after (%s)", before->fds,
 		            after.fds, d);
-	} else if (after.heap != before->heap) {
+	} else if (g_heap && after.heap != before->heap) {
 		report_fail("%zu bytes of heap in use before, %zu after",
 		            before->heap, after.heap);
 	} else {
@@ -455,43 +456,34 @@ run_child(struct job *j, char *why, size_t n)
 	return -1;
 }
 
-/* file:line of each site, from addr2line when it is there. */
+/* file:line of a site (with the lines it was inlined into), from
+ * addr2line when it is there. */
 static void
-resolve(void **sites, size_t n, char (*where)[96])
+resolve(void *site, char *where, size_t n)
 {
-	char cmd[64 + 20 * 64];
+	char cmd[160], line[256];
 	Dl_info di;
+	uintptr_t a = (uintptr_t)site - 1;
 
-	for (size_t i = 0; i < n; i++) {
-		snprintf(where[i], 96, "%p", sites[i]);
+	snprintf(where, n, "%p", site);
+	if (dladdr(site, &di) != 0) {
+		a -= (uintptr_t)di.dli_fbase;
 	}
-	for (size_t i0 = 0; i0 < n; i0 += 64) {
-		size_t k = n - i0 < 64 ? n - i0 : 64;
-		int o = snprintf(cmd, sizeof cmd,
-		                 "addr2line -s -e /proc/%d/exe 2>/dev/null",
-		                 (int)getpid());
-		for (size_t i = 0; i < k; i++) {
-			uintptr_t a = (uintptr_t)sites[i0 + i] - 1;
-			if (dladdr(sites[i0 + i], &di) != 0) {
-				a -= (uintptr_t)di.dli_fbase;
-			}
-			o += snprintf(cmd + o, sizeof cmd - (size_t)o, " %#lx",
-			              (unsigned long)a);
+	snprintf(cmd, sizeof cmd,
+	         "addr2line -i -s -e /proc/%d/exe %#lx 2>/dev/null",
+	         (int)getpid(), (unsigned long)a);
+	FILE *p = popen(cmd, "r");
+	size_t o = 0;
+	while (p != NULL && fgets(line, sizeof line, p) != NULL && o < n) {
+		line[strcspn(line, " \n")] = '\0';
+		if (line[0] == '?') {
+			break;
 		}
-		FILE *p = popen(cmd, "r");
-		char line[256];
-		for (size_t i = 0; p != NULL && i < k &&
-		                   fgets(line, sizeof line, p) != NULL;
-		     i++) {
-			line[strcspn(line, " \n")] = '\0';
-			line[95] = '\0';
-			if (line[0] != '?') {
-				snprintf(where[i0 + i], 96, "%.95s", line);
-			}
-		}
-		if (p != NULL) {
-			pclose(p);
-		}
+		o += (size_t)snprintf(where + o, n - o, "%s%s",
+		                      o == 0 ? "" : "<", line);
+	}
+	if (p != NULL) {
+		pclose(p);
 	}
 }
 
@@ -510,13 +502,11 @@ test_faults(void **state)
 	}
 	size_t n = g_sh->nsites < MAX_SITES ? g_sh->nsites : MAX_SITES;
 	static struct ipc_fault_site sites[MAX_SITES];
-	static void *addrs[MAX_SITES];
-	static char where[MAX_SITES][96];
+	static char where[MAX_SITES][128];
 	memcpy(sites, g_sh->sites, n * sizeof *sites);
 	for (size_t i = 0; i < n; i++) {
-		addrs[i] = sites[i].site;
+		resolve(sites[i].site, where[i], sizeof where[i]);
 	}
-	resolve(addrs, n, where);
 
 	size_t with = 0, armed = 0, injected = 0, failures = 0;
 	unsigned kinds_seen = 0;
@@ -525,7 +515,7 @@ test_faults(void **state)
 		if (f != 0) {
 			with++;
 		}
-		printf("site %-28s %-16s %6lu calls  faults:", where[i],
+		printf("site %-40s %-16s %6lu calls  faults:", where[i],
 		       sites[i].fn, sites[i].hits);
 		for (unsigned b = 1; b < 1u << IPC_FAULT_NKINDS; b <<= 1) {
 			if (f & b) {
@@ -547,12 +537,19 @@ test_faults(void **state)
 				injected++;
 				kinds_seen |= b;
 			}
-			const char *bad = rc < 0 ? why
-			                  : rc == 2 ? "the clean warm-up failed"
-			                  : g_sh->rep.failed ? g_sh->rep.msg
-			                                     : NULL;
-			if (rc == 2 && g_sh->rep.failed) {
+			char ex[64];
+			const char *bad = NULL;
+			if (rc < 0) {
+				bad = why;
+			} else if (g_sh->rep.failed) {
 				bad = g_sh->rep.msg;
+			} else if (rc == 2) {
+				bad = "the clean warm-up failed";
+			} else if (rc != 0) {
+				/* LeakSanitizer's exit code, for one */
+				snprintf(ex, sizeof ex, "the child exited with %d",
+				         rc);
+				bad = ex;
 			}
 			if (bad != NULL) {
 				failures++;
@@ -593,6 +590,16 @@ main(int argc, char **argv)
 		execv("/proc/self/exe", argv);
 		perror("execv /proc/self/exe");
 		return 1;
+	}
+	/* OpenSSL, libnats and sd-bus keep memory of their own (caches,
+	 * per-thread state) that moves between runs: there, leaks are left
+	 * to the ASan build (LeakSanitizer checks every child at exit). */
+	if (strncmp(g_tmpl, "tls+", 4) == 0 || strncmp(g_tmpl, "nats:", 5) == 0 ||
+	    strncmp(g_tmpl, "dbus:", 5) == 0) {
+		g_heap = 0;
+		printf("note: the heap in use is not compared over %s (a "
+		       "library of its own keeps memory)\n",
+		       g_tmpl);
 	}
 	if (!tu_isolate_ipc(&why)) {
 		printf("note: %s; System V objects are not checked\n", why);

@@ -282,7 +282,7 @@ ipc__fi_open(const char *p, int fl, ...)
 	if (watched(ra)) {
 		struct stat st;
 		unsigned f = F_NEWFD | (fl & O_CREAT ? F_ENOSPC : 0);
-		if (!(fl & O_NONBLOCK) && stat(p, &st) == 0 &&
+		if (!(fl & (O_NONBLOCK | O_PATH)) && stat(p, &st) == 0 &&
 		    S_ISFIFO(st.st_mode)) {
 			f |= F_EINTR;
 		}
@@ -308,7 +308,8 @@ ipc__fi_openat(int d, const char *p, int fl, ...)
 	if (watched(ra)) {
 		struct stat st;
 		unsigned f = F_NEWFD | (fl & O_CREAT ? F_ENOSPC : 0);
-		if (!(fl & O_NONBLOCK) && fstatat(d, p, &st, 0) == 0 &&
+		if (!(fl & (O_NONBLOCK | O_PATH)) &&
+		    fstatat(d, p, &st, 0) == 0 &&
 		    S_ISFIFO(st.st_mode)) {
 			f |= F_EINTR;
 		}
@@ -341,7 +342,7 @@ ipc__fi_mmap(void *a, size_t n, int pr, int fl, int fd, off_t o)
 int
 ipc__fi_ftruncate(int fd, off_t n)
 {
-	SIMPLE(-1, ftruncate(fd, n), F_EINTR | F_ENOSPC);
+	SIMPLE(-1, ftruncate(fd, n), F_ENOSPC); /* EINTR: not on tmpfs */
 }
 
 int
@@ -408,8 +409,16 @@ ipc__fi_connect(int fd, const struct sockaddr *a, socklen_t n)
 {
 	void *ra = RA;
 	if (watched(ra)) {
+		/* EAGAIN: a full backlog of a Unix stream or seqpacket
+		 * listener (a datagram connect only records the address). */
+		int type = 0;
+		socklen_t tl = sizeof type;
+		getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl);
 		unsigned f = nonblocking(fd)
-		                     ? (a->sa_family == AF_UNIX ? F_EAGAIN : 0)
+		                     ? (a->sa_family == AF_UNIX &&
+		                                        type != SOCK_DGRAM
+		                                ? F_EAGAIN
+		                                : 0)
 		                     : F_EINTR;
 		f = hit(ra, "connect", f);
 		if (f != 0) {
@@ -623,34 +632,68 @@ ipc__fi_syscall(long nr, ...)
 	return syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
+/* The sets this process has an undo structure for: the kernel allocates
+ * one at the first SEM_UNDO operation on a set, and only then can that
+ * fail for lack of memory. */
+static int g_undo[64];
+static size_t g_nundo;
+
+static int
+has_undo(int id)
+{
+	for (size_t i = 0; i < g_nundo; i++) {
+		if (g_undo[i] == id) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* What a semaphore operation may meet: EINTR where it may block, ENOMEM
- * where it records an undo. */
+ * where it makes the undo structure. */
 static unsigned
-sem_faults(const struct sembuf *s, size_t n)
+sem_faults(int id, const struct sembuf *s, size_t n)
 {
 	unsigned f = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (!(s[i].sem_flg & IPC_NOWAIT) && s[i].sem_op <= 0) {
 			f |= F_EINTR;
 		}
-		if (s[i].sem_flg & SEM_UNDO) {
+		if ((s[i].sem_flg & SEM_UNDO) && !has_undo(id)) {
 			f |= F_ENOMEM;
 		}
 	}
 	return f;
 }
 
+static int
+sem_done(int id, const struct sembuf *s, size_t n, int r)
+{
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (s[i].sem_flg & SEM_UNDO) {
+			pthread_mutex_lock(&g_lock);
+			if (!has_undo(id) && g_nundo < 64) {
+				g_undo[g_nundo++] = id;
+			}
+			pthread_mutex_unlock(&g_lock);
+			break;
+		}
+	}
+	return r;
+}
+
 int
 ipc__fi_semop(int id, struct sembuf *s, size_t n)
 {
-	SIMPLE(-1, semop(id, s, n), sem_faults(s, n));
+	SIMPLE(-1, sem_done(id, s, n, semop(id, s, n)), sem_faults(id, s, n));
 }
 
 int
 ipc__fi_semtimedop(int id, struct sembuf *s, size_t n,
                    const struct timespec *t)
 {
-	SIMPLE(-1, semtimedop(id, s, n, t), sem_faults(s, n));
+	SIMPLE(-1, sem_done(id, s, n, semtimedop(id, s, n, t)),
+	       sem_faults(id, s, n));
 }
 
 int
