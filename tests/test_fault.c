@@ -275,25 +275,12 @@ scenario(struct run *r)
 static void
 expand(char *out, size_t n, int child)
 {
-	char sub[200];
-	size_t o = 0;
+	char sub[200], name[100];
 
 	snprintf(sub, sizeof sub, "%s/%d", g_dir, child);
 	mkdir(sub, 0700);
-	for (const char *p = g_tmpl; *p != '\0' && o + 1 < n; p++) {
-		int k = 0;
-		if (p[0] == '%' && p[1] == 's') {
-			k = snprintf(out + o, n - o, "%s-%d", g_token, child);
-		} else if (p[0] == '%' && p[1] == 'd') {
-			k = snprintf(out + o, n - o, "%s", sub);
-		} else {
-			out[o++] = *p;
-			continue;
-		}
-		o += (size_t)k < n - o ? (size_t)k : n - o - 1;
-		p++;
-	}
-	out[o] = '\0';
+	snprintf(name, sizeof name, "%s-%d", g_token, child);
+	tu_expand(out, n, g_tmpl, name, sub);
 }
 
 static void

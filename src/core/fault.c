@@ -268,28 +268,41 @@ iov_half(const struct iovec *v, size_t n, struct iovec *out)
 
 /* ------------------------------------------------------------ wrappers -- */
 
+/* open and openat: a new descriptor, ENOSPC where a file is made, EINTR
+ * where a FIFO's open waits for the other end. */
+static int
+open_fault(void *ra, const char *fn, int d, const char *p, int fl)
+{
+	struct stat st;
+	unsigned f = F_NEWFD | (fl & O_CREAT ? F_ENOSPC : 0);
+
+	if (!(fl & (O_NONBLOCK | O_PATH)) && fstatat(d, p, &st, 0) == 0 &&
+	    S_ISFIFO(st.st_mode)) {
+		f |= F_EINTR;
+	}
+	return (int)ipc__fault_errno(hit(ra, fn, f));
+}
+
+#define OPEN_MODE(fl, m)                                                      \
+	do {                                                                  \
+		if ((fl) & (O_CREAT | __O_TMPFILE)) {                         \
+			va_list ap;                                           \
+			va_start(ap, fl);                                     \
+			m = (mode_t)va_arg(ap, int);                          \
+			va_end(ap);                                           \
+		}                                                             \
+	} while (0)
+
 int
 ipc__fi_open(const char *p, int fl, ...)
 {
 	mode_t m = 0;
-	if (fl & (O_CREAT | __O_TMPFILE)) {
-		va_list ap;
-		va_start(ap, fl);
-		m = (mode_t)va_arg(ap, int);
-		va_end(ap);
-	}
+	OPEN_MODE(fl, m);
 	void *ra = RA;
-	if (watched(ra)) {
-		struct stat st;
-		unsigned f = F_NEWFD | (fl & O_CREAT ? F_ENOSPC : 0);
-		if (!(fl & (O_NONBLOCK | O_PATH)) && stat(p, &st) == 0 &&
-		    S_ISFIFO(st.st_mode)) {
-			f |= F_EINTR;
-		}
-		f = hit(ra, "open", f);
-		if (f != 0) {
-			FAIL_WITH(f, -1);
-		}
+	int e = watched(ra) ? open_fault(ra, "open", AT_FDCWD, p, fl) : 0;
+	if (e != 0) {
+		errno = e;
+		return -1;
 	}
 	return open(p, fl, m);
 }
@@ -298,25 +311,12 @@ int
 ipc__fi_openat(int d, const char *p, int fl, ...)
 {
 	mode_t m = 0;
-	if (fl & (O_CREAT | __O_TMPFILE)) {
-		va_list ap;
-		va_start(ap, fl);
-		m = (mode_t)va_arg(ap, int);
-		va_end(ap);
-	}
+	OPEN_MODE(fl, m);
 	void *ra = RA;
-	if (watched(ra)) {
-		struct stat st;
-		unsigned f = F_NEWFD | (fl & O_CREAT ? F_ENOSPC : 0);
-		if (!(fl & (O_NONBLOCK | O_PATH)) &&
-		    fstatat(d, p, &st, 0) == 0 &&
-		    S_ISFIFO(st.st_mode)) {
-			f |= F_EINTR;
-		}
-		f = hit(ra, "openat", f);
-		if (f != 0) {
-			FAIL_WITH(f, -1);
-		}
+	int e = watched(ra) ? open_fault(ra, "openat", d, p, fl) : 0;
+	if (e != 0) {
+		errno = e;
+		return -1;
 	}
 	return openat(d, p, fl, m);
 }
