@@ -235,7 +235,9 @@ on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *e)
 		return 0; /* malformed: not from the bus driver */
 	}
 	if (p->peer != NULL && strcmp(name, p->peer) == 0 && new[0] == '\0') {
-		set_why(p, "peer %s left the bus", p->peer);
+		set_why(p, "the peer closed the channel or exited (%s left "
+		        "the bus)",
+		        p->peer);
 		p->gone = 1;
 	}
 	return 0;
@@ -249,7 +251,9 @@ on_has_owner(sd_bus_message *m, void *userdata, sd_bus_error *e)
 
 	if (sd_bus_message_is_method_error(m, NULL) ||
 	    sd_bus_message_read(m, "b", &has) < 0 || !has) {
-		set_why(p, "peer %s left the bus", p->peer);
+		set_why(p, "the peer closed the channel or exited (%s left "
+		        "the bus)",
+		        p->peer);
 		p->gone = 1;
 	}
 	return 0;

@@ -663,10 +663,7 @@ fl_recv(ipc_channel *ch, void *buf, size_t cap)
 		return -EAGAIN;
 	}
 	if (h.len > cap) {
-		return ipc__err(-EMSGSIZE, ch->uri,
-		                "message of %u bytes does not fit the "
-		                "%zu-byte buffer (it stays queued)",
-		                h.len, cap);
+		return ipc__err_msgsize(ch->uri, h.len, cap);
 	}
 	memcpy(buf, s->buf, h.len);
 	d->off += REC_HDR + h.len + REC_TRAILER;

@@ -436,7 +436,7 @@ inp_send(ipc_channel *ch, const void *buf, size_t len)
 	if (err < 0) {
 		free(m);
 		if (err == -EPIPE) {
-			return ipc__err(err, ch->uri, "the peer closed");
+			return ipc__err_peer(ch->uri, "send", IPC_PEER_CLOSED);
 		}
 		return err;
 	}
@@ -452,7 +452,7 @@ inp_recv(ipc_channel *ch, void *buf, size_t cap)
 	int err = q_pop(q_in(ch), e->pair, cap, &m, &len);
 
 	if (err == -EPIPE) {
-		return ipc__err(err, ch->uri, "the peer closed");
+		return ipc__err_peer(ch->uri, "recv", IPC_PEER_CLOSED);
 	}
 	if (err == -EMSGSIZE) {
 		return ipc__err_msgsize(ch->uri, len, cap);
@@ -488,7 +488,7 @@ inp_reserve(ipc_channel *ch, size_t len, void **buf)
 	}
 	pthread_mutex_unlock(&q->mu);
 	if (err == -EPIPE) {
-		return ipc__err(err, ch->uri, "the peer closed");
+		return ipc__err_peer(ch->uri, "reserve", IPC_PEER_CLOSED);
 	}
 	if (err < 0) {
 		return err;
@@ -525,7 +525,7 @@ inp_commit(ipc_channel *ch, size_t len)
 	e->res = NULL;
 	if (err < 0) {
 		free(m);
-		return ipc__err(err, ch->uri, "the peer closed");
+		return ipc__err_peer(ch->uri, "commit", IPC_PEER_CLOSED);
 	}
 	return 0;
 }
@@ -543,7 +543,7 @@ inp_acquire(ipc_channel *ch, const void **buf, size_t *len)
 
 	err = q_pop(q_in(ch), e->pair, SIZE_MAX, &e->acq, &need);
 	if (err == -EPIPE) {
-		return ipc__err(err, ch->uri, "the peer closed");
+		return ipc__err_peer(ch->uri, "acquire", IPC_PEER_CLOSED);
 	}
 	if (err < 0) {
 		return err;

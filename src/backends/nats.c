@@ -1283,17 +1283,20 @@ nats_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 }
 
 static ssize_t
-peer_end(struct nats_ch *p)
+peer_end(struct nats_ch *p, const char *what)
 {
 	if (p->fail < 0) {
 		return ipc__err(p->fail, p->uri,
-		                "the connection to the NATS servers closed");
+		                "%s: the connection to the NATS servers closed",
+		                what);
 	}
 	if (p->peer_closed) {
-		return ipc__err(-EPIPE, p->uri, "peer closed the channel");
+		return ipc__err_peer(p->uri, what, IPC_PEER_CLOSED);
 	}
-	return ipc__err(-EPIPE, p->uri, "peer died: no heartbeat for %d ms",
-	                p->dead_ms);
+	return ipc__err(-EPIPE, p->uri,
+	                "%s: the peer died without closing the channel (no "
+	                "heartbeat for %d ms)",
+	                what, p->dead_ms);
 }
 
 static ssize_t
@@ -1306,7 +1309,7 @@ nats_send(ipc_channel *ch, const void *buf, size_t len)
 
 	pthread_mutex_lock(&p->mu);
 	if (p->fail < 0 || p->peer_closed || p->peer_dead) {
-		r = peer_end(p);
+		r = peer_end(p, "send");
 		goto out;
 	}
 	if (!tx_ready(p)) {
@@ -1381,7 +1384,7 @@ nats_recv(ipc_channel *ch, void *buf, size_t cap)
 		}
 		r = (ssize_t)n;
 	} else if (rx_ready(p)) {
-		r = peer_end(p);
+		r = peer_end(p, "recv");
 	} else {
 		r = -EAGAIN;
 	}

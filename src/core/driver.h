@@ -139,6 +139,15 @@ int ipc__err(int err, const char *uri, const char *fmt, ...)
  * gives, "URI: recv: message of N bytes does not fit the C-byte buffer:
  * it stays queued, needs N bytes". */
 int ipc__err_msgsize(const char *uri, size_t need, size_t cap);
+/* -EPIPE for a peer that is gone, in the one text every driver gives:
+ * "URI: WHAT: the peer closed the channel", or where the driver saw it go
+ * without closing (no close record, heartbeats stopped) "URI: WHAT: the
+ * peer died without closing the channel" (DESIGN.md 3: both are -EPIPE;
+ * the text tells a crash from a close); where the driver cannot tell
+ * (a stream's end of file), "the peer closed the channel or exited".
+ * what: "recv", "send", ... */
+enum ipc_peer_end { IPC_PEER_CLOSED, IPC_PEER_DIED, IPC_PEER_EITHER };
+int ipc__err_peer(const char *uri, const char *what, enum ipc_peer_end how);
 /* Same, appending ": strerror(-err)". */
 int ipc__errno(int err, const char *uri, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));

@@ -442,24 +442,37 @@ ipc__fi_accept4(int fd, struct sockaddr *a, socklen_t *n, int fl)
 	       F_NEWFD | F_ENOBUFS | (nonblocking(fd) ? F_EAGAIN : F_EINTR));
 }
 
+/* sendmsg and recvmsg: the fault due now; for a short one, h becomes the
+ * same message with half its bytes (over v). */
+static unsigned
+msg_fault(void *ra, const char *fn, int fd, const struct msghdr *m, int fl,
+          int writing, struct msghdr *h, struct iovec *v)
+{
+	if (!watched(ra)) {
+		return 0;
+	}
+	size_t len = iov_total(m->msg_iov, m->msg_iovlen);
+	unsigned f = hit(ra, fn, io_faults(fd, fl & MSG_DONTWAIT, writing, len));
+	if (f == F_SHORT) {
+		*h = *m;
+		h->msg_iov = v;
+		h->msg_iovlen = iov_half(m->msg_iov, m->msg_iovlen, v);
+	}
+	return f;
+}
+
 ssize_t
 ipc__fi_sendmsg(int fd, const struct msghdr *m, int fl)
 {
-	void *ra = RA;
-	if (watched(ra)) {
-		size_t len = iov_total(m->msg_iov, m->msg_iovlen);
-		unsigned f = hit(ra, "sendmsg",
-		                 io_faults(fd, fl & MSG_DONTWAIT, 1, len));
-		if (f == F_SHORT) {
-			struct iovec v[64];
-			struct msghdr h = *m;
-			h.msg_iov = v;
-			h.msg_iovlen = iov_half(m->msg_iov, m->msg_iovlen, v);
-			return sendmsg(fd, &h, fl);
-		}
-		if (f != 0) {
-			FAIL_WITH(f, -1);
-		}
+	struct iovec v[64];
+	struct msghdr h;
+	unsigned f = msg_fault(RA, "sendmsg", fd, m, fl, 1, &h, v);
+
+	if (f == F_SHORT) {
+		return sendmsg(fd, &h, fl);
+	}
+	if (f != 0) {
+		FAIL_WITH(f, -1);
 	}
 	return sendmsg(fd, m, fl);
 }
@@ -467,25 +480,19 @@ ipc__fi_sendmsg(int fd, const struct msghdr *m, int fl)
 ssize_t
 ipc__fi_recvmsg(int fd, struct msghdr *m, int fl)
 {
-	void *ra = RA;
-	if (watched(ra)) {
-		size_t len = iov_total(m->msg_iov, m->msg_iovlen);
-		unsigned f = hit(ra, "recvmsg",
-		                 io_faults(fd, fl & MSG_DONTWAIT, 0, len));
-		if (f == F_SHORT) {
-			struct iovec v[64];
-			struct msghdr h = *m;
-			h.msg_iov = v;
-			h.msg_iovlen = iov_half(m->msg_iov, m->msg_iovlen, v);
-			ssize_t r = recvmsg(fd, &h, fl);
-			m->msg_namelen = h.msg_namelen;
-			m->msg_controllen = h.msg_controllen;
-			m->msg_flags = h.msg_flags;
-			return r;
-		}
-		if (f != 0) {
-			FAIL_WITH(f, -1);
-		}
+	struct iovec v[64];
+	struct msghdr h;
+	unsigned f = msg_fault(RA, "recvmsg", fd, m, fl, 0, &h, v);
+
+	if (f == F_SHORT) {
+		ssize_t r = recvmsg(fd, &h, fl);
+		m->msg_namelen = h.msg_namelen;
+		m->msg_controllen = h.msg_controllen;
+		m->msg_flags = h.msg_flags;
+		return r;
+	}
+	if (f != 0) {
+		FAIL_WITH(f, -1);
 	}
 	return recvmsg(fd, m, fl);
 }

@@ -155,7 +155,7 @@ tx_fail(ipc_channel *ch, struct ipc_rchan *c, int r, size_t len)
 		}
 		return -EAGAIN;
 	case -EPIPE:
-		return ipc__err(-EPIPE, ch->uri, "the peer closed");
+		return ipc__err_peer(ch->uri, "send", IPC_PEER_CLOSED);
 	case -EMSGSIZE:
 		return ipc__err(-EMSGSIZE, ch->uri,
 		                "message of %zu bytes exceeds the ring's "
@@ -226,7 +226,7 @@ rx_fail(ipc_channel *ch, struct ipc_rchan *c, int r)
 		}
 		return -EAGAIN;
 	case -EPIPE:
-		return ipc__err(-EPIPE, ch->uri, "the peer closed");
+		return ipc__err_peer(ch->uri, "recv", IPC_PEER_CLOSED);
 	case -EPROTO:
 		return ipc__err(-EPROTO, ch->uri,
 		                "the peer corrupted the shared ring");
