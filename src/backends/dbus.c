@@ -58,6 +58,7 @@
 #define WIN_BYTES  (8u << 20)  /* bytes in flight, at least one message */
 #define RX_MAXMSGS 1100        /* > the largest window, for hostile peers */
 #define PUMP_MAX   4096        /* sd_bus_process rounds per call */
+#define CLOSE_SYNC_US (10u * 1000000u) /* close's wait for the daemon */
 
 static const struct ipc_optspec dbus_opts[] = {
         {"address", IPC_OPT_STR, 0, 0, NULL,
@@ -993,6 +994,23 @@ dbus_recv(ipc_channel *ch, void *buf, size_t cap)
 	return r;
 }
 
+/* One call answered by the bus daemon (bounded: a stalled daemon delays
+ * close by CLOSE_SYNC_US at most). */
+static void
+bus_round_trip(struct dbus_ch *p)
+{
+	sd_bus_message *m = NULL, *reply = NULL;
+
+	if (sd_bus_message_new_method_call(
+	            p->bus, &m, "org.freedesktop.DBus",
+	            "/org/freedesktop/DBus", "org.freedesktop.DBus",
+	            "GetId") >= 0) {
+		(void)sd_bus_call(p->bus, m, CLOSE_SYNC_US, NULL, &reply);
+	}
+	sd_bus_message_unref(reply);
+	sd_bus_message_unref(m);
+}
+
 static int
 dbus_close(ipc_channel *ch)
 {
@@ -1002,8 +1020,19 @@ dbus_close(ipc_channel *ch)
 	if (p->owned != NULL && p->bus != NULL) {
 		/* Release the name before returning, so that it can be
 		 * owned again at once: the daemon handles the disconnect
-		 * alone some time later. */
+		 * alone some time later.  A call answered by the daemon,
+		 * so also the round trip below. */
 		(void)sd_bus_release_name(p->bus, p->owned);
+	} else if (p->bus != NULL && !p->gone && p->inflight > 0) {
+		/* Sends the peer has not taken yet may still be in our
+		 * socket, unread by the daemon.  Once we close it, the
+		 * daemon's next write to us (an ack) fails with EPIPE and
+		 * it drops the connection with that data unread: the
+		 * peer would lose our last messages.  The daemon handles
+		 * a connection's messages in order, so its answer to one
+		 * call of ours means every Send before it has been
+		 * routed to the peer. */
+		bus_round_trip(p);
 	}
 	pthread_mutex_unlock(&p->mu);
 	release_all(p);
