@@ -31,6 +31,7 @@ static const struct {
         {IPC_CAP_RELIABLE, 'R'},  {IPC_CAP_ORDERED, 'O'},
         {IPC_CAP_ZEROCOPY, 'Z'},  {IPC_CAP_LISTEN, 'L'},
         {IPC_CAP_PEERCLOSE, 'P'}, {IPC_CAP_CROSSHOST, 'X'},
+        {IPC_CAP_PUBSUB, 'S'},
 };
 
 /* The scheme named by a row's first cell: "| `unix:///PATH`, ..." */

@@ -114,6 +114,10 @@ int tu_tmpdir(char *buf, size_t n, const char *prefix);
 /* Remove dir and everything below it.  Returns how many entries there
  * were below it (0: it was empty), or -errno. */
 int tu_rmtree(const char *dir);
+/* A URI template filled in: every %s becomes name, every %d dir (either
+ * may be NULL when the template has none).  Returns out. */
+char *tu_expand(char *out, size_t n, const char *tmpl, const char *name,
+                const char *dir);
 /* A port on host ("127.0.0.1", "::1") that is free for both TCP and UDP.
  * Chosen below the kernel's ephemeral range (ip_local_port_range), from
  * the pid and a counter, so that connect()s of concurrent tests never take
@@ -234,13 +238,23 @@ enum tu_result { TU_PASS, TU_FAIL, TU_SKIP };
 /* State shared between tu_run_isolated() and the test process (and its
  * children: it is a MAP_SHARED page). */
 struct tu_shared {
-	int allow_leftovers; /* objects may remain (a creator was killed) */
+	/* Objects may remain (a creator was killed): 1 any, 2 only those
+	 * tu_allow_present() listed in allowed. */
+	int allow_leftovers;
+	char allowed[4096]; /* names, each followed by '\n' */
+	char token[64];     /* tu_run_isolated's token and dir */
+	char dir[256];
 	int npids;
 	pid_t pids[240];
 	char skip_reason[512];
 };
 /* Inside tu_run_isolated(): the shared page; NULL elsewhere. */
 struct tu_shared *tu_shared(void);
+/* Inside tu_run_isolated(): the objects that exist now (those of a peer
+ * that created the channel and is about to be killed) may remain after
+ * the test; anything else left behind still fails it.  Falls back to
+ * allowing any leftover when the list does not fit. */
+void tu_allow_present(void);
 
 /*
  * Run fn(arg) in a forked process that leads its own process group, with

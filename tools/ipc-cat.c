@@ -319,6 +319,7 @@ describe_caps(unsigned caps, char *buf, size_t len)
 	        {IPC_CAP_LISTEN, "listen"},
 	        {IPC_CAP_PEERCLOSE, "peerclose"},
 	        {IPC_CAP_CROSSHOST, "crosshost"},
+	        {IPC_CAP_PUBSUB, "pubsub"},
 	};
 	size_t n = 0;
 

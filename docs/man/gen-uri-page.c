@@ -76,7 +76,7 @@ print_caps(unsigned caps)
 	        {IPC_CAP_LISTEN, "listener"},
 	        {IPC_CAP_PEERCLOSE, "peer close and death reported"},
 	        {IPC_CAP_CROSSHOST, "across hosts"},
-	        {0x40, "publish/subscribe"},
+	        {IPC_CAP_PUBSUB, "publish/subscribe"},
 	};
 	int n = 0;
 

@@ -57,6 +57,16 @@ typedef struct ipc_listener ipc_listener;
 /* At open: every call on the channel returns -EAGAIN instead of blocking.
  * As a flag of one send/recv/reserve/acquire/accept: that call only. */
 #define IPC_NONBLOCK 0x2
+/* One-to-many (flags of ipc_open only; docs/pubsub.md).  IPC_PUBLISH: this
+ * end publishes, every current subscriber receives each message it sends;
+ * implies IPC_CREATE; ipc_recv/ipc_acquire on it are -EOPNOTSUPP.
+ * IPC_SUBSCRIBE: this end subscribes to a publisher (which must exist:
+ * -ENOENT or -ECONNREFUSED otherwise, retry); ipc_send/ipc_reserve on it
+ * are -EOPNOTSUPP.  Drivers without IPC_CAP_PUBSUB refuse both with
+ * -EOPNOTSUPP; giving both flags, or IPC_SUBSCRIBE with IPC_CREATE, is
+ * -EINVAL. */
+#define IPC_PUBLISH   0x4
+#define IPC_SUBSCRIBE 0x8
 
 /*
  * ipc_open: open one end of a channel named by uri.
@@ -235,6 +245,18 @@ IPC_API const char *ipc_scheme(const ipc_channel *ch);
  * each driver knows and checks (URI options allow_uid= and allow_gid=). */
 IPC_API int ipc_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid,
                           gid_t *gid);
+/*
+ * Publish/subscribe facts (docs/pubsub.md).
+ * ipc_subscribers: the number of subscribers a publisher has now (taking
+ * in those that arrived and letting go of those that left); -EINVAL for
+ * NULL or a channel opened without IPC_PUBLISH.
+ * ipc_dropped: messages lost so far: on a subscriber, those the publisher
+ * could not hand it under slow=drop; on a publisher, those sent while it
+ * had no subscriber (and, under slow=drop, one count per subscriber that
+ * missed a message).  0 for NULL and for channels that are not pub/sub.
+ */
+IPC_API int ipc_subscribers(const ipc_channel *pub);
+IPC_API unsigned long long ipc_dropped(const ipc_channel *ch);
 /* ipc_strerror: text for an error as returned (negative). */
 IPC_API const char *ipc_strerror(int err);
 /* ipc_last_error: this thread's detail on its last failure, e.g.
@@ -248,6 +270,7 @@ IPC_API const char *ipc_last_error(void);
 #define IPC_CAP_LISTEN    0x08
 #define IPC_CAP_PEERCLOSE 0x10 /* the peer's close and death are reported */
 #define IPC_CAP_CROSSHOST 0x20
+#define IPC_CAP_PUBSUB    0x40 /* carries IPC_PUBLISH / IPC_SUBSCRIBE */
 
 #ifdef __cplusplus
 }

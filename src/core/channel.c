@@ -15,6 +15,7 @@
 #include "wait.h"
 
 #define IPC_ALL_FLAGS (IPC_CREATE | IPC_NONBLOCK)
+#define IPC_ROLE_FLAGS (IPC_PUBLISH | IPC_SUBSCRIBE)
 #define ACQUIRE_START (64u << 10)
 
 static ipc_channel *
@@ -33,6 +34,7 @@ channel_new(const struct ipc_driver *drv, const char *uri)
 	ch->drv = drv;
 	ch->timeout_ms = -1;
 	ch->caps = drv->caps;
+	ch->scheme = drv->scheme;
 	return ch;
 }
 
@@ -69,11 +71,40 @@ channel_opened(ipc_channel *ch)
 
 /* The checks ipc_open and ipc_listen share: flags, then the URI. */
 static int
-parse_for_open(const char *uri, int flags, struct ipc_uri **u,
+parse_for_open(const char *uri, int flags, int allowed, struct ipc_uri **u,
                const struct ipc_driver **drv)
 {
-	int r = check_flags(flags, IPC_ALL_FLAGS, uri);
+	int r = check_flags(flags, allowed, uri);
 	return r < 0 ? r : ipc__uri_parse(uri, 0, u, drv);
+}
+
+/* IPC_PUBLISH / IPC_SUBSCRIBE at open: said before the URI is parsed, as
+ * ipc_listen does, so that "pipe:" hears why whatever its options. */
+static int
+check_role(const char *uri, int flags)
+{
+	const struct ipc_driver *drv = ipc__uri_driver(uri);
+	int role = flags & IPC_ROLE_FLAGS;
+
+	if (role == IPC_ROLE_FLAGS) {
+		return ipc__err(-EINVAL, uri,
+		                "open: IPC_PUBLISH and IPC_SUBSCRIBE together: "
+		                "an end either publishes or subscribes");
+	}
+	if (role == IPC_SUBSCRIBE && (flags & IPC_CREATE)) {
+		return ipc__err(-EINVAL, uri,
+		                "open: IPC_SUBSCRIBE with IPC_CREATE: the "
+		                "publisher creates the endpoint");
+	}
+	if (drv != NULL && !(drv->caps & IPC_CAP_PUBSUB)) {
+		return ipc__err(-EOPNOTSUPP, uri,
+		                "open: %s: %s has no publish/subscribe "
+		                "(docs/pubsub.md lists the drivers that have)",
+		                role == IPC_PUBLISH ? "IPC_PUBLISH"
+		                                    : "IPC_SUBSCRIBE",
+		                drv->scheme);
+	}
+	return 0;
 }
 
 int
@@ -88,9 +119,26 @@ ipc_open(ipc_channel **out, const char *uri, int flags)
 		return ipc__err(-EINVAL, uri, "ipc_open: out is NULL");
 	}
 	*out = NULL;
-	r = parse_for_open(uri, flags, &u, &drv);
+	if (flags & IPC_ROLE_FLAGS) {
+		r = check_role(uri, flags);
+		if (r < 0) {
+			return r;
+		}
+		if (flags & IPC_PUBLISH) {
+			flags |= IPC_CREATE;
+		}
+	}
+	r = parse_for_open(uri, flags, IPC_ALL_FLAGS | IPC_ROLE_FLAGS, &u,
+	                   &drv);
 	if (r < 0) {
 		return r;
+	}
+	if ((flags & IPC_ROLE_FLAGS) && drv->subscribers == NULL) {
+		ipc__uri_free(u);
+		return ipc__err(-EOPNOTSUPP, uri,
+		                "open: %s:// declares publish/subscribe but "
+		                "carries none",
+		                drv->scheme);
 	}
 	ch = channel_new(drv, uri);
 	if (ch == NULL) {
@@ -99,6 +147,7 @@ ipc_open(ipc_channel **out, const char *uri, int flags)
 	}
 	ch->flags = flags & IPC_NONBLOCK;
 	ch->has_addr = u->has_addr;
+	ch->role = flags & IPC_ROLE_FLAGS;
 	r = drv->open(ch, u, flags);
 	ipc__uri_free(u);
 	if (r < 0) {
@@ -227,13 +276,31 @@ check_call(ipc_channel *ch, int flags, const char *what)
 	return check_flags(flags, IPC_NONBLOCK, ch->uri);
 }
 
+/* A publisher only sends (role IPC_PUBLISH refuses the receiving calls),
+ * a subscriber only receives. */
+static int
+check_role_call(ipc_channel *ch, int flags, const char *what, int refused)
+{
+	int r = check_call(ch, flags, what);
+
+	if (r == 0 && ch->role == refused) {
+		r = ipc__err(-EOPNOTSUPP, ch->uri, "%s: this end %s", what,
+		             refused == IPC_PUBLISH
+		                     ? "publishes (IPC_PUBLISH): it cannot "
+		                       "receive"
+		                     : "subscribes (IPC_SUBSCRIBE): only the "
+		                       "publisher sends");
+	}
+	return r;
+}
+
 ssize_t
 ipc_send(ipc_channel *ch, const void *buf, size_t len, int flags)
 {
 	struct call c;
 	ssize_t r;
 
-	r = check_call(ch, flags, "ipc_send");
+	r = check_role_call(ch, flags, "ipc_send", IPC_SUBSCRIBE);
 	if (r < 0) {
 		return r;
 	}
@@ -281,7 +348,7 @@ ipc_recv(ipc_channel *ch, void *buf, size_t cap, int flags)
 	struct call c;
 	ssize_t r;
 
-	r = check_call(ch, flags, "ipc_recv");
+	r = check_role_call(ch, flags, "ipc_recv", IPC_PUBLISH);
 	if (r < 0) {
 		return r;
 	}
@@ -328,7 +395,7 @@ ipc_reserve(ipc_channel *ch, size_t len, void **buf, int flags)
 	struct call c;
 	int r;
 
-	r = check_call(ch, flags, "ipc_reserve");
+	r = check_role_call(ch, flags, "ipc_reserve", IPC_SUBSCRIBE);
 	if (r < 0) {
 		return r;
 	}
@@ -410,7 +477,7 @@ ipc_acquire(ipc_channel *ch, const void **buf, size_t *len, int flags)
 	struct call c;
 	int r;
 
-	r = check_call(ch, flags, "ipc_acquire");
+	r = check_role_call(ch, flags, "ipc_acquire", IPC_PUBLISH);
 	if (r < 0) {
 		return r;
 	}
@@ -516,7 +583,7 @@ ipc_caps(const ipc_channel *ch)
 const char *
 ipc_scheme(const ipc_channel *ch)
 {
-	return ch ? ch->drv->scheme : NULL;
+	return ch ? ch->scheme : NULL;
 }
 
 int
@@ -551,6 +618,29 @@ ipc_local_uri(const ipc_channel *ch)
 		}
 	}
 	return c->local_uri;
+}
+
+int
+ipc_subscribers(const ipc_channel *pub)
+{
+	if (pub == NULL) {
+		return ipc__err(-EINVAL, NULL, "ipc_subscribers: channel is NULL");
+	}
+	if (pub->role != IPC_PUBLISH) {
+		return ipc__err(-EINVAL, pub->uri,
+		                "ipc_subscribers: not a publisher (opened "
+		                "without IPC_PUBLISH)");
+	}
+	return pub->drv->subscribers(pub);
+}
+
+unsigned long long
+ipc_dropped(const ipc_channel *ch)
+{
+	if (ch == NULL || ch->role == 0 || ch->drv->dropped == NULL) {
+		return 0;
+	}
+	return ch->drv->dropped(ch);
 }
 
 int
@@ -589,7 +679,7 @@ ipc_listen(ipc_listener **out, const char *uri, int flags)
 		                "%s cannot listen for many peers",
 		                drv->scheme);
 	}
-	r = parse_for_open(uri, flags, &u, &drv);
+	r = parse_for_open(uri, flags, IPC_ALL_FLAGS, &u, &drv);
 	if (r < 0) {
 		return r;
 	}

@@ -101,6 +101,28 @@ const char *ipc__opt_str(const struct ipc_uri *u, const char *key,
                          const char *def);
 int ipc__opt_isset(const struct ipc_uri *u, const char *key);
 
+/* Publish/subscribe options (DESIGN.md 2b, docs/pubsub.md): a driver with
+ * native pub/sub puts IPC_PUBSUB_OPTS in its option table and reads them
+ * with ipc__pubsub_opts(), which also refuses them on a channel that is
+ * neither publisher nor subscriber. */
+extern const char *const ipc__slow_choices[]; /* "block", "drop" */
+#define IPC_PUBSUB_HISTORY_MAX 65536u
+#define IPC_PUBSUB_OPTS                                                       \
+	{"slow", IPC_OPT_ENUM, 0, 0, ipc__slow_choices,                       \
+	 "block (default: the publisher waits) or drop"},                     \
+	{                                                                     \
+		"history", IPC_OPT_UINT, 0, IPC_PUBSUB_HISTORY_MAX, NULL,     \
+		"messages replayed to a late subscriber, default 0"           \
+	}
+struct ipc_pubsub_opts {
+	int drop;         /* slow=drop */
+	unsigned history; /* history=N */
+};
+/* Read slow= and history= for a channel opened with flags; -EINVAL
+ * (recorded) when they are given without IPC_PUBLISH / IPC_SUBSCRIBE. */
+int ipc__pubsub_opts(const struct ipc_uri *u, int flags,
+                     struct ipc_pubsub_opts *o);
+
 /* Shared option tables for stream drivers ("framing", "maxmsg"); a driver
  * may point its opts at one of these or copy the entries into its own. */
 extern const char *const ipc__framing_choices[]; /* "length","line","raw" */
@@ -151,6 +173,12 @@ struct ipc_channel {
 	_Atomic(struct ipc_readyfd *) readyfd;
 	char *local_uri; /* ipc_local_uri(), made on first use */
 	int has_addr;    /* opened by an address (not ipc_pair) */
+	/* IPC_PUBLISH, IPC_SUBSCRIBE or 0: set by the core before open(),
+	 * which may read it (see the publish/subscribe slots below). */
+	int role;
+	/* ipc_scheme(): drv->scheme, unless a core layer stands in for
+	 * the driver named by the URI (core/pubsub.c). */
+	const char *scheme;
 	max_align_t priv[];
 };
 
@@ -299,6 +327,44 @@ struct ipc_driver {
 	int (*accept)(ipc_listener *l, ipc_channel *ch);
 	int (*listener_fd)(const ipc_listener *l);
 	int (*listener_close)(ipc_listener *l);
+
+	/* Publish/subscribe (IPC_CAP_PUBSUB; DESIGN.md 2b, docs/pubsub.md).
+	 * A driver without IPC_CAP_PUBSUB never sees IPC_PUBLISH or
+	 * IPC_SUBSCRIBE: the core refuses them with -EOPNOTSUPP.  A driver
+	 * with it carries pub/sub in one of two ways:
+	 *
+	 *  - Natively (shm://): it fills `subscribers`.  ipc_open() then
+	 *    calls open() with IPC_PUBLISH (IPC_CREATE always set with it)
+	 *    or IPC_SUBSCRIBE (IPC_CREATE never set with it) in flags, and
+	 *    ch->role says the same.  The driver declares IPC_PUBSUB_OPTS
+	 *    in its option table and reads them with ipc__pubsub_opts().
+	 *    The core guarantees: send/reserve/commit never reach a
+	 *    subscriber's driver and recv/acquire/release never reach a
+	 *    publisher's (the core answers -EOPNOTSUPP); subscribers() is
+	 *    called only on a publisher.  The publisher's send keeps the
+	 *    send contract: -EAGAIN while slow=block and a live subscriber
+	 *    has no room (the core waits through pollfds()/wait() for
+	 *    IPC_POLLOUT); with no subscriber it returns len and counts
+	 *    the message dropped, never -EAGAIN (unless history= keeps it).
+	 *    The subscriber's recv keeps the recv contract, and returns
+	 *    -EPIPE after the publisher's close once its backlog is
+	 *    drained.  ipc_fd()/ipc_poll on a subscriber: as any receiver;
+	 *    on a publisher pollfds(IPC_POLLOUT) names what a blocked send
+	 *    waits for.  A dead subscriber must never stall the publisher.
+	 *
+	 *  - Through the core (unix, unix+seqpacket, tcp, tls+tcp):
+	 *    `subscribers` NULL and the four listener slots filled.
+	 *    core/pubsub.c makes the publisher a listener plus one accepted
+	 *    channel per subscriber, and the subscriber a connecting
+	 *    channel; the driver needs nothing else.
+	 *
+	 * subscribers: the publisher's current subscriber count (taking in
+	 * arrivals and letting go of departures, without blocking), or a
+	 * negative errno (recorded).
+	 * dropped: optional (NULL: 0); messages lost so far, as
+	 * ipc_dropped() documents; called on publishers and subscribers. */
+	int (*subscribers)(const ipc_channel *ch);
+	unsigned long long (*dropped)(const ipc_channel *ch);
 
 	/* Optional (NULL: ipc_peer_cred says -EOPNOTSUPP).  The pid, uid
 	 * and gid of the other end (pid 0 where only the owner of the
