@@ -514,11 +514,12 @@ pub_pollfds(ipc_channel *ch, short events, struct pollfd *pfd,
 {
 	struct ps_pub *p = ipc__priv(ch);
 
-	(void)events;
-	(void)retry_ms;
 	pthread_mutex_lock(&p->mu);
-	(void)pub_service(p, 1);
+	int backlog = pub_service(p, 1);
 	pthread_mutex_unlock(&p->mu);
+	if ((events & IPC_POLLOUT) && (!backlog || p->drop)) {
+		*retry_ms = 0; /* the backlogs went out just now */
+	}
 	pfd[0].fd = p->ep;
 	pfd[0].events = POLLIN;
 	return 1;
