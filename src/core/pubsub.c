@@ -649,17 +649,24 @@ pub_close(ipc_channel *ch)
 	return r;
 }
 
+/* The local URI of the channel or listener underneath, as the slot
+ * wants it (malloc'ed; NULL with the error recorded). */
 static char *
-pub_local_uri(const ipc_channel *ch)
+dup_uri(const ipc_channel *ch, const char *s)
 {
-	const struct ps_pub *p = ipc__cpriv(ch);
-	const char *s = ipc_listener_uri(p->l);
 	char *d = s ? strdup(s) : NULL;
 
 	if (s != NULL && d == NULL) {
 		ipc__err(-ENOMEM, ch->uri, "local URI: out of memory");
 	}
 	return d;
+}
+
+static char *
+pub_local_uri(const ipc_channel *ch)
+{
+	const struct ps_pub *p = ipc__cpriv(ch);
+	return dup_uri(ch, ipc_listener_uri(p->l));
 }
 
 static int
@@ -861,13 +868,7 @@ static char *
 subend_local_uri(const ipc_channel *ch)
 {
 	const struct ps_subend *s = ipc__cpriv(ch);
-	const char *u = ipc_local_uri(s->c);
-	char *d = u ? strdup(u) : NULL;
-
-	if (u != NULL && d == NULL) {
-		ipc__err(-ENOMEM, ch->uri, "local URI: out of memory");
-	}
-	return d;
+	return dup_uri(ch, ipc_local_uri(s->c));
 }
 
 static int
