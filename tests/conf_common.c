@@ -139,6 +139,13 @@ xorshift(uint32_t *s)
 }
 
 /* Pseudo-random bytes from seed; a shorter fill is a prefix of a longer. */
+/* A payload byte: never '\n' in text mode (framing=line). */
+static unsigned char
+text_byte(unsigned char b)
+{
+	return G.text && b == '\n' ? 0x0b : b;
+}
+
 void
 fill(void *buf, size_t n, uint32_t seed)
 {
@@ -152,7 +159,7 @@ fill(void *buf, size_t n, uint32_t seed)
 		if (i % 4 == 0) {
 			v = xorshift(&s);
 		}
-		p[i] = (unsigned char)(v >> (8 * (i % 4)));
+		p[i] = text_byte((unsigned char)(v >> (8 * (i % 4))));
 	}
 }
 
@@ -170,7 +177,7 @@ mismatch(const void *buf, size_t n, uint32_t seed)
 		if (i % 4 == 0) {
 			v = xorshift(&s);
 		}
-		if (p[i] != (unsigned char)(v >> (8 * (i % 4)))) {
+		if (p[i] != text_byte((unsigned char)(v >> (8 * (i % 4))))) {
 			return (long)i;
 		}
 	}
@@ -186,20 +193,33 @@ fnv1a(const void *buf, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		h = (h ^ p[i]) * 16777619u;
 	}
-	return h;
+	return G.text ? h & 0x0fffffffu : h; /* what put32 carries */
 }
 
 void
 put32(unsigned char *p, uint32_t v)
 {
+	if (G.text) {
+		TU_CHECK_MSG(v < 1u << 28, "put32(%u) in text mode", v);
+		for (int i = 0; i < 4; i++) {
+			p[i] = (unsigned char)(0x80 | ((v >> (7 * i)) & 0x7f));
+		}
+		return;
+	}
 	memcpy(p, &v, 4);
 }
 
 uint32_t
 get32(const unsigned char *p)
 {
-	uint32_t v;
+	uint32_t v = 0;
 
+	if (G.text) {
+		for (int i = 0; i < 4; i++) {
+			v |= (uint32_t)(p[i] & 0x7f) << (7 * i);
+		}
+		return v;
+	}
 	memcpy(&v, p, 4);
 	return v;
 }
@@ -305,7 +325,7 @@ need_open_mode(const char *what)
 void
 need_process(const char *what)
 {
-	if (G.mode == M_THREAD) {
+	if (G.threads) {
 		tu_skip("%s: the peer of %s is a thread, not a process", what,
 		        G.scheme);
 	}
@@ -376,10 +396,12 @@ peer_body(struct boot *b)
 	struct side sd = {.ctl = b->ctl, .arg = b->arg};
 	int base = -1;
 
-	if (G.mode != M_THREAD) {
+	if (!G.threads) {
 		close(b->ctl_other);
 	}
-	if (G.mode == M_PAIR) {
+	if (G.mode == M_PAIR && G.threads) {
+		sd.ch = b->pair_peer; /* the other end stays the test's */
+	} else if (G.mode == M_PAIR) {
 		/* Once both ends are closed, what ipc_pair() made is gone. */
 		base = tu_fd_count() - b->pair_nfd;
 		/* The end the parent uses: closing it here must not disturb
@@ -478,7 +500,7 @@ sess_start(struct sess *s, peer_fn fn, void *arg, unsigned opts)
 		b->ofd[1] = p1[1];
 	}
 
-	if (G.mode == M_THREAD) {
+	if (G.threads) {
 		TU_CHECK(pthread_create(&s->th, NULL, peer_thread, b) == 0);
 		s->threaded = 1;
 	} else {
@@ -488,7 +510,9 @@ sess_start(struct sess *s, peer_fn fn, void *arg, unsigned opts)
 	}
 
 	if (G.mode == M_PAIR) {
-		TU_CHECK_EQ(ipc_close(b->pair_peer), 0);
+		if (!G.threads) {
+			TU_CHECK_EQ(ipc_close(b->pair_peer), 0);
+		}
 		s->ch = b->pair_ours;
 	} else if (G.mode == M_FD) {
 		char u[64];
@@ -499,6 +523,11 @@ sess_start(struct sess *s, peer_fn fn, void *arg, unsigned opts)
 	} else if (opts & S_PEER_CREATES) {
 		char pu[sizeof C.uri];
 		ctl_expect(s->ctl, CTL_READY);
+		if (tu_shared() != NULL && tu_shared()->allow_leftovers) {
+			/* The peer is the creator to be killed: what exists
+			 * now is its; what our side makes must still go. */
+			tu_allow_present();
+		}
 		uri_created_by(pu, sizeof pu, s->pid);
 		TU_OK(ipc_open(&s->ch, pu, flags));
 	} else {

@@ -432,7 +432,7 @@ case_listener(void *unused)
 	TU_CHECK_EQ(ipc_poll(&it, 1, 0), 0);
 
 	for (int k = 0; k < NCLIENTS; k++) {
-		if (G.mode == M_THREAD) {
+		if (G.threads) {
 			TU_CHECK(pthread_create(&th[k], NULL,
 			                        listen_client_thread,
 			                        (void *)(intptr_t)k) == 0);
@@ -469,7 +469,7 @@ case_listener(void *unused)
 		TU_CHECK_EQ(ipc_close(acc[k]), 0);
 	}
 	for (int k = 0; k < NCLIENTS; k++) {
-		if (G.mode == M_THREAD) {
+		if (G.threads) {
 			void *ret;
 			pthread_join(th[k], &ret);
 			TU_CHECK(ret == NULL);

@@ -344,6 +344,7 @@ static int
 parse_template(const char *t)
 {
 	G.tmpl = t;
+	G.text = strstr(t, "framing=line") != NULL;
 	if (strncmp(t, "pair:", 5) == 0) {
 		G.mode = M_PAIR;
 		G.pair_uri = t + 5;
@@ -362,7 +363,12 @@ parse_template(const char *t)
 	}
 	memcpy(G.scheme, t, n);
 	G.scheme[n] = '\0';
-	if (G.mode == M_OPEN && strcmp(G.scheme, "inproc") == 0) {
+	G.threads = strcmp(G.scheme, "inproc") == 0;
+	G.half_close = (strstr(t, "framing=line") != NULL ||
+	                strstr(t, "framing=raw") != NULL) &&
+	               (strcmp(G.scheme, "tcp") == 0 ||
+	                strcmp(G.scheme, "tls+tcp") == 0);
+	if (G.mode == M_OPEN && G.threads) {
 		G.mode = M_THREAD;
 	}
 	const char *pp = strstr(t, "%p");

@@ -40,6 +40,15 @@ struct conf_global {
 	/* probed once, from a channel made like the cases make theirs */
 	unsigned caps;
 	size_t max_msg;
+	/* framing=line: no payload byte may be '\n' (fill() avoids it, and
+	 * put32() writes 28 bits, 7 to a byte) */
+	int text;
+	/* the peer is a thread of this process (inproc: its channels cannot
+	 * cross processes), in M_THREAD and in M_PAIR */
+	int threads;
+	/* framing=line or raw over TCP: a peer's FIN may be a half-close, so
+	 * one send after it is accepted (docs/tcp.md) */
+	int half_close;
 };
 
 /* The current case's names; set by the runner before it forks the case. */

@@ -433,8 +433,11 @@ t_interop(void **state)
 	single(s, dir, sizeof(dir));
 	for (int js = 1; js >= 0; js--) {
 		snprintf(subj, sizeof(subj), "interop.js%d", js);
-		snprintf(u, sizeof(u), "nats://127.0.0.1:%d/%s?js=%d", s->port,
-		         subj, js);
+		/* Not a test of death: a peer starved under a sanitizer
+		 * and a loaded machine must not pass for dead (500 ms). */
+		snprintf(u, sizeof(u),
+		         "nats://127.0.0.1:%d/%s?js=%d&hb=200&dead=10000",
+		         s->port, subj, js);
 		assert_int_equal(ipc_open(&a, u, IPC_CREATE), 0);
 		assert_int_equal(ipc_open(&b, u, 0), 0);
 		assert_int_equal(ipc_set_timeout(a, 5000), 0);

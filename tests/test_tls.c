@@ -307,7 +307,16 @@ prog_end(struct prog *p)
 {
 	close(p->in);
 	close(p->out);
+	/* socat can sit in its TLS shutdown after SIGTERM (seen once in 30
+	 * runs): give it two seconds, then SIGKILL. */
 	kill(p->pid, SIGTERM);
+	for (int i = 0; i < 200; i++) {
+		if (waitpid(p->pid, NULL, WNOHANG) == p->pid) {
+			return;
+		}
+		tu_sleep_ms(10);
+	}
+	kill(p->pid, SIGKILL);
 	waitpid(p->pid, NULL, 0);
 }
 

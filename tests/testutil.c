@@ -1071,6 +1071,65 @@ reap_group(pid_t pgid)
 	}
 }
 
+void
+tu_allow_present(void)
+{
+	struct tu_shared *sh = tu_shared();
+	struct tu_objs now;
+	size_t off = 0;
+
+	if (sh == NULL) {
+		return;
+	}
+	sh->allow_leftovers = 1;
+	if (tu_objs_snapshot(&now, sh->token[0] ? sh->token : NULL,
+	                     sh->dir[0] ? sh->dir : NULL) != 0) {
+		return;
+	}
+	for (size_t i = 0; i < now.n; i++) {
+		size_t len = strlen(now.names[i]);
+		if (off + len + 2 > sizeof sh->allowed) {
+			tu_objs_free(&now);
+			return; /* does not fit: any leftover goes */
+		}
+		memcpy(sh->allowed + off, now.names[i], len);
+		sh->allowed[off + len] = '\n';
+		off += len + 1;
+	}
+	sh->allowed[off] = '\0';
+	sh->allow_leftovers = 2;
+	tu_objs_free(&now);
+}
+
+/* The first leftover that tu_allow_present() did not list, or NULL. */
+static const char *
+not_allowed(const struct tu_shared *sh, const struct tu_objs *before,
+            const struct tu_objs *after, size_t npids)
+{
+	size_t idx[64];
+	size_t n = tu_objs_new(before, after, sh->pids, npids, idx, 64);
+
+	for (size_t i = 0; i < n; i++) {
+		const char *name = after->names[idx[i]];
+		size_t len = strlen(name);
+		const char *p = sh->allowed;
+		int found = 0;
+		while (*p && !found) {
+			const char *nl = strchr(p, '\n');
+			if (nl == NULL) {
+				break;
+			}
+			found = (size_t)(nl - p) == len &&
+			        memcmp(p, name, len) == 0;
+			p = nl + 1;
+		}
+		if (!found) {
+			return name;
+		}
+	}
+	return NULL;
+}
+
 enum tu_result
 tu_run_isolated(tu_child_fn fn, void *arg, unsigned limit_s, const char *token,
                 const char *dir, char *why, size_t whyn)
@@ -1088,6 +1147,8 @@ tu_run_isolated(tu_child_fn fn, void *arg, unsigned limit_s, const char *token,
 		return TU_FAIL;
 	}
 	memset(sh, 0, sizeof *sh);
+	snprintf(sh->token, sizeof sh->token, "%s", token ? token : "");
+	snprintf(sh->dir, sizeof sh->dir, "%s", dir ? dir : "");
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	tu_objs_snapshot(&before, token, dir);
 
@@ -1140,9 +1201,17 @@ tu_run_isolated(tu_child_fn fn, void *arg, unsigned limit_s, const char *token,
 	int nleft = tu_objs_diff(&before, &after, sh->pids, npids, left,
 	                         sizeof left);
 	if (nleft > 0) {
-		if (res == TU_PASS && !sh->allow_leftovers) {
+		const char *foreign = NULL;
+		if (sh->allow_leftovers == 2) {
+			foreign = not_allowed(sh, &before, &after, npids);
+		}
+		if (res == TU_PASS && (!sh->allow_leftovers || foreign)) {
 			res = TU_FAIL;
-			set_why(why, whyn, "left behind: %s", left);
+			set_why(why, whyn, "left behind: %s%s%s", left,
+			        foreign ? "; made after the killed creator "
+			                  "opened: "
+			                : "",
+			        foreign ? foreign : "");
 		} else {
 			printf("note: removed what the test left: %s\n", left);
 		}

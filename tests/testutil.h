@@ -234,13 +234,23 @@ enum tu_result { TU_PASS, TU_FAIL, TU_SKIP };
 /* State shared between tu_run_isolated() and the test process (and its
  * children: it is a MAP_SHARED page). */
 struct tu_shared {
-	int allow_leftovers; /* objects may remain (a creator was killed) */
+	/* Objects may remain (a creator was killed): 1 any, 2 only those
+	 * tu_allow_present() listed in allowed. */
+	int allow_leftovers;
+	char allowed[4096]; /* names, each followed by '\n' */
+	char token[64];     /* tu_run_isolated's token and dir */
+	char dir[256];
 	int npids;
 	pid_t pids[240];
 	char skip_reason[512];
 };
 /* Inside tu_run_isolated(): the shared page; NULL elsewhere. */
 struct tu_shared *tu_shared(void);
+/* Inside tu_run_isolated(): the objects that exist now (those of a peer
+ * that created the channel and is about to be killed) may remain after
+ * the test; anything else left behind still fails it.  Falls back to
+ * allowing any leftover when the list does not fit. */
+void tu_allow_present(void);
 
 /*
  * Run fn(arg) in a forked process that leads its own process group, with

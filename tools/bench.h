@@ -28,6 +28,9 @@
 #define BENCH_MAXSIZE  (64u * 1024 * 1024)
 extern size_t bench_sizes[BENCH_MAXSIZES];
 extern int bench_nsizes;
+/* The largest message a row sends: the largest of bench_sizes, at least
+ * 1 KiB. */
+size_t bench_max_size(void);
 /* Size of the ping-pong messages. */
 #define BENCH_PING_SIZE 64
 
@@ -86,6 +89,8 @@ struct bench_ops {
 #define BENCH_ZEROCOPY 0x2 /* measure with reserve/commit/acquire/release */
 #define BENCH_THREADS  0x4 /* A and B are threads of one process */
 #define BENCH_ROUDI    0x8 /* needs the iceoryx daemon running */
+#define BENCH_SLOW     0x10 /* a message costs milliseconds (a disk sync):
+                              * 1/50 of the plan's pings */
 
 struct bench_row {
 	const char *name;  /* "unix", "raw-unix", "zmq-ipc" */

@@ -39,9 +39,8 @@ size_t bench_sizes[BENCH_MAXSIZES] = {64, 64 * 1024, 1024 * 1024};
 int bench_nsizes = 3;
 volatile sig_atomic_t bench_interrupted;
 
-/* The largest message a stream sends (at least the ping size). */
-static size_t
-max_size(void)
+size_t
+bench_max_size(void)
 {
 	size_t m = 1024;
 	for (int k = 0; k < bench_nsizes; k++) {
@@ -49,7 +48,7 @@ max_size(void)
 	}
 	return m;
 }
-#define MAXSIZE max_size()
+#define MAXSIZE bench_max_size()
 #define END_MARK_LEN 1
 /* B's receive timeout on lossy rows: while echoing (a loss there is a
  * failure) and at the end of a stream (the end marker may be lost). */
@@ -515,6 +514,10 @@ static int
 a_ping(struct side *s, struct bench_result *res, char *why)
 {
 	unsigned warm = s->plan->ping_warmup, n = s->plan->pings;
+	if (s->row->flags & BENCH_SLOW) {
+		warm = warm / 50 + 1;
+		n = n / 50 < 10 ? 10 : n / 50;
+	}
 	uint64_t *rtt = malloc(sizeof(*rtt) * n);
 	if (rtt == NULL) {
 		return bench_why(why, BENCH_FAIL, "A: out of memory");

@@ -313,21 +313,18 @@ l_cleanup(struct bench_env *e, const void *arg)
 	}
 }
 
-static const struct bench_ops libipc_ops = {
-        .prepare = l_prepare,
-        .open = l_open,
-        .send = l_send,
-        .recv = l_recv,
-        .reserve = l_reserve,
-        .commit = l_commit,
-        .acquire = l_acquire,
-        .release = l_release,
-        .set_timeout = l_set_timeout,
-        .max_msg = l_max_msg,
-        .errstr = l_errstr,
-        .close = l_close,
-        .cleanup = l_cleanup,
-};
+/* The rows differ only in what they start before the fork and stop
+ * after it. */
+#define LIBIPC_OPS(prep, clean)                                               \
+	{                                                                     \
+		.prepare = prep, .open = l_open, .send = l_send,              \
+		.recv = l_recv, .reserve = l_reserve, .commit = l_commit,     \
+		.acquire = l_acquire, .release = l_release,                   \
+		.set_timeout = l_set_timeout, .max_msg = l_max_msg,           \
+		.errstr = l_errstr, .close = l_close, .cleanup = clean,       \
+	}
+
+static const struct bench_ops libipc_ops = LIBIPC_OPS(l_prepare, l_cleanup);
 
 static const struct lrow r_unix = {"unix://{dir}/{token}.sock", NULL};
 static const struct lrow r_seqpacket = {"unix+seqpacket://{dir}/{token}.sp",
@@ -343,7 +340,11 @@ static const struct lrow r_mq = {"mq://{token}", NULL};
 static const struct lrow r_mmap = {"mmap://{dir}/{token}.ring", NULL};
 static const struct lrow r_mmap_interval = {
         "mmap://{dir}/{token}.ring?sync=interval", NULL};
+static const struct lrow r_mmap_commit = {
+        "mmap://{dir}/{token}.ring?sync=commit", NULL};
 static const struct lrow r_file = {"file://{dir}/{token}.log", NULL};
+static const struct lrow r_file_commit = {
+        "file://{dir}/{token}.log?sync=commit", NULL};
 
 static const struct lrow r_sysvmq = {"sysvmq://{token}", NULL};
 static const struct lrow r_sysvshm = {"sysvshm://{token}", NULL};
@@ -394,21 +395,7 @@ d_cleanup(struct bench_env *e, const void *arg)
 	l_cleanup(e, arg);
 }
 
-static const struct bench_ops dbus_ops = {
-        .prepare = d_prepare,
-        .open = l_open,
-        .send = l_send,
-        .recv = l_recv,
-        .reserve = l_reserve,
-        .commit = l_commit,
-        .acquire = l_acquire,
-        .release = l_release,
-        .set_timeout = l_set_timeout,
-        .max_msg = l_max_msg,
-        .errstr = l_errstr,
-        .close = l_close,
-        .cleanup = d_cleanup,
-};
+static const struct bench_ops dbus_ops = LIBIPC_OPS(d_prepare, d_cleanup);
 
 /* ------------------------------------------- nats:// and tls+tcp:// -- */
 
@@ -533,21 +520,7 @@ n_cleanup(struct bench_env *e, const void *arg)
 	l_cleanup(e, arg);
 }
 
-static const struct bench_ops nats_ops = {
-        .prepare = n_prepare,
-        .open = l_open,
-        .send = l_send,
-        .recv = l_recv,
-        .reserve = l_reserve,
-        .commit = l_commit,
-        .acquire = l_acquire,
-        .release = l_release,
-        .set_timeout = l_set_timeout,
-        .max_msg = l_max_msg,
-        .errstr = l_errstr,
-        .close = l_close,
-        .cleanup = n_cleanup,
-};
+static const struct bench_ops nats_ops = LIBIPC_OPS(n_prepare, n_cleanup);
 static const struct lrow r_nats = {"nats://127.0.0.1:{port}/{token}", NULL};
 static const struct lrow r_nats_core = {
         "nats://127.0.0.1:{port}/{token}?js=0", NULL};
@@ -593,21 +566,7 @@ t_cleanup(struct bench_env *e, const void *arg)
 	l_cleanup(e, arg);
 }
 
-static const struct bench_ops tls_ops = {
-        .prepare = t_prepare,
-        .open = l_open,
-        .send = l_send,
-        .recv = l_recv,
-        .reserve = l_reserve,
-        .commit = l_commit,
-        .acquire = l_acquire,
-        .release = l_release,
-        .set_timeout = l_set_timeout,
-        .max_msg = l_max_msg,
-        .errstr = l_errstr,
-        .close = l_close,
-        .cleanup = t_cleanup,
-};
+static const struct bench_ops tls_ops = LIBIPC_OPS(t_prepare, t_cleanup);
 static const struct lrow r_tls = {
         "tls+tcp://127.0.0.1:{port}?cert={dir}/tls.pem&key={dir}/"
         "tls.key&ca={dir}/tls.pem",
@@ -652,7 +611,15 @@ const struct bench_row bench_libipc_rows[] = {
             &r_mmap, BENCH_ZEROCOPY),
         ROW("mmap-interval", "mmap:///PATH?sync=interval, msync every 100 ms",
             &r_mmap_interval, 0),
+        ROW("mmap-commit",
+            "mmap:///PATH?sync=commit, msync after every commit; "
+            "1/50 of the pings",
+            &r_mmap_commit, BENCH_SLOW),
         ROW("file", "file:///PATH, record logs, sync=none", &r_file, 0),
+        ROW("file-commit",
+            "file:///PATH?sync=commit, fdatasync after every record; "
+            "1/50 of the pings",
+            &r_file_commit, BENCH_SLOW),
         ROW("mq", "mq://NAME, POSIX message queues", &r_mq, 0),
         ROW("sysvmq", "sysvmq://NAME, System V message queues", &r_sysvmq, 0),
         ROW("sysvshm", "sysvshm://NAME, shmget + SysV semaphores", &r_sysvshm,

@@ -1,10 +1,11 @@
 /*
  * ipc-bench raw rows: each mechanism written by hand, without libipc, the
- * way a careful program would: the stream rows pay the same framing as
- * libipc's streams (a 4-byte length, header and payload in one writev, a
- * buffered reader), on blocking descriptors.  The rings are the floor: a
- * single-producer/single-consumer ring per direction in a shared mapping,
- * one waking the other with a futex after a spin, or busy-polling.
+ * way a careful program would: the stream rows (pipes, FIFOs, Unix and TCP
+ * sockets) pay the same framing as libipc's streams (a 4-byte length,
+ * header and payload in one writev, a buffered reader), on blocking
+ * descriptors; realtime signals are here too.  The rings are in
+ * bench_raw_ring.c, the message queues and datagram sockets in
+ * bench_raw_msg.c; the table of all raw rows is at the end of this file.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -22,7 +23,9 @@
 #include <string.h>
 #include <pthread.h>
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -31,6 +34,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "bench_raw.h"
 
 /* How long B keeps retrying to reach A's endpoint. */
 #define CONNECT_TRIES 5000 /* x 1 ms */
@@ -49,16 +53,45 @@ struct rstream {
 	unsigned char rbuf[RBUF];
 };
 
-enum rkind { RAW_PIPE, RAW_UNIX, RAW_TCP };
+enum rkind { RAW_PIPE, RAW_UNIX, RAW_TCP, RAW_FIFO };
 
 static int rs_accept(struct rstream *s);
+
+/* A FIFO's writer open blocks until the peer opens it for reading: A
+ * opens it at its first send or receive, as a socket A accepts then. */
+static int
+rs_fifo_writer(struct rstream *s)
+{
+	int fd;
+	do {
+		fd = open(s->path, O_WRONLY | O_CLOEXEC);
+	} while (fd < 0 && errno == EINTR);
+	if (fd < 0) {
+		return -errno;
+	}
+	s->wfd = fd;
+	return 0;
+}
+
+/* A's endpoint on its first send or receive. */
+static int
+rs_ready(struct rstream *s)
+{
+	if (s->lfd >= 0) {
+		return rs_accept(s);
+	}
+	if (s->wfd < 0) {
+		return rs_fifo_writer(s);
+	}
+	return 0;
+}
 
 static ssize_t
 rs_send(void *ep, const void *buf, size_t len)
 {
 	struct rstream *s = ep;
-	if (s->lfd >= 0) {
-		int rc = rs_accept(s);
+	if (s->lfd >= 0 || s->wfd < 0) {
+		int rc = rs_ready(s);
 		if (rc < 0) {
 			return rc;
 		}
@@ -127,8 +160,8 @@ static ssize_t
 rs_recv(void *ep, void *buf, size_t cap)
 {
 	struct rstream *s = ep;
-	if (s->lfd >= 0) {
-		int rc = rs_accept(s);
+	if (s->lfd >= 0 || s->wfd < 0) {
+		int rc = rs_ready(s);
 		if (rc < 0) {
 			return rc;
 		}
@@ -214,6 +247,40 @@ sockpath(const struct bench_env *e, struct sockaddr_un *sa)
 	sa->sun_family = AF_UNIX;
 	snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/%s.raw", e->dir,
 	         e->token);
+}
+
+/* raw-fifo: i = 0 carries A to B, 1 B to A. */
+static void
+fifopath(const struct bench_env *e, int i, char *p, size_t n)
+{
+	snprintf(p, n, "%s/%s.raw%d", e->dir, e->token, i);
+}
+
+/* B opens both FIFOs (A reads 1 already, so its writer open does not
+ * block; the reader open of 0 waits for A's writer); A opens 1 to read
+ * without waiting, and 0 to write at its first call (rs_ready). */
+static int
+fifo_open(struct bench_env *e, int server, struct rstream *s, char *why)
+{
+	char p[2][108];
+	fifopath(e, 0, p[0], sizeof(p[0]));
+	fifopath(e, 1, p[1], sizeof(p[1]));
+	if (server) {
+		s->rfd = open(p[1], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		s->wfd = -1;
+		memcpy(s->path, p[0], sizeof(s->path));
+		if (s->rfd >= 0 &&
+		    fcntl(s->rfd, F_SETFL, 0) == 0) { /* blocking again */
+			return 0;
+		}
+	} else {
+		s->wfd = open(p[1], O_WRONLY | O_CLOEXEC);
+		s->rfd = s->wfd < 0 ? -1 : open(p[0], O_RDONLY | O_CLOEXEC);
+		if (s->rfd >= 0) {
+			return 0;
+		}
+	}
+	return bench_why(why, -1, "open FIFO: %s", strerror(errno));
 }
 
 static void
@@ -334,6 +401,11 @@ rs_open(struct bench_env *e, const void *arg, int server, void **ep, char *why)
 		s->wfd = server ? fds[1] : fds[3];
 		close(server ? fds[0] : fds[2]);
 		close(server ? fds[3] : fds[1]);
+	} else if (k == RAW_FIFO) {
+		if (fifo_open(e, server, s, why) < 0) {
+			free(s);
+			return BENCH_FAIL;
+		}
 	} else {
 		int fd = server ? sock_listen(e, k, why)
 		                : sock_connect(e, k, why);
@@ -398,6 +470,11 @@ rs_cleanup(struct bench_env *e, const void *arg)
 		sockpath(e, &su);
 		unlink(su.sun_path);
 	}
+	for (int i = 0; k == RAW_FIFO && i < 2; i++) {
+		char p[108];
+		fifopath(e, i, p, sizeof(p));
+		unlink(p);
+	}
 }
 
 static int
@@ -405,6 +482,14 @@ rs_prepare(struct bench_env *e, const void *arg, char *why)
 {
 	if (*(const enum rkind *)arg == RAW_PIPE) {
 		return pipe_prepare(e, why);
+	}
+	for (int i = 0; *(const enum rkind *)arg == RAW_FIFO && i < 2; i++) {
+		char p[108];
+		fifopath(e, i, p, sizeof(p));
+		if (mkfifo(p, 0600) < 0) {
+			return bench_why(why, BENCH_FAIL, "mkfifo %s: %s", p,
+			                 strerror(errno));
+		}
 	}
 	if (*(const enum rkind *)arg == RAW_TCP && e->port == 0) {
 		return bench_why(why, BENCH_FAIL, "no free loopback port");
@@ -425,257 +510,7 @@ static const struct bench_ops raw_stream_ops = {
 static const enum rkind arg_pipe = RAW_PIPE;
 static const enum rkind arg_unix = RAW_UNIX;
 static const enum rkind arg_tcp = RAW_TCP;
-
-/* ---------------------------------------------------------- the rings -- */
-
-/*
- * One ring per direction.  Records are an 8-byte header (the length) and
- * the payload, rounded up to 16 bytes, never wrapping: a record that does
- * not fit before the end is preceded by a padding record.  head and tail
- * count bytes forever; each is written by one side only and sits on its
- * own 128-byte line pair (the adjacent-line prefetcher moves lines in
- * pairs) with the other side's "I am asleep" flag, which that side sets
- * and this side clears before FUTEX_WAKE.
- */
-#define RING_CAP   (4u << 20)
-#define RING_ALIGN 16u
-#define RING_PAD   0xffffffffu
-#define SPIN_NS    50000 /* longer than a futex wake-up here (~6 us) */
-
-struct ring {
-	_Alignas(128) _Atomic uint64_t head; /* consumer's */
-	_Atomic uint32_t prod_sleeps;        /* producer waits for room */
-	_Alignas(128) _Atomic uint64_t tail; /* producer's */
-	_Atomic uint32_t cons_sleeps;        /* consumer waits for data */
-	_Alignas(128) unsigned char data[RING_CAP];
-};
-
-struct rings {
-	struct ring r[2]; /* 0: A to B, 1: B to A */
-};
-
-struct ringep {
-	struct ring *tx, *rx;
-	uint64_t tail, head_seen; /* tx side, local copies */
-	uint64_t head, tail_seen; /* rx side, local copies */
-	int futex;
-};
-
-static size_t
-rec_size(size_t len)
-{
-	return (8 + len + RING_ALIGN - 1) & ~(size_t)(RING_ALIGN - 1);
-}
-
-static void
-futex_wait(_Atomic uint32_t *w, uint32_t val)
-{
-	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, val, NULL, NULL, 0);
-}
-
-static void
-futex_wake(_Atomic uint32_t *w)
-{
-	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, 1, NULL, NULL, 0);
-}
-
-/* After publishing: wake the other side if it sleeps. */
-static void
-ring_wake(struct ringep *e, _Atomic uint32_t *flag)
-{
-	if (!e->futex) {
-		return;
-	}
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(flag, memory_order_relaxed) != 0 &&
-	    atomic_exchange(flag, 0) != 0) {
-		futex_wake(flag);
-	}
-}
-
-/* Room for need bytes in tx? */
-static int
-have_room(struct ringep *e, size_t need)
-{
-	if (RING_CAP - (e->tail - e->head_seen) >= need) {
-		return 1;
-	}
-	e->head_seen =
-	        atomic_load_explicit(&e->tx->head, memory_order_acquire);
-	return RING_CAP - (e->tail - e->head_seen) >= need;
-}
-
-/* Anything in rx? */
-static int
-have_data(struct ringep *e, size_t unused)
-{
-	(void)unused;
-	if (e->head != e->tail_seen) {
-		return 1;
-	}
-	e->tail_seen =
-	        atomic_load_explicit(&e->rx->tail, memory_order_acquire);
-	return e->head != e->tail_seen;
-}
-
-/* Wait until ready(e, arg): spin, then (futex rows) sleep on flag. */
-static void
-ring_wait(struct ringep *e, int (*ready)(struct ringep *, size_t), size_t arg,
-          _Atomic uint32_t *flag)
-{
-	uint64_t t0 = 0;
-	unsigned pause = 1;
-	for (unsigned i = 1;; i++) {
-		if (ready(e, arg)) {
-			return;
-		}
-		/* The same bounded backoff between looks as libipc's ring
-		 * (1, 2, 4, 8 pauses), so the floor is the same algorithm. */
-		for (unsigned k = 0; k < pause; k++) {
-			bench_relax();
-		}
-		if (pause < 8) {
-			pause *= 2;
-		}
-		if (!e->futex || (i & 255) != 0) {
-			continue;
-		}
-		uint64_t now = bench_now_ns();
-		if (t0 == 0) {
-			t0 = now;
-		} else if (now - t0 >= SPIN_NS) {
-			break;
-		}
-	}
-	for (;;) {
-		atomic_store_explicit(flag, 1, memory_order_relaxed);
-		atomic_thread_fence(memory_order_seq_cst);
-		if (ready(e, arg)) {
-			atomic_store_explicit(flag, 0, memory_order_relaxed);
-			return;
-		}
-		futex_wait(flag, 1);
-	}
-}
-
-static ssize_t
-ring_send(void *ep, const void *buf, size_t len)
-{
-	struct ringep *e = ep;
-	size_t rec = rec_size(len);
-	if (rec > RING_CAP / 2) {
-		return -EMSGSIZE;
-	}
-	size_t pos = (size_t)(e->tail & (RING_CAP - 1));
-	size_t pad = RING_CAP - pos < rec ? RING_CAP - pos : 0;
-	if (!have_room(e, pad + rec)) {
-		ring_wait(e, have_room, pad + rec, &e->tx->prod_sleeps);
-	}
-	unsigned char *d = e->tx->data;
-	if (pad > 0) {
-		uint32_t p = RING_PAD;
-		memcpy(d + pos, &p, 4);
-		pos = 0;
-	}
-	uint32_t l = (uint32_t)len;
-	memcpy(d + pos, &l, 4);
-	memcpy(d + pos + 8, buf, len);
-	e->tail += pad + rec;
-	atomic_store_explicit(&e->tx->tail, e->tail, memory_order_release);
-	ring_wake(e, &e->tx->cons_sleeps);
-	return (ssize_t)len;
-}
-
-static ssize_t
-ring_recv(void *ep, void *buf, size_t cap)
-{
-	struct ringep *e = ep;
-	for (;;) {
-		if (!have_data(e, 0)) {
-			ring_wait(e, have_data, 0, &e->rx->cons_sleeps);
-		}
-		size_t pos = (size_t)(e->head & (RING_CAP - 1));
-		const unsigned char *d = e->rx->data;
-		uint32_t l;
-		memcpy(&l, d + pos, 4);
-		if (l == RING_PAD) {
-			e->head += RING_CAP - pos;
-			continue;
-		}
-		if (l > cap || rec_size(l) > RING_CAP - pos) {
-			return -EMSGSIZE;
-		}
-		memcpy(buf, d + pos + 8, l);
-		e->head += rec_size(l);
-		atomic_store_explicit(&e->rx->head, e->head,
-		                      memory_order_release);
-		ring_wake(e, &e->rx->prod_sleeps);
-		return (ssize_t)l;
-	}
-}
-
-static int
-ring_prepare(struct bench_env *e, const void *arg, char *why)
-{
-	(void)arg;
-	void *p = mmap(NULL, sizeof(struct rings), PROT_READ | PROT_WRITE,
-	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED) {
-		return bench_why(why, BENCH_FAIL, "mmap: %s", strerror(errno));
-	}
-	e->state = p;
-	return BENCH_OK;
-}
-
-static int
-ring_open(struct bench_env *env, const void *arg, int server, void **ep,
-          char *why)
-{
-	struct rings *rs = env->state;
-	struct ringep *e = calloc(1, sizeof(*e));
-	if (e == NULL) {
-		return bench_why(why, BENCH_FAIL, "out of memory");
-	}
-	e->futex = *(const int *)arg;
-	e->tx = &rs->r[server ? 0 : 1];
-	e->rx = &rs->r[server ? 1 : 0];
-	*ep = e;
-	return BENCH_OK;
-}
-
-static size_t
-ring_max_msg(void *ep)
-{
-	(void)ep;
-	return RING_CAP / 2 - 64;
-}
-
-static void
-ring_close(void *ep, int server)
-{
-	(void)server;
-	free(ep);
-}
-
-static void
-ring_cleanup(struct bench_env *e, const void *arg)
-{
-	(void)arg;
-	if (e->state != NULL) {
-		munmap(e->state, sizeof(struct rings));
-		e->state = NULL;
-	}
-}
-
-static const struct bench_ops raw_ring_ops = {
-        .prepare = ring_prepare,
-        .open = ring_open,
-        .send = ring_send,
-        .recv = ring_recv,
-        .max_msg = ring_max_msg,
-        .close = ring_close,
-        .cleanup = ring_cleanup,
-};
+static const enum rkind arg_fifo = RAW_FIFO;
 
 /* ----------------------------------------------------- realtime signals -- */
 
@@ -926,22 +761,54 @@ static const struct bench_ops raw_signal_ops = {
         .close = rsig_close,
 };
 
-static const int arg_futex = 1;
-static const int arg_busy = 0;
+static const enum raw_ring_kind arg_futex = RAW_RING_FUTEX;
+static const enum raw_ring_kind arg_busy = RAW_RING_BUSY;
+static const enum raw_ring_kind arg_sysv = RAW_RING_SYSV;
+static const enum raw_msg_kind arg_mq = RAW_MQ;
+static const enum raw_msg_kind arg_sysvmq = RAW_SYSVMQ;
+static const enum raw_msg_kind arg_dgram = RAW_DGRAM;
+static const enum raw_msg_kind arg_seqpacket = RAW_SEQPACKET;
+static const enum raw_msg_kind arg_udp = RAW_UDP;
 
 const struct bench_row bench_raw_rows[] = {
         {"raw-pipe", "raw", "2 pipe(2)s, blocking, 4 B length, writev",
          &raw_stream_ops, &arg_pipe, 0, NULL},
+        {"raw-fifo", "raw",
+         "2 FIFOs (mkfifo), blocking, 4 B length, writev",
+         &raw_stream_ops, &arg_fifo, 0, NULL},
         {"raw-unix", "raw", "AF_UNIX stream, blocking, 4 B length, sendmsg",
          &raw_stream_ops, &arg_unix, 0, NULL},
+        {"raw-unix+seqpacket", "raw",
+         "SOCK_SEQPACKET socketpair, send/recv, SO_SNDBUF for the largest "
+         "size",
+         &bench_raw_msg_ops, &arg_seqpacket, 0, NULL},
+        {"raw-unix+dgram", "raw",
+         "SOCK_DGRAM socketpair, send/recv, SO_SNDBUF for the largest size",
+         &bench_raw_msg_ops, &arg_dgram, 0, NULL},
         {"raw-tcp", "raw",
          "127.0.0.1, TCP_NODELAY, blocking, 4 B length, sendmsg",
          &raw_stream_ops, &arg_tcp, 0, NULL},
+        {"raw-udp", "raw",
+         "2 connected loopback UDP sockets, send/recv: throughput as "
+         "received",
+         &bench_raw_msg_ops, &arg_udp, BENCH_LOSSY, NULL},
+        {"raw-mq", "raw",
+         "2 POSIX queues (default attributes), mq_send/mq_receive, "
+         "msgsize units",
+         &bench_raw_msg_ops, &arg_mq, 0, NULL},
+        {"raw-sysvmq", "raw",
+         "1 System V queue, a type per direction, msgsnd/msgrcv, msgmax "
+         "units",
+         &bench_raw_msg_ops, &arg_sysvmq, 0, NULL},
         {"raw-futex-ring", "raw",
-         "SPSC ring in shared memory, spin 50 us then futex (the floor)",
-         &raw_ring_ops, &arg_futex, 0, NULL},
+         "SPSC ring in shared memory, one pause per look, futex after 50 us "
+         "(the floor)",
+         &bench_raw_ring_ops, &arg_futex, 0, NULL},
         {"raw-busy-ring", "raw", "the same ring, busy-polling, no futex",
-         &raw_ring_ops, &arg_busy, 0, NULL},
+         &bench_raw_ring_ops, &arg_busy, 0, NULL},
+        {"raw-sysvshm", "raw",
+         "the same ring in a shmget segment, System V semaphore after 50 us",
+         &bench_raw_ring_ops, &arg_sysv, 0, NULL},
         {"raw-signal", "raw",
          "sigqueue + blocking signalfd, 8 B per signal, ack every 1024",
          &raw_signal_ops, NULL, 0, NULL},

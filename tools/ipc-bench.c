@@ -381,7 +381,7 @@ print_table(void)
 
 /* ------------------------------------------------------------ ratios -- */
 
-enum metric { M_P50, M_MSGS64, M_MBS1M };
+enum metric { M_P50, M_MSGS64, M_MBS64K, M_MBS1M };
 
 struct ratio {
 	const char *num, *den;
@@ -390,15 +390,31 @@ struct ratio {
 	double target;
 };
 
+/* Each driver against the same mechanism used raw (its own table). */
+static const struct {
+	const char *lib, *raw;
+} raw_pairs[] = {
+        {"unix", "raw-unix"},
+        {"unix+seqpacket", "raw-unix+seqpacket"},
+        {"unix+dgram", "raw-unix+dgram"},
+        {"tcp", "raw-tcp"},
+        {"udp", "raw-udp"},
+        {"pipe", "raw-pipe"},
+        {"fifo", "raw-fifo"},
+        {"mq", "raw-mq"},
+        {"sysvmq", "raw-sysvmq"},
+        {"shm", "raw-futex-ring"},
+        {"shm-busy", "raw-busy-ring"},
+        {"mmap", "raw-futex-ring"},
+        {"sysvshm", "raw-sysvshm"},
+        {"signal", "raw-signal"},
+};
+#define RAW_P50_MAX  1.10 /* driver p50 at most this times raw's */
+#define RAW_TPUT_MIN 0.90 /* driver throughput at least this times raw's */
+
 static const struct ratio ratios[] = {
-        {"unix", "raw-unix", M_P50, 1, 1.15},
-        {"tcp", "raw-tcp", M_P50, 1, 1.15},
-        {"pipe", "raw-pipe", M_P50, 1, 1.15},
-        {"shm", "raw-futex-ring", M_P50, 1, 1.25},
-        {"shm-busy", "raw-busy-ring", M_P50, 1, 1.25},
-        {"shm", "raw-futex-ring", M_MSGS64, 0, 0.8},
-        {"signal", "raw-signal", M_P50, 1, 1.5},
-        {"signal", "raw-signal", M_MSGS64, 0, 0.5},
+        {"inproc", "shm", M_P50, 1, 1},
+        {"inproc", "shm", M_MSGS64, 0, 1},
         {"shm", "unix", M_MSGS64, 0, 10},
         {"shm-zc", "unix", M_MBS1M, 0, 5},
         {"shm", "iceoryx", M_P50, 1, 1},
@@ -412,6 +428,7 @@ static const struct ratio ratios[] = {
 static const char *const metric_name[] = {
         "p50 latency",
         "64 B msg/s",
+        "64 KiB MB/s",
         "1 MiB MB/s",
 };
 
@@ -438,8 +455,11 @@ metric(const char *row, enum metric m, double *v, const char **why)
 		*v = r->p50_ns;
 		return 0;
 	case M_MSGS64:
+	case M_MBS64K:
 	case M_MBS1M: {
-		size_t want = m == M_MSGS64 ? 64 : 1024 * 1024;
+		size_t want = m == M_MSGS64    ? 64
+		              : m == M_MBS64K ? 64 * 1024
+		                              : 1024 * 1024;
 		for (int k = 0; k < bench_nsizes; k++) {
 			if (bench_sizes[k] != want) {
 				continue;
@@ -461,10 +481,84 @@ metric(const char *row, enum metric m, double *v, const char **why)
 }
 
 static int
+both_ran(const char *num, const char *den)
+{
+	struct bench_entry *en = find(num), *ed = find(den);
+	return en != NULL && ed != NULL && en->ran && ed->ran;
+}
+
+static int
 ratio_ran(const struct ratio *q)
 {
-	struct bench_entry *en = find(q->num), *ed = find(q->den);
-	return en != NULL && ed != NULL && en->ran && ed->ran;
+	return both_ran(q->num, q->den);
+}
+
+/* A ratio as printed: 0.00x says nothing, so below 0.01 how many times
+ * faster. */
+static void
+fmt_ratio(char *val, size_t n, double v)
+{
+	if (v < 0.01 && v > 0) {
+		snprintf(val, n, "%.0fx faster", 1 / v);
+	} else if (v >= 100) {
+		snprintf(val, n, "%.0fx", v);
+	} else {
+		snprintf(val, n, "%.2fx", v);
+	}
+}
+
+/* One cell of the raw table: "1.05x", "0.80x (NOT met)" or "n/a". */
+static int
+raw_cell(const char *lib, const char *raw, enum metric m, char *out, size_t n)
+{
+	double a, b;
+	const char *wa = NULL, *wb = NULL;
+	if (metric(lib, m, &a, &wa) < 0 || metric(raw, m, &b, &wb) < 0 ||
+	    !(b > 0)) {
+		snprintf(out, n, "n/a");
+		return 0;
+	}
+	double v = a / b;
+	int ok = m == M_P50 ? v <= RAW_P50_MAX : v >= RAW_TPUT_MIN;
+	fmt_ratio(out, n, v);
+	if (!ok) {
+		size_t o = strlen(out);
+		snprintf(out + o, n - o, " (NOT met)");
+	}
+	return ok ? 0 : 1;
+}
+
+static void
+print_raw_ratios(void)
+{
+	static const enum metric ms[] = {M_P50, M_MSGS64, M_MBS64K, M_MBS1M};
+	size_t np = sizeof(raw_pairs) / sizeof(raw_pairs[0]), shown = 0;
+	for (size_t i = 0; i < np; i++) {
+		shown += (size_t)both_ran(raw_pairs[i].lib, raw_pairs[i].raw);
+	}
+	if (shown == 0) {
+		return;
+	}
+	printf("\n### Every driver against its raw row (same run)\n\n"
+	       "Driver / raw: p50 at most %.2fx, throughput at least %.2fx "
+	       "(n/a: a row does not carry that size).\n\n",
+	       RAW_P50_MAX, RAW_TPUT_MIN);
+	printf("| driver / raw row | p50 | 64 B msg/s | 64 KiB MB/s | "
+	       "1 MiB MB/s | targets |\n|---|--:|--:|--:|--:|---|\n");
+	for (size_t i = 0; i < np; i++) {
+		if (!both_ran(raw_pairs[i].lib, raw_pairs[i].raw)) {
+			continue;
+		}
+		int missed = 0;
+		printf("| %s / %s |", raw_pairs[i].lib, raw_pairs[i].raw);
+		for (size_t k = 0; k < sizeof(ms) / sizeof(ms[0]); k++) {
+			char c[48];
+			missed += raw_cell(raw_pairs[i].lib, raw_pairs[i].raw,
+			                   ms[k], c, sizeof(c));
+			printf(" %s |", c);
+		}
+		printf(" %s |\n", missed ? "NOT met" : "met");
+	}
 }
 
 static void
@@ -496,14 +590,7 @@ print_ratios(void)
 			double v = a / b;
 			int ok = q->at_most ? v <= q->target : v >= q->target;
 			char val[48];
-			if (v < 0.01 && v > 0) {
-				/* 0.00x says nothing: how many times faster. */
-				snprintf(val, sizeof val, "%.0fx faster", 1 / v);
-			} else if (v >= 100) {
-				snprintf(val, sizeof val, "%.0fx", v);
-			} else {
-				snprintf(val, sizeof val, "%.2fx", v);
-			}
+			fmt_ratio(val, sizeof val, v);
 			printf("%s | %s %.2fx | %s |\n", val,
 			       q->at_most ? "<=" : ">=", q->target,
 			       ok ? "met" : "NOT met");
@@ -817,6 +904,7 @@ main(int argc, char **argv)
 	}
 	remove_tmpdir();
 	print_table();
+	print_raw_ratios();
 	print_ratios();
 	bench_print_compare(entries, nentries);
 	fflush(stdout);

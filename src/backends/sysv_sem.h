@@ -183,6 +183,18 @@ sv_getall(int semid, unsigned short v[SV_NSEMS])
 	return -EAGAIN;
 }
 
+/* Is the peer's slot still held (a live peer, once it has arrived)?  The
+ * liveness look of a channel whose peer is known: one GETVAL, which the
+ * kernel bounds by the set's real size (checked when the channel was
+ * opened), instead of a whole consistent read (sv_getall, 2 x SV_NSEMS + 1
+ * system calls) on every empty receive.  0 once the slot is free or the
+ * set is removed. */
+static inline int
+sv_peer_held(int semid, int side)
+{
+	return semctl(semid, SV_SLOT + 1 - side, GETVAL) == 0;
+}
+
 /* TAG[3]: a function of the kind and the key only.  Set for each probe. */
 static inline unsigned short
 sv_keytag(const char *kind, key_t key)

@@ -162,6 +162,13 @@ peer_check(struct smq_chan *m)
 	if (p == PEER_GONE) {
 		return p;
 	}
+	if (p == PEER_UP) {
+		if (sv_peer_held(m->ids.semid, m->side)) {
+			return PEER_UP;
+		}
+		atomic_store(&m->peer, PEER_GONE);
+		return PEER_GONE;
+	}
 	if (sv_getall(m->ids.semid, v) < 0) {
 		atomic_store(&m->peer, PEER_GONE); /* removed */
 		return PEER_GONE;

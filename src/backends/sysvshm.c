@@ -36,6 +36,7 @@
 #include "backends/sysv_sem.h"
 #include "core/driver.h"
 #include "core/ring.h"
+#include "core/ringchan.h"
 
 #define KIND         "sysvshm"
 #define SEG_HDR      4096u
@@ -75,6 +76,7 @@ struct svs_chan {
 	_Atomic int refused;  /* creator: the peer failed allow_uid= */
 	_Atomic int backoff;
 	_Atomic size_t want_tx; /* the size a blocked send waits for */
+	_Atomic uint64_t checked_ns; /* last liveness look of an empty recv */
 };
 
 static const struct ipc_optspec svs_opts[] = {
@@ -135,6 +137,13 @@ peer_check(struct svs_chan *s)
 	if (p == PEER_GONE) {
 		return p;
 	}
+	if (p == PEER_UP) {
+		if (sv_peer_held(s->ids.semid, s->side)) {
+			return PEER_UP;
+		}
+		atomic_store(&s->peer, PEER_GONE);
+		return PEER_GONE;
+	}
 	if (sv_getall(s->ids.semid, v) < 0) {
 		atomic_store(&s->peer, PEER_GONE);
 		return PEER_GONE;
@@ -169,6 +178,26 @@ peer_check(struct svs_chan *s)
 		return PEER_GONE;
 	}
 	return PEER_UP;
+}
+
+/* The look of an empty receive: at most every IPC_RCHAN_LAZY_MS while
+ * the peer is up (a system call per empty receive would be most of a
+ * ping-pong's latency).  A blocking receive does not depend on it: a wait
+ * woken without data looks at once (svs_wait). */
+static int
+peer_check_lazy(struct svs_chan *s)
+{
+	if (atomic_load_explicit(&s->peer, memory_order_relaxed) == PEER_UP) {
+		uint64_t t = ipc__rchan_now_ns();
+		if (t - atomic_load_explicit(&s->checked_ns,
+		                             memory_order_relaxed) <
+		    (uint64_t)IPC_RCHAN_LAZY_MS * 1000000u) {
+			return PEER_UP;
+		}
+		atomic_store_explicit(&s->checked_ns, t,
+		                      memory_order_relaxed);
+	}
+	return peer_check(s);
 }
 
 /* ---------------------------------------------------------------- data -- */
@@ -286,7 +315,7 @@ rx_next(ipc_channel *ch, struct svs_chan *s, const void **p, size_t *n)
 	int r = ipc_ring_acquire(&s->rx, p, n);
 
 	if (r == -EAGAIN && atomic_load(&s->peer) != PEER_NONE &&
-	    peer_check(s) == PEER_GONE) {
+	    peer_check_lazy(s) == PEER_GONE) {
 		/* What it published before going is visible now. */
 		r = ipc_ring_acquire(&s->rx, p, n);
 		if (r == -EAGAIN) {
@@ -397,10 +426,13 @@ svs_wait(ipc_channel *ch, short events, const struct timespec *dl)
 			until = *dl;
 		}
 		int r = ipc_ring_wait(ring, len, spin, &until);
-		if (r == 0) {
+		if (r == 0 && (in ? ipc_ring_readable(ring)
+		                  : ipc_ring_writable(ring, len))) {
 			return 0;
 		}
-		if (peer_check(s) == PEER_GONE) {
+		/* Woken without data or room (the peer's death posts our
+		 * semaphores), or a slice passed: look at the peer. */
+		if (peer_check(s) == PEER_GONE || r == 0) {
 			return 0;
 		}
 		if (last) {
