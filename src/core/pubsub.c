@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "pubsub.h"
@@ -79,7 +80,11 @@ struct ps_pub {
 	pthread_mutex_t mu;
 	int have_mu;
 	ipc_listener *l;
-	int ep; /* listener + backlogged subscribers */
+	int ep; /* listener + backlogged subscribers + wake */
+	/* Signalled when the backlogs went out in a call of another thread
+	 * (ipc_poll, ipc_subscribers beside a waiting sender). */
+	int wake;
+	int woken, backlog;
 	struct ps_sub **subs;
 	size_t nsubs, subcap;
 	struct ps_msg **hist; /* ring of history= messages */
@@ -88,7 +93,8 @@ struct ps_pub {
 	struct timespec knocked; /* when the listener was last looked at */
 	uint64_t seq;
 	int drop;
-	int inprog; /* slow=block: the last send waits for backlogs */
+	int inprog;  /* slow=block: the last send waits for backlogs */
+	int waiting; /* a send said -EAGAIN: backlogs of an earlier one */
 	_Atomic unsigned long long dropped;
 };
 
@@ -354,6 +360,24 @@ pub_accept(struct ps_pub *p, int force)
 
 /* Take in new subscribers, push backlogs, let the failed go; returns
  * whether a backlog remains. */
+/* The wake eventfd is readable exactly while a send waits for backlogs
+ * that are out: a sender asleep in poll(2) on ep goes on even when another
+ * thread's call (ipc_poll, ipc_subscribers) pushed them, and ipc_fd() of
+ * the publisher stays level-triggered. */
+static void
+wake_sync(struct ps_pub *p)
+{
+	int want = (p->inprog || p->waiting) && !p->backlog;
+	uint64_t v = 1;
+
+	if (want && !p->woken && write(p->wake, &v, sizeof v) == sizeof v) {
+		p->woken = 1;
+	} else if (!want && p->woken &&
+	           read(p->wake, &v, sizeof v) == sizeof v) {
+		p->woken = 0;
+	}
+}
+
 static int
 pub_service(struct ps_pub *p, int force)
 {
@@ -371,6 +395,8 @@ pub_service(struct ps_pub *p, int force)
 		backlog |= s->qlen > 0;
 		i++;
 	}
+	p->backlog = backlog;
+	wake_sync(p);
 	return backlog;
 }
 
@@ -460,10 +486,12 @@ pub_send(ipc_channel *ch, const void *buf, size_t len)
 
 	pthread_mutex_lock(&p->mu);
 	int backlog = pub_service(p, p->inprog);
+	p->waiting = 0;
 	if (p->inprog) {
 		p->inprog = backlog;
 		r = backlog ? -EINPROGRESS : (ssize_t)len;
 	} else if (backlog && !p->drop) {
+		p->waiting = 1;
 		r = -EAGAIN; /* a detached message is still going out */
 	} else if (p->nsubs == 0 && p->hcap == 0) {
 		count_drop(p); /* sent to nobody */
@@ -473,7 +501,7 @@ pub_send(ipc_channel *ch, const void *buf, size_t len)
 			r = ipc__err(-ENOMEM, ch->uri, "send: out of memory");
 		} else {
 			if (pub_fanout(p, m) && !p->drop) {
-				p->inprog = 1;
+				p->inprog = p->backlog = 1;
 				r = -EINPROGRESS;
 			}
 			pub_remember(p, m);
@@ -484,6 +512,7 @@ pub_send(ipc_channel *ch, const void *buf, size_t len)
 			}
 		}
 	}
+	wake_sync(p);
 	pthread_mutex_unlock(&p->mu);
 	return r;
 }
@@ -495,6 +524,7 @@ pub_detach(ipc_channel *ch)
 
 	pthread_mutex_lock(&p->mu);
 	p->inprog = 0; /* the backlogs hold their copies */
+	wake_sync(p);
 	pthread_mutex_unlock(&p->mu);
 	return 0;
 }
@@ -606,6 +636,9 @@ pub_free(struct ps_pub *p)
 	if (p->ep >= 0) {
 		close(p->ep);
 	}
+	if (p->wake >= 0) {
+		close(p->wake);
+	}
 	if (p->have_mu) {
 		pthread_mutex_destroy(&p->mu);
 	}
@@ -678,6 +711,7 @@ pub_open(ipc_channel *ch, const char *inner, const struct ipc_pubsub_opts *o,
 	int r;
 
 	p->ep = -1;
+	p->wake = -1;
 	p->drop = o->drop;
 	p->hcap = o->history;
 	if (pthread_mutex_init(&p->mu, NULL) != 0) {
@@ -694,8 +728,10 @@ pub_open(ipc_channel *ch, const char *inner, const struct ipc_pubsub_opts *o,
 		goto fail;
 	}
 	p->ep = epoll_create1(EPOLL_CLOEXEC);
-	if (p->ep < 0 ||
-	    epoll_ctl(p->ep, EPOLL_CTL_ADD, ipc_listener_fd(p->l), &ev) < 0) {
+	p->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->ep < 0 || p->wake < 0 ||
+	    epoll_ctl(p->ep, EPOLL_CTL_ADD, ipc_listener_fd(p->l), &ev) < 0 ||
+	    epoll_ctl(p->ep, EPOLL_CTL_ADD, p->wake, &ev) < 0) {
 		r = ipc__errno(-errno, ch->uri, "open: epoll");
 		goto fail;
 	}
