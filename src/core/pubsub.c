@@ -32,7 +32,8 @@
 
 const char *const ipc__slow_choices[] = {"block", "drop", NULL};
 
-#define SEQ_LEN  8
+#define SEQ_BIN  8  /* little-endian (framing=length) */
+#define SEQ_TEXT 17 /* 16 hex digits and a space (framing=line) */
 #define RX_START (64u << 10)
 
 int
@@ -52,9 +53,51 @@ ipc__pubsub_opts(const struct ipc_uri *u, int flags,
 
 /* ------------------------------------------------------------- messages */
 
+static size_t
+seq_len(int text)
+{
+	return text ? SEQ_TEXT : SEQ_BIN;
+}
+
+static void
+seq_put(unsigned char *p, uint64_t seq, int text)
+{
+	for (int i = 0; i < 16 && text; i++) {
+		p[i] = (unsigned char)"0123456789abcdef"[(seq >> (60 - 4 * i)) &
+		                                         15];
+	}
+	for (int i = 0; i < SEQ_BIN && !text; i++) {
+		p[i] = (unsigned char)(seq >> (8 * i));
+	}
+	if (text) {
+		p[16] = ' ';
+	}
+}
+
+/* 0, or -1 when p is not a sequence number. */
+static int
+seq_get(const unsigned char *p, int text, uint64_t *seq)
+{
+	*seq = 0;
+	for (int i = 0; i < SEQ_BIN && !text; i++) {
+		*seq |= (uint64_t)p[i] << (8 * i);
+	}
+	for (int i = 0; i < 16 && text; i++) {
+		int c = p[i];
+		int d = c >= '0' && c <= '9'   ? c - '0'
+		        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		                               : -1;
+		if (d < 0) {
+			return -1;
+		}
+		*seq = *seq << 4 | (uint64_t)d;
+	}
+	return text && p[16] != ' ' ? -1 : 0;
+}
+
 struct ps_msg {
 	unsigned refs;
-	size_t len; /* SEQ_LEN + payload */
+	size_t len; /* sequence number + payload */
 	size_t cap; /* of data */
 	unsigned char data[];
 };
@@ -93,6 +136,7 @@ struct ps_pub {
 	struct timespec knocked; /* when the listener was last looked at */
 	uint64_t seq;
 	int drop;
+	int text;    /* framing=line: a text sequence number */
 	int inprog;  /* slow=block: the last send waits for backlogs */
 	int waiting; /* a send said -EAGAIN: backlogs of an earlier one */
 	_Atomic unsigned long long dropped;
@@ -100,6 +144,7 @@ struct ps_pub {
 
 struct ps_subend {
 	ipc_channel *c;
+	int text; /* framing=line */
 	unsigned char *rbuf;
 	size_t rcap, plen;
 	int pending, started;
@@ -160,7 +205,7 @@ has_opt(const struct ipc_uri *u, const char *key)
  * the options and the URI for the driver underneath. */
 static int
 parse(const char *uri, const struct ipc_driver *real, int flags,
-      struct ipc_pubsub_opts *o, char **inner, size_t *maxmsg)
+      struct ipc_pubsub_opts *o, char **inner, size_t *maxmsg, int *text)
 {
 	static const struct ipc_optspec ps[] = {IPC_PUBSUB_OPTS};
 	struct ipc_optspec specs[IPC_URI_MAXOPTS + 1];
@@ -189,21 +234,23 @@ parse(const char *uri, const struct ipc_driver *real, int flags,
 		return r;
 	}
 	r = ipc__pubsub_opts(u, flags, o);
-	if (r == 0 && has_opt(u, "framing") && ipc__opt_num(u, "framing", 0)) {
+	*text = has_opt(u, "framing") && ipc__opt_num(u, "framing", 0) == 1;
+	if (r == 0 && has_opt(u, "framing") && ipc__opt_num(u, "framing", 0) >
+	                                               1) {
 		r = ipc__err(-EINVAL, uri,
-		             "open: publish/subscribe needs framing=length "
-		             "(its messages carry a binary sequence number)");
+		             "open: publish/subscribe needs message "
+		             "boundaries: framing=length or line, not raw");
 	}
 	*maxmsg = has_opt(u, "maxmsg")
 	                  ? (size_t)ipc__opt_num(u, "maxmsg",
 	                                         IPC_STREAM_DEFAULT_MAXMSG)
 	                  : IPC_STREAM_DEFAULT_MAXMSG;
 	ipc__uri_free(u);
-	if (r == 0 && *maxmsg <= SEQ_LEN) {
+	if (r == 0 && *maxmsg <= seq_len(*text)) {
 		r = ipc__err(-EINVAL, uri,
-		             "open: maxmsg must exceed %d bytes for "
+		             "open: maxmsg must exceed %zu bytes for "
 		             "publish/subscribe",
-		             SEQ_LEN);
+		             seq_len(*text));
 	}
 	if (r == 0 && (*inner = inner_uri(uri)) == NULL) {
 		r = ipc__err(-ENOMEM, uri, "open: out of memory");
@@ -404,24 +451,22 @@ static struct ps_msg *
 pub_msg(struct ps_pub *p, const void *buf, size_t len)
 {
 	struct ps_msg *m = p->spare;
-	uint64_t seq = p->seq;
+	size_t h = seq_len(p->text);
 
-	if (m != NULL && m->cap >= SEQ_LEN + len) {
+	if (m != NULL && m->cap >= h + len) {
 		p->spare = NULL;
 	} else {
-		m = malloc(sizeof(*m) + SEQ_LEN + len);
+		m = malloc(sizeof(*m) + h + len);
 		if (m == NULL) {
 			return NULL;
 		}
-		m->cap = SEQ_LEN + len;
+		m->cap = h + len;
 	}
 	m->refs = 1;
-	m->len = SEQ_LEN + len;
-	for (int i = 0; i < SEQ_LEN; i++) {
-		m->data[i] = (unsigned char)(seq >> (8 * i));
-	}
+	m->len = h + len;
+	seq_put(m->data, p->seq, p->text);
 	if (len > 0) {
-		memcpy(m->data + SEQ_LEN, buf, len);
+		memcpy(m->data + h, buf, len);
 	}
 	p->seq++;
 	return m;
@@ -735,7 +780,7 @@ pub_open(ipc_channel *ch, const char *inner, const struct ipc_pubsub_opts *o,
 		r = ipc__errno(-errno, ch->uri, "open: epoll");
 		goto fail;
 	}
-	ch->max_msg = maxmsg - SEQ_LEN;
+	ch->max_msg = maxmsg - seq_len(p->text);
 	if (p->drop) {
 		ch->caps &= ~IPC_CAP_RELIABLE;
 	}
@@ -795,15 +840,12 @@ subend_fetch(ipc_channel *ch)
 	if (r < 0) {
 		return r;
 	}
-	if (r < SEQ_LEN) {
+	uint64_t seq;
+	if ((size_t)r < seq_len(s->text) || seq_get(s->rbuf, s->text, &seq)) {
 		return ipc__err(-EPROTO, ch->uri,
-		                "recv: the publisher sent %zd bytes, "
-		                "less than a sequence number",
+		                "recv: the publisher sent %zd bytes without "
+		                "a sequence number first",
 		                r);
-	}
-	uint64_t seq = 0;
-	for (int i = 0; i < SEQ_LEN; i++) {
-		seq |= (uint64_t)s->rbuf[i] << (8 * i);
 	}
 	if (s->started && seq < s->expect) {
 		return ipc__err(-EPROTO, ch->uri,
@@ -818,7 +860,7 @@ subend_fetch(ipc_channel *ch)
 	}
 	s->started = 1;
 	s->expect = seq + 1;
-	s->plen = (size_t)r - SEQ_LEN;
+	s->plen = (size_t)r - seq_len(s->text);
 	s->pending = 1;
 	return 0;
 }
@@ -838,7 +880,7 @@ subend_recv(ipc_channel *ch, void *buf, size_t cap)
 		return ipc__err_msgsize(ch->uri, s->plen, cap);
 	}
 	if (s->plen > 0) {
-		memcpy(buf, s->rbuf + SEQ_LEN, s->plen);
+		memcpy(buf, s->rbuf + seq_len(s->text), s->plen);
 	}
 	s->pending = 0;
 	return (ssize_t)s->plen;
@@ -925,14 +967,14 @@ subend_open(ipc_channel *ch, const char *inner, int flags)
 	}
 	s->rcap = s->c->max_msg < RX_START ? s->c->max_msg : RX_START;
 	s->rbuf = malloc(s->rcap);
-	if (s->rbuf == NULL || s->c->max_msg <= SEQ_LEN) {
+	if (s->rbuf == NULL || s->c->max_msg <= seq_len(s->text)) {
 		ipc_close(s->c);
 		free(s->rbuf);
 		return ipc__err(s->rbuf ? -EINVAL : -ENOMEM, ch->uri,
 		                "open: %s", s->rbuf ? "maxmsg too small"
 		                                    : "out of memory");
 	}
-	ch->max_msg = s->c->max_msg - SEQ_LEN;
+	ch->max_msg = s->c->max_msg - seq_len(s->text);
 	ch->caps = s->c->caps;
 	/* One step now: a connection that needs a first word from this
 	 * side (a TLS ClientHello) gets it even if the caller only waits
@@ -961,11 +1003,17 @@ ipc__pubsub_open(ipc_channel *ch, const struct ipc_driver *real, int flags)
 	struct ipc_pubsub_opts o;
 	char *inner = NULL;
 	size_t maxmsg;
-	int r = parse(ch->uri, real, flags, &o, &inner, &maxmsg);
+	int text;
+	int r = parse(ch->uri, real, flags, &o, &inner, &maxmsg, &text);
 
-	if (r == 0) {
-		r = (flags & IPC_PUBLISH) ? pub_open(ch, inner, &o, maxmsg)
-		                          : subend_open(ch, inner, flags);
+	if (r == 0 && (flags & IPC_PUBLISH)) {
+		struct ps_pub *p = ipc__priv(ch);
+		p->text = text;
+		r = pub_open(ch, inner, &o, maxmsg);
+	} else if (r == 0) {
+		struct ps_subend *s = ipc__priv(ch);
+		s->text = text;
+		r = subend_open(ch, inner, flags);
 	}
 	free(inner);
 	return r;
