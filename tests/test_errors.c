@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "core/registry.h"
+#include "testutil.h"
 #include "ipc/ipc.h"
 
 /* How to make a channel of each driver in one process: a URI template
@@ -93,24 +94,10 @@ static void
 expand(char *out, size_t n, const char *tmpl)
 {
 	static int seq;
-	size_t o = 0;
+	char name[64];
 
-	for (const char *p = tmpl; *p != '\0' && o + 1 < n; p++) {
-		int k = 0;
-		if (p[0] == '%' && p[1] == 's') {
-			k = snprintf(out + o, n - o, "ipcerr-%d-%d",
-			             (int)getpid(), seq);
-		} else if (p[0] == '%' && p[1] == 'd') {
-			k = snprintf(out + o, n - o, "%s", dir);
-		} else {
-			out[o++] = *p;
-			continue;
-		}
-		o += (size_t)k < n - o ? (size_t)k : n - o - 1;
-		p++;
-	}
-	out[o] = '\0';
-	seq++;
+	snprintf(name, sizeof name, "ipcerr-%d-%d", (int)getpid(), seq++);
+	tu_expand(out, n, tmpl, name, dir);
 }
 
 /* Two connected ends a, b of the template. */
