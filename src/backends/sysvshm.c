@@ -188,7 +188,7 @@ static int
 peer_check_lazy(struct svs_chan *s)
 {
 	if (atomic_load_explicit(&s->peer, memory_order_relaxed) == PEER_UP) {
-		uint64_t t = ipc__rchan_now_ns();
+		uint64_t t = ipc__rchan_coarse_ns();
 		if (t - atomic_load_explicit(&s->checked_ns,
 		                             memory_order_relaxed) <
 		    (uint64_t)IPC_RCHAN_LAZY_MS * 1000000u) {
@@ -418,7 +418,7 @@ svs_wait(ipc_channel *ch, short events, const struct timespec *dl)
 			return 0;
 		}
 		struct timespec until;
-		ipc__deadline(&until, SLICE_MS);
+		ipc__deadline_coarse(&until, SLICE_MS);
 		int last = dl != NULL && (until.tv_sec > dl->tv_sec ||
 		                          (until.tv_sec == dl->tv_sec &&
 		                           until.tv_nsec >= dl->tv_nsec));

@@ -379,6 +379,11 @@ struct ipc_driver {
 
 /* Monotonic deadline arithmetic.  A NULL deadline means forever. */
 void ipc__deadline(struct timespec *dl, int timeout_ms);
+/* The same from CLOCK_MONOTONIC_COARSE: up to a clock tick (a few ms)
+ * early, and much cheaper to read where the precise clock costs a TSC
+ * read (over 100 ns in some virtual machines): for the slices of a wait
+ * on a hot path, never for a caller's deadline. */
+void ipc__deadline_coarse(struct timespec *dl, int timeout_ms);
 /* Milliseconds left until dl, rounded up; -1 for NULL; 0 if passed. */
 int ipc__remaining_ms(const struct timespec *dl);
 
