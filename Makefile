@@ -197,9 +197,9 @@ musl: deps-build build-musl/build.ninja
 	ninja -C build-musl
 	meson test -C build-musl --print-errorlogs --suite smoke
 
-# valgrind: the conformance program once per URI template (so every
-# driver) under memcheck, on the cases of the 'valgrind' suite
-# (tests/meson.build); an error or a definite leak fails it.
+# valgrind: the whole conformance suite once per driver under memcheck
+# (the 'valgrind' suite of tests/meson.build, deadlines scaled 10x); an
+# error or a definite leak fails it.
 VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
 	--errors-for-leak-kinds=definite --show-leak-kinds=definite
 
@@ -207,8 +207,8 @@ valgrind: deps-test $(BUILD)/build.ninja
 	$(call need,$(VALGRIND_PKGS))
 	meson configure $(BUILD) -Dtests=enabled >/dev/null
 	ninja -C $(BUILD)
-	meson test -C $(BUILD) --print-errorlogs --suite valgrind \
-	  --num-processes $(NPROC) --wrapper '$(VALGRIND)'
+	IPC_TEST_TIME_FACTOR=10 meson test -C $(BUILD) --print-errorlogs \
+	  --suite valgrind --num-processes $(NPROC) --wrapper '$(VALGRIND)'
 
 # The prefix is set on every install, so PREFIX= is honoured whatever the
 # build directory was configured with.  As root into the real filesystem,

@@ -248,6 +248,12 @@ CASE(duplex)
 CASE(pair_fork)
 CASE(stream)
 CASE(listener)
+CASE(pubsub_stream)
+CASE(pubsub_kill)
+CASE(pubsub_history)
+CASE(pubsub_nobody)
+CASE(pubsub_drop)
+CASE(pubsub_poll)
 
 /* clang-format off */
 #define T(n) {#n, t_##n, NULL, NULL, NULL}
@@ -282,6 +288,12 @@ static const struct CMUnitTest tests[] = {
 	T(pair_fork),
 	T(stream),
 	T(listener),
+	T(pubsub_stream),
+	T(pubsub_kill),
+	T(pubsub_history),
+	T(pubsub_nobody),
+	T(pubsub_drop),
+	T(pubsub_poll),
 };
 #undef T
 /* clang-format on */

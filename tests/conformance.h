@@ -17,9 +17,10 @@
 #include "ipc/ipc.h"
 #include "testutil.h"
 
-#define LIMIT_S 60    /* per case, and per peer process */
-#define STEP_MS 20000 /* default channel timeout in sessions */
-#define CTL_MS  30000 /* longest wait on the control socket */
+/* Deadlines, scaled by IPC_TEST_TIME_FACTOR (sanitizers, valgrind). */
+#define LIMIT_S ((unsigned)(60 * tu_time_factor()))  /* per case and peer */
+#define STEP_MS ((int)(20000 * tu_time_factor())) /* channel timeout */
+#define CTL_MS  ((int)(30000 * tu_time_factor())) /* control socket wait */
 #define MIB     (1u << 20)
 
 enum mode {
@@ -205,6 +206,12 @@ int case_ordering(void *unused);
 int case_pair_fork(void *unused);
 int case_peer_close(void *unused);
 int case_poll(void *unused);
+int case_pubsub_stream(void *unused);
+int case_pubsub_kill(void *unused);
+int case_pubsub_history(void *unused);
+int case_pubsub_nobody(void *unused);
+int case_pubsub_drop(void *unused);
+int case_pubsub_poll(void *unused);
 int case_pollitem(void *unused);
 int case_self_close(void *unused);
 int case_sizes(void *unused);

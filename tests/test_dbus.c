@@ -10,6 +10,8 @@
  *   - kill -9 of either side gives -EPIPE within one second;
  *   - ipc_fd() stays readable while a message waits in the library;
  *   - the window: a receiver that does not read stops the sender;
+ *   - nothing sent before close is lost: an opener that sends and closes
+ *     while the bus daemon is stopped (SIGSTOP) still delivers everything;
  *   - ipc_peer_cred from the bus daemon; allow_uid= parsed;
  *   - URI errors, a name already owned, a missing owner or bus.
  *
@@ -634,6 +636,126 @@ t_window(void **state)
 	assert_int_equal(ipc_close(a), 0);
 }
 
+/* ------------------------------------------------ nothing lost at close */
+
+static void
+burst_fill(unsigned char *b, size_t len, unsigned round, unsigned i)
+{
+	uint32_t x = round * 2654435761u + i * 40503u + 1u;
+
+	for (size_t k = 0; k < len; k++) {
+		x = x * 1103515245u + 12345u;
+		b[k] = (unsigned char)(x >> 16);
+	}
+	memcpy(b, &i, sizeof(i));
+}
+
+#define STOP_ROUNDS 3
+#define STOP_MSGS   24     /* 24 x 4 KiB: fits the socket, under window */
+#define STOP_LEN    4096u
+
+struct stopkid {
+	char uri[512];
+	int go[2];   /* parent -> child: the daemon is stopped */
+	int said[2]; /* child -> parent: "o" opened, "c" closing */
+};
+
+static int
+stop_main(void *arg)
+{
+	struct stopkid *k = arg;
+	unsigned char b[STOP_LEN];
+	ipc_channel *ch;
+	char c;
+
+	if (ipc_open(&ch, k->uri, 0) < 0 || ipc_send(ch, "hello", 5, 0) != 5) {
+		return 1;
+	}
+	(void)!write(k->said[1], "o", 1);
+	if (read(k->go[0], &c, 1) != 1) {
+		return 2;
+	}
+	for (unsigned i = 0; i < STOP_MSGS; i++) {
+		burst_fill(b, STOP_LEN, 7, i);
+		if (ipc_send(ch, b, STOP_LEN, IPC_NONBLOCK) != STOP_LEN) {
+			return 3;
+		}
+	}
+	(void)!write(k->said[1], "c", 1);
+	return ipc_close(ch) == 0 ? 0 : 4;
+}
+
+/* The same loss made certain: the bus daemon is stopped (SIGSTOP) while
+ * the opener writes messages into its socket and closes, and while the
+ * creator sends it one message.  Resumed, the daemon routes that message
+ * to the opener first, its write fails with EPIPE, and without the fix it
+ * dropped the opener's connection with the messages unread. */
+static void
+t_close_daemon_stopped(void **state)
+{
+	unsigned char got[STOP_LEN], want[STOP_LEN];
+	unsigned lost = 0;
+
+	(void)state;
+	need_bus();
+	for (unsigned round = 0; round < STOP_ROUNDS; round++) {
+		char name[128], c;
+		struct stopkid k;
+		ipc_channel *ch;
+		unsigned n = 0;
+		ssize_t r;
+		int st;
+
+		fresh_uri(k.uri, sizeof(k.uri), name, sizeof(name));
+		assert_int_equal(pipe(k.go), 0);
+		assert_int_equal(pipe(k.said), 0);
+		assert_int_equal(ipc_open(&ch, k.uri, IPC_CREATE), 0);
+		assert_int_equal(
+		        ipc_set_timeout(ch, (int)(20000 * tu_time_factor())),
+		        0);
+		pid_t pid = tu_fork(stop_main, &k, 120);
+		assert_true(pid > 0);
+		close(k.go[0]);
+		close(k.said[1]);
+		assert_int_equal(read(k.said[0], &c, 1), 1);
+		assert_int_equal(ipc_recv(ch, got, sizeof(got), 0), 5);
+		assert_int_equal(kill(bus.pid, SIGSTOP), 0);
+		assert_int_equal(write(k.go[1], "g", 1), 1);
+		assert_int_equal(read(k.said[0], &c, 1), 1);
+		assert_int_equal(ipc_send(ch, "x", 1, IPC_NONBLOCK), 1);
+		/* Without the fix the opener is gone at once; with it, its
+		 * close waits for the daemon: give it a moment either way
+		 * (the outcome with the fix does not depend on it). */
+		pid_t w = 0;
+		for (int i = 0; i < 100 && w == 0; i++) {
+			tu_sleep_ms(10);
+			w = waitpid(pid, &st, WNOHANG);
+		}
+		assert_int_equal(kill(bus.pid, SIGCONT), 0);
+		while ((r = ipc_recv(ch, got, sizeof(got), 0)) >= 0) {
+			burst_fill(want, STOP_LEN, 7, n);
+			assert_true(n < STOP_MSGS);
+			assert_int_equal(r, STOP_LEN);
+			assert_memory_equal(got, want, STOP_LEN);
+			n++;
+		}
+		if (w == 0) {
+			assert_int_equal(waitpid(pid, &st, 0), pid);
+		}
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		printf("round %u: %u of %u messages, then %s (opener %s "
+		       "before the daemon resumed)\n",
+		       round, n, STOP_MSGS, tu_errname((int)r),
+		       w == pid ? "exited" : "had not exited");
+		assert_int_equal(r, -EPIPE);
+		lost += STOP_MSGS - n;
+		close(k.go[1]);
+		close(k.said[0]);
+		assert_int_equal(ipc_close(ch), 0);
+	}
+	assert_int_equal(lost, 0);
+}
+
 /* ------------------------------------------------------------- errors -- */
 
 static void
@@ -737,6 +859,8 @@ main(void)
 	        cmocka_unit_test(t_fd_level),
 	        cmocka_unit_test(t_window),
 	        cmocka_unit_test(t_errors),
+	        /* Last: a failure in it may leave the daemon stopped. */
+	        cmocka_unit_test(t_close_daemon_stopped),
 	};
 
 	signal(SIGPIPE, SIG_DFL); /* a raised SIGPIPE would kill the test */

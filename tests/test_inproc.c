@@ -116,7 +116,7 @@ test_pair_rejects_name(void **state)
 
 	(void)state;
 	assert_int_equal(ipc_pair(&a, &b, "inproc://x"), -EINVAL);
-	assert_int_equal(ipc_pair(&a, &b, "inproc:?depth=0"), -EINVAL);
+	assert_int_equal(ipc_pair(&a, &b, "inproc:?capacity=0"), -EINVAL);
 	assert_int_equal(ipc_pair(&a, &b, "inproc:?bogus=1"), -EINVAL);
 }
 
@@ -175,54 +175,60 @@ test_bad_names_and_options(void **state)
 	/* options are the creator's: an attach may repeat them, not change
 	 * them */
 	uri_for(base, sizeof(base), "opt", NULL);
-	snprintf(uri, sizeof(uri), "%s?depth=4", base);
+	snprintf(uri, sizeof(uri), "%s?capacity=8192", base);
 	assert_int_equal(ipc_open(&c, uri, IPC_CREATE), 0);
-	snprintf(uri, sizeof(uri), "%s?depth=5", base);
+	snprintf(uri, sizeof(uri), "%s?capacity=16384", base);
 	assert_int_equal(ipc_open(&o, uri, 0), -EINVAL);
-	assert_true(strstr(ipc_last_error(), "depth") != NULL);
-	snprintf(uri, sizeof(uri), "%s?depth=4", base);
+	assert_true(strstr(ipc_last_error(), "capacity") != NULL);
+	snprintf(uri, sizeof(uri), "%s?maxmsg=100", base);
+	assert_int_equal(ipc_open(&o, uri, 0), -EINVAL);
+	assert_true(strstr(ipc_last_error(), "maxmsg") != NULL);
+	snprintf(uri, sizeof(uri), "%s?capacity=8192", base);
 	assert_int_equal(ipc_open(&o, uri, 0), 0);
 	assert_int_equal(ipc_close(o), 0);
 	assert_int_equal(ipc_close(c), 0);
 }
 
-/* -------------------------------------------------------- bounded queue */
+/* ---------------------------------------------------------- the ring */
 
+/* capacity: the bytes of each direction's ring (a power of two, at least
+ * 4096); a record takes 16 bytes plus its length rounded up to 16. */
 static void
-test_depth_and_capacity(void **state)
+test_capacity(void **state)
 {
 	ipc_channel *a, *b;
-	char buf[64];
+	static char big[5001];
+	char buf[5000];
 	ipc_pollitem it = {.channel = NULL, .fd = -1, .events = IPC_POLLOUT};
 
 	(void)state;
-	assert_int_equal(ipc_pair(&a, &b, "inproc:?depth=2"), 0);
+	assert_int_equal(ipc_pair(&a, &b, "inproc:?capacity=3000"), 0);
+	assert_int_equal(ipc_max_msg(a), 4096 - 16);
+	assert_int_equal(ipc_send(a, big, 4081, 0), -EMSGSIZE);
 	it.channel = a;
 	assert_int_equal(ipc_poll(&it, 1, 0), 1);
 	assert_true(it.revents & IPC_POLLOUT);
-	assert_int_equal(ipc_send(a, "1", 1, 0), 1);
-	assert_int_equal(ipc_send(a, "2", 1, 0), 1);
-	assert_int_equal(ipc_send(a, "3", 1, IPC_NONBLOCK), -EAGAIN);
+	assert_int_equal(ipc_send(a, big, 2000, 0), 2000);
+	assert_int_equal(ipc_send(a, big, 2000, 0), 2000);
+	assert_int_equal(ipc_send(a, big, 2000, IPC_NONBLOCK), -EAGAIN);
 	assert_int_equal(ipc_poll(&it, 1, 0), 0);
-	assert_int_equal(ipc_recv(b, buf, sizeof(buf), 0), 1);
+	assert_int_equal(ipc_recv(b, buf, sizeof(buf), 0), 2000);
 	assert_int_equal(ipc_poll(&it, 1, 0), 1);
-	assert_int_equal(ipc_send(a, "3", 1, IPC_NONBLOCK), 1);
-	assert_int_equal(ipc_close(a), 0);
-	assert_int_equal(ipc_close(b), 0);
-
-	/* capacity: bytes; a message larger than it still goes into an
-	 * empty queue */
-	assert_int_equal(ipc_pair(&a, &b, "inproc:?capacity=10"), 0);
-	assert_int_equal(ipc_send(a, "0123456789abcdef", 16, 0), 16);
-	assert_int_equal(ipc_send(a, "x", 1, IPC_NONBLOCK), -EAGAIN);
-	assert_int_equal(ipc_recv(b, buf, sizeof(buf), 0), 16);
-	assert_int_equal(ipc_send(a, "01234", 5, 0), 5);
-	assert_int_equal(ipc_send(a, "01234", 5, 0), 5);
-	assert_int_equal(ipc_send(a, "x", 1, IPC_NONBLOCK), -EAGAIN);
+	assert_int_equal(ipc_send(a, big, 2000, IPC_NONBLOCK), 2000);
 	assert_int_equal(ipc_close(b), 0);
 	/* a closed reader: send fails at once instead of waiting */
 	assert_int_equal(ipc_send(a, "x", 1, 0), -EPIPE);
 	assert_int_equal(ipc_close(a), 0);
+
+	/* maxmsg grows the ring to carry it */
+	assert_int_equal(ipc_pair(&a, &b, "inproc:?capacity=4096&maxmsg=5000"),
+	                 0);
+	assert_int_equal(ipc_max_msg(a), 5000);
+	assert_int_equal(ipc_send(a, big, 5000, 0), 5000);
+	assert_int_equal(ipc_recv(b, buf, sizeof(buf), 0), 5000);
+	assert_int_equal(ipc_send(a, big, 5001, 0), -EMSGSIZE);
+	assert_int_equal(ipc_close(a), 0);
+	assert_int_equal(ipc_close(b), 0);
 }
 
 /* After a send found no room for a large message, POLLOUT waits until
@@ -231,19 +237,19 @@ static void
 test_pollout_means_fits(void **state)
 {
 	ipc_channel *a, *b;
-	static unsigned char big[1000];
-	char buf[1000];
+	static unsigned char big[2500];
+	char buf[2500];
 	ipc_pollitem it = {.channel = NULL, .fd = -1, .events = IPC_POLLOUT};
 
 	(void)state;
-	assert_int_equal(ipc_pair(&a, &b, "inproc:?capacity=1000"), 0);
+	assert_int_equal(ipc_pair(&a, &b, "inproc:?capacity=4096"), 0);
 	it.channel = a;
-	assert_int_equal(ipc_send(a, big, 600, 0), 600);
-	assert_int_equal(ipc_send(a, big, 600, IPC_NONBLOCK), -EAGAIN);
+	assert_int_equal(ipc_send(a, big, 2500, 0), 2500);
+	assert_int_equal(ipc_send(a, big, 2500, IPC_NONBLOCK), -EAGAIN);
 	assert_int_equal(ipc_poll(&it, 1, 0), 0);
-	assert_int_equal(ipc_send(a, big, 300, IPC_NONBLOCK), 300);
-	assert_int_equal(ipc_recv(b, buf, sizeof(buf), 0), 600);
-	assert_int_equal(ipc_send(a, big, 600, IPC_NONBLOCK), 600);
+	assert_int_equal(ipc_recv(b, buf, sizeof(buf), 0), 2500);
+	assert_int_equal(ipc_poll(&it, 1, 0), 1);
+	assert_int_equal(ipc_send(a, big, 2500, IPC_NONBLOCK), 2500);
 	assert_int_equal(ipc_close(a), 0);
 	assert_int_equal(ipc_close(b), 0);
 }
@@ -356,7 +362,7 @@ test_close_wakes_blocked(void **state)
 
 	(void)state;
 	for (int op = 0; op < 2; op++) {
-		assert_int_equal(ipc_pair(&a, &b, "inproc:?depth=8"), 0);
+		assert_int_equal(ipc_pair(&a, &b, "inproc:?capacity=4096"), 0);
 		bl.ch = b;
 		bl.op = op == 0 ? 'r' : 's';
 		bl.rc = 0;
@@ -364,7 +370,7 @@ test_close_wakes_blocked(void **state)
 		assert_int_equal(pthread_create(&th, NULL, block_thread, &bl),
 		                 0);
 		/* The close must find it blocked: asleep in the kernel
-		 * (send fills the 8 slots first), not about to call. */
+		 * (send fills the ring first), not about to call. */
 		while (atomic_load(&bl.tid) == 0) {
 			usleep(1000);
 		}
@@ -497,7 +503,7 @@ test_many_threads(void **state)
 
 	(void)state;
 	for (int i = 0; i < NCHAN; i++) {
-		uri_for(uri, sizeof(uri), "many", i % 2 ? "?depth=3" : NULL);
+		uri_for(uri, sizeof(uri), "many", i % 2 ? "?capacity=4096" : NULL);
 		memset(&prod[i], 0, sizeof(prod[i]));
 		memset(&cons[i], 0, sizeof(cons[i]));
 		prod[i].id = cons[i].id = i;
@@ -570,7 +576,7 @@ test_duplex_threads(void **state)
 	pthread_t th[4];
 
 	(void)state;
-	assert_int_equal(ipc_pair(&a, &b, "inproc:?depth=16"), 0);
+	assert_int_equal(ipc_pair(&a, &b, "inproc:?capacity=4096"), 0);
 	for (int i = 0; i < 4; i++) {
 		d[i].ch = i < 2 ? a : b;
 		d[i].fail = 0;
@@ -629,7 +635,7 @@ main(void)
 	        cmocka_unit_test(test_pair_rejects_name),
 	        cmocka_unit_test(test_registry),
 	        cmocka_unit_test(test_bad_names_and_options),
-	        cmocka_unit_test(test_depth_and_capacity),
+	        cmocka_unit_test(test_capacity),
 	        cmocka_unit_test(test_pollout_means_fits),
 	        cmocka_unit_test(test_zero_copy),
 	        cmocka_unit_test(test_fd_readable),

@@ -83,13 +83,13 @@ LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export LD_LIBRARY_PATH
 
 # Strict C11 with warnings as errors: what a user's build may use.
-for ex in producer consumer reqrep epoll; do
+for ex in producer consumer reqrep epoll jsonrpc; do
 	# shellcheck disable=SC2086 # word splitting of the flags is wanted
 	$cc -std=c11 -Wall -Wextra -Wpedantic -Werror $san $cflags \
 		"$src/examples/$ex.c" $libs -o "$tmp/$ex" ||
 		fail "examples/$ex.c does not build against the installed libipc"
 done
-echo "built producer consumer reqrep epoll against $dest"
+echo "built producer consumer reqrep epoll jsonrpc against $dest"
 
 # The header as C++ (issue 2: "C++-includable"), linked and run.
 cxx=${CXX:-c++}

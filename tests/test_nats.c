@@ -47,6 +47,9 @@
 
 /* ------------------------------------------------------ the servers -- */
 
+/* max_payload of the servers srv_start starts. */
+static const char *srv_max_payload = "4MB";
+
 struct srv {
 	pid_t pid;
 	int port, cport;
@@ -103,10 +106,10 @@ srv_start(struct srv *all, int idx, int n, const char *dir)
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fprintf(f,
-	        "server_name: %s\nlisten: 127.0.0.1:%d\nmax_payload: 4MB\n"
+	        "server_name: %s\nlisten: 127.0.0.1:%d\nmax_payload: %s\n"
 	        "jetstream { store_dir: \"%s/js\", max_memory_store: 256MB, "
 	        "max_file_store: 1GB }\n",
-	        s->name, s->port, s->dir);
+	        s->name, s->port, srv_max_payload, s->dir);
 	if (n > 1) {
 		fprintf(f, "cluster {\n  name: ipctest\n  listen: "
 		           "127.0.0.1:%d\n  routes: [\n",
@@ -663,6 +666,114 @@ t_failover(void **state)
 	munmap(sh, sizeof(*sh));
 }
 
+/* ------------------------------------------------------ fragmentation -- */
+
+/* Sizes around the 64 KiB server's unit (max_payload - 512) and beyond:
+ * a message longer than a NATS message can carry goes in fragments and
+ * arrives whole. */
+static const size_t frag_sizes[] = {
+        0,          1,          65535 - 512, 65536 - 512,
+        65537 - 512, 65536,     100000,      (1u << 20),
+        3u * (1u << 20) + 7,    200000,      17,  (1u << 20) - 1,
+};
+#define NFRAG (sizeof(frag_sizes) / sizeof(frag_sizes[0]))
+
+static void
+frag_fill(unsigned char *b, size_t len, unsigned i)
+{
+	uint32_t x = 0x9e3779b9u * (i + 1);
+
+	for (size_t k = 0; k < len; k++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		b[k] = (unsigned char)x;
+	}
+}
+
+struct frag_arg {
+	char uri[512];
+};
+
+static int
+frag_receiver(void *arg)
+{
+	struct frag_arg *a = arg;
+	size_t cap = 3u * (1u << 20) + 64;
+	unsigned char *got = malloc(cap), *want = malloc(cap);
+	ipc_channel *ch;
+
+	TU_CHECK(got != NULL && want != NULL);
+	int r = open_retry(&ch, a->uri, 0, 30);
+	TU_CHECK_MSG(r == 0, "receiver open: %s", tu_errname(r));
+	TU_OK(ipc_set_timeout(ch, (int)(60000 * tu_time_factor())));
+	for (unsigned i = 0; i < NFRAG; i++) {
+		ssize_t n = ipc_recv(ch, got, cap, 0);
+		TU_CHECK_MSG(n == (ssize_t)frag_sizes[i],
+		             "message %u: %zd bytes (%s), want %zu", i, n,
+		             n < 0 ? ipc_last_error() : "", frag_sizes[i]);
+		frag_fill(want, frag_sizes[i], i);
+		TU_CHECK_MSG(memcmp(got, want, frag_sizes[i]) == 0,
+		             "message %u: wrong content", i);
+	}
+	TU_OK(ipc_send(ch, "ok", 2, 0) == 2 ? 0 : -EIO);
+	ipc_close(ch);
+	free(got);
+	free(want);
+	return 0;
+}
+
+static void
+frag_case(int port, const char *opts)
+{
+	struct frag_arg a;
+	unsigned char *b = malloc(3u * (1u << 20) + 64);
+	char ok[8];
+	ipc_channel *ch;
+
+	assert_non_null(b);
+	static int round;
+	snprintf(a.uri, sizeof(a.uri), "nats://127.0.0.1:%d/frag%d_%d?%s",
+	         port, (int)getpid(), ++round, opts);
+	assert_int_equal(ipc_open(&ch, a.uri, IPC_CREATE), 0);
+	assert_int_equal(ipc_max_msg(ch), 64u << 20);
+	assert_int_equal(ipc_set_timeout(ch, (int)(60000 * tu_time_factor())),
+	                 0);
+	pid_t pid = tu_fork(frag_receiver, &a, 240);
+	assert_true(pid > 0);
+	for (unsigned i = 0; i < NFRAG; i++) {
+		frag_fill(b, frag_sizes[i], i);
+		ssize_t n = ipc_send(ch, b, frag_sizes[i], 0);
+		if (n != (ssize_t)frag_sizes[i]) {
+			fail_msg("%s: send %u (%zu bytes): %s", opts, i,
+			         frag_sizes[i], ipc_last_error());
+		}
+	}
+	assert_int_equal(ipc_recv(ch, ok, sizeof(ok), 0), 2);
+	assert_int_equal(tu_wait_ok(pid, 240000), 0);
+	printf("%s: %zu messages up to %zu bytes through a server with "
+	       "max_payload 64 KiB, whole and intact\n",
+	       opts, NFRAG, (size_t)3u * (1u << 20) + 7);
+	assert_int_equal(ipc_close(ch), 0);
+	free(b);
+}
+
+static void
+t_fragments(void **state)
+{
+	char dir[256];
+	struct srv s[1] = {{0}};
+
+	(void)state;
+	need_server();
+	srv_max_payload = "64KB";
+	single(s, dir, sizeof(dir));
+	srv_max_payload = "4MB";
+	frag_case(s[0].port, "storage=memory");
+	frag_case(s[0].port, "js=0");
+	done(s, 1, dir);
+}
+
 int
 main(void)
 {
@@ -671,6 +782,7 @@ main(void)
 	        cmocka_unit_test(t_refused),
 	        cmocka_unit_test(t_interop),
 	        cmocka_unit_test(t_failover),
+	        cmocka_unit_test(t_fragments),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

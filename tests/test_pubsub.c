@@ -7,11 +7,13 @@
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -112,6 +114,86 @@ t_registry_promise(void **state)
 	}
 }
 
+/* Threads (ipc.h): one thread sends on a publisher while another asks
+ * ipc_subscribers/ipc_dropped/ipc_poll of it, and a third receives on the
+ * subscriber (the 'tsan' suite runs this under ThreadSanitizer). */
+#define THREAD_N 3000
+
+struct threads {
+	ipc_channel *pub;
+	atomic_int done;
+};
+
+static void *
+sender(void *arg)
+{
+	struct threads *t = arg;
+
+	for (int i = 0; i < THREAD_N; i++) {
+		if (ipc_send(t->pub, &i, sizeof i, 0) != (ssize_t)sizeof i) {
+			printf("send %d: %s\n", i, ipc_last_error());
+			break;
+		}
+	}
+	atomic_store(&t->done, 1);
+	return NULL;
+}
+
+static void *
+asker(void *arg)
+{
+	struct threads *t = arg;
+
+	while (!atomic_load(&t->done)) {
+		ipc_pollitem it = {.channel = t->pub, .events = IPC_POLLOUT};
+		if (ipc_subscribers(t->pub) != 1 || ipc_dropped(t->pub) != 0 ||
+		    ipc_poll(&it, 1, 0) < 0) {
+			printf("asker: %s\n", ipc_last_error());
+			atomic_store(&t->done, 2);
+		}
+	}
+	return NULL;
+}
+
+static void
+t_threads(void **state)
+{
+	char uri[96], name[64];
+	struct threads t = {0};
+	ipc_channel *sub;
+	pthread_t a, b;
+
+	(void)state;
+	snprintf(uri, sizeof uri, "unix://@%s",
+	         tu_unique(name, sizeof name, "pubsub"));
+	assert_int_equal(ipc_open(&t.pub, uri, IPC_PUBLISH), 0);
+	assert_int_equal(ipc_open(&sub, uri, IPC_SUBSCRIBE), 0);
+	assert_int_equal(ipc_set_timeout(sub, 20000), 0);
+	while (ipc_subscribers(t.pub) != 1) {
+		ipc_pollitem it = {.channel = t.pub, .events = IPC_POLLOUT};
+		assert_true(ipc_poll(&it, 1, 50) >= 0);
+	}
+	assert_int_equal(pthread_create(&a, NULL, sender, &t), 0);
+	assert_int_equal(pthread_create(&b, NULL, asker, &t), 0);
+	for (int i = 0; i < THREAD_N; i++) {
+		int v = -1;
+		ssize_t r = ipc_recv(sub, &v, sizeof v, 0);
+		if (r != (ssize_t)sizeof v) {
+			printf("message %d: %zd (%s)\n", i, r,
+			       ipc_last_error());
+		}
+		assert_int_equal(r, sizeof v);
+		assert_int_equal(v, i);
+	}
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	assert_int_equal(atomic_load(&t.done), 1);
+	assert_int_equal(ipc_close(t.pub), 0);
+	char c;
+	assert_int_equal(ipc_recv(sub, &c, 1, 0), -EPIPE);
+	assert_int_equal(ipc_close(sub), 0);
+}
+
 int
 main(void)
 {
@@ -120,6 +202,7 @@ main(void)
 	        cmocka_unit_test(t_bad_flags),
 	        cmocka_unit_test(t_queries_on_plain_channels),
 	        cmocka_unit_test(t_registry_promise),
+	        cmocka_unit_test(t_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

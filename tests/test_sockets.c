@@ -750,7 +750,8 @@ t_tcp_refused_and_names(void **state)
 	expect_msg(c, "by name");
 	assert_int_equal(ipc_caps(c),
 	                 IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_LISTEN |
-	                         IPC_CAP_PEERCLOSE | IPC_CAP_CROSSHOST);
+	                         IPC_CAP_PEERCLOSE | IPC_CAP_CROSSHOST |
+	                         IPC_CAP_PUBSUB);
 	ipc_close(o);
 	ipc_close(c);
 	/* the port is free again at once */
@@ -864,7 +865,7 @@ udp_case(const char *host, size_t want_max)
 	         port);
 	assert_int_equal(ipc_open(&o, uri, 0), -ECONNREFUSED);
 	assert_int_equal(ipc_open(&c, uri, IPC_CREATE), 0);
-	assert_int_equal(ipc_caps(c), IPC_CAP_CROSSHOST);
+	assert_int_equal(ipc_caps(c), IPC_CAP_CROSSHOST | IPC_CAP_PUBSUB);
 	assert_int_equal(ipc_max_msg(c), want_max);
 	assert_int_equal(ipc_send(c, "x", 1, IPC_NONBLOCK), -EAGAIN);
 	assert_int_equal(ipc_open(&o, uri, 0), 0);

@@ -148,6 +148,29 @@ tu_unique(char *buf, size_t n, const char *prefix)
 	return buf;
 }
 
+char *
+tu_expand(char *out, size_t n, const char *tmpl, const char *name,
+          const char *dir)
+{
+	size_t o = 0;
+
+	for (const char *p = tmpl; *p != '\0' && o + 1 < n; p++) {
+		const char *v = NULL;
+		if (p[0] == '%' && (p[1] == 's' || p[1] == 'd')) {
+			v = p[1] == 's' ? name : dir;
+		}
+		if (v == NULL) {
+			out[o++] = *p;
+			continue;
+		}
+		int k = snprintf(out + o, n - o, "%s", v);
+		o += (size_t)k < n - o ? (size_t)k : n - o - 1;
+		p++;
+	}
+	out[o] = '\0';
+	return out;
+}
+
 int
 tu_tmpdir(char *buf, size_t n, const char *prefix)
 {

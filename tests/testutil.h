@@ -114,6 +114,10 @@ int tu_tmpdir(char *buf, size_t n, const char *prefix);
 /* Remove dir and everything below it.  Returns how many entries there
  * were below it (0: it was empty), or -errno. */
 int tu_rmtree(const char *dir);
+/* A URI template filled in: every %s becomes name, every %d dir (either
+ * may be NULL when the template has none).  Returns out. */
+char *tu_expand(char *out, size_t n, const char *tmpl, const char *name,
+                const char *dir);
 /* A port on host ("127.0.0.1", "::1") that is free for both TCP and UDP.
  * Chosen below the kernel's ephemeral range (ip_local_port_range), from
  * the pid and a counter, so that connect()s of concurrent tests never take

@@ -59,6 +59,8 @@ int ipc_set_timeout(ipc_channel *ch, int timeout_ms);
 size_t ipc_max_msg(const ipc_channel *ch);
 unsigned ipc_caps(const ipc_channel *ch);
 const char *ipc_scheme(const ipc_channel *ch);
+int ipc_subscribers(const ipc_channel *pub);
+unsigned long long ipc_dropped(const ipc_channel *ch);
 const char *ipc_strerror(int err);
 const char *ipc_last_error(void);
 """
@@ -251,6 +253,16 @@ class Channel:
     @property
     def caps(self):
         return int(_lib.ipc_caps(self._h()))
+
+    @property
+    def subscribers(self):
+        """A publisher's current number of subscribers (docs/pubsub.md)."""
+        return _check(_lib.ipc_subscribers(self._h()))
+
+    @property
+    def dropped(self):
+        """Messages lost so far (slow=drop, or sent to nobody)."""
+        return int(_lib.ipc_dropped(self._h()))
 
     @property
     def scheme(self):

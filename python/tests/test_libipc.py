@@ -330,3 +330,26 @@ def test_fork_pair():
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     a.close()
+
+
+def test_publish_subscribe(tmpsock):
+    pub = libipc.Channel(tmpsock, publish=True)
+    assert pub.caps & libipc.CAP_PUBSUB
+    pub.send(b"to nobody")
+    assert pub.dropped == 1 and pub.subscribers == 0
+    subs = [libipc.Channel(tmpsock, subscribe=True, timeout=20.0)
+            for _ in range(2)]
+    deadline = time.monotonic() + 20
+    while pub.subscribers != 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    pub.send(b"tick")
+    for s in subs:
+        assert s.recv() == b"tick"
+        assert s.dropped == 0
+    pub.close()
+    for s in subs:
+        with pytest.raises(libipc.IPCError) as e:
+            s.recv()
+        assert e.value.errno == errno.EPIPE
+        s.close()

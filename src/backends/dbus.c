@@ -26,7 +26,8 @@
  * is queued or the channel ended; tx: a send would not block).  ipc_fd() is
  * an epoll descriptor over the connection and the rx eventfd.
  *
- * See docs/dbus.md.
+ * The bus side (addresses, names, owners, credentials) is in
+ * src/core/dbusbus.c.  See docs/dbus.md.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -38,11 +39,11 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-bus.h>
 
+#include "core/dbusbus.h"
 #include "core/trust.h"
 #include "core/wait.h"
 
@@ -58,6 +59,7 @@
 #define WIN_BYTES  (8u << 20)  /* bytes in flight, at least one message */
 #define RX_MAXMSGS 1100        /* > the largest window, for hostile peers */
 #define PUMP_MAX   4096        /* sd_bus_process rounds per call */
+#define CLOSE_SYNC_US (10u * 1000000u) /* close's wait for the daemon */
 
 static const struct ipc_optspec dbus_opts[] = {
         {"address", IPC_OPT_STR, 0, 0, NULL,
@@ -107,39 +109,6 @@ struct call_ctx {
 };
 
 /* ---------------------------------------------------------- helpers -- */
-
-/* D-Bus well-known name: 1..255 bytes, two or more dot-separated
- * elements of [A-Za-z0-9_-], none empty or starting with a digit. */
-static int
-valid_bus_name(const char *s)
-{
-	size_t n = strlen(s), elem = 0;
-	int dots = 0;
-
-	if (n < 1 || n > 255 || s[0] == '.') {
-		return 0;
-	}
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (c == '.') {
-			if (elem == 0) {
-				return 0;
-			}
-			dots++;
-			elem = 0;
-			continue;
-		}
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		      c == '_' || c == '-' || (c >= '0' && c <= '9'))) {
-			return 0;
-		}
-		if (elem == 0 && c >= '0' && c <= '9') {
-			return 0;
-		}
-		elem++;
-	}
-	return dots > 0 && elem > 0;
-}
 
 static void
 set_why(struct dbus_ch *p, const char *fmt, ...)
@@ -235,7 +204,9 @@ on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *e)
 		return 0; /* malformed: not from the bus driver */
 	}
 	if (p->peer != NULL && strcmp(name, p->peer) == 0 && new[0] == '\0') {
-		set_why(p, "peer %s left the bus", p->peer);
+		set_why(p, "the peer closed the channel or exited (%s left "
+		        "the bus)",
+		        p->peer);
 		p->gone = 1;
 	}
 	return 0;
@@ -249,7 +220,9 @@ on_has_owner(sd_bus_message *m, void *userdata, sd_bus_error *e)
 
 	if (sd_bus_message_is_method_error(m, NULL) ||
 	    sd_bus_message_read(m, "b", &has) < 0 || !has) {
-		set_why(p, "peer %s left the bus", p->peer);
+		set_why(p, "the peer closed the channel or exited (%s left "
+		        "the bus)",
+		        p->peer);
 		p->gone = 1;
 	}
 	return 0;
@@ -294,57 +267,13 @@ watch_peer(struct dbus_ch *p)
 	                              on_match_added, p);
 }
 
-/* One uint32 answer of the bus driver about a unique name. */
-static int
-ask_u32(struct dbus_ch *p, const char *method, const char *name,
-        uint32_t *v)
-{
-	sd_bus_error err = SD_BUS_ERROR_NULL;
-	sd_bus_message *reply = NULL;
-	int r = sd_bus_call_method(p->bus, "org.freedesktop.DBus",
-	                           "/org/freedesktop/DBus",
-	                           "org.freedesktop.DBus", method, &err,
-	                           &reply, "s", name);
-
-	if (r >= 0) {
-		r = sd_bus_message_read(reply, "u", v);
-	}
-	sd_bus_error_free(&err);
-	sd_bus_message_unref(reply);
-	return r < 0 ? r : 0;
-}
-
-/* What the bus daemon knows of a connection: the uid and pid it saw at
- * connect (SO_PEERCRED); the gid from /proc while that pid has that uid. */
-static int
-name_cred(struct dbus_ch *p, const char *name, struct ipc_cred *c)
-{
-	uint32_t uid, pid = 0;
-	struct ipc_cred proc;
-
-	int r = ask_u32(p, "GetConnectionUnixUser", name, &uid);
-	if (r < 0) {
-		return r;
-	}
-	(void)ask_u32(p, "GetConnectionUnixProcessID", name, &pid);
-	c->known = 1;
-	c->uid = (uid_t)uid;
-	c->pid = (pid_t)pid;
-	c->gid = (gid_t)-1;
-	if (pid > 0 && ipc__cred_pid((pid_t)pid, &proc) == 0 &&
-	    proc.uid == c->uid) {
-		c->gid = proc.gid;
-	}
-	return 0;
-}
-
 /* Creator with allow_uid=/allow_gid=: may sender be the peer? */
 static int
 creator_trusts(struct dbus_ch *p, const char *sender)
 {
 	struct ipc_cred c = {0};
 
-	if (name_cred(p, sender, &c) < 0) {
+	if (ipc__dbus_cred(p->bus, sender, &c) < 0) {
 		if (!p->trust.check) {
 			return 1; /* gone already: recv will say so */
 		}
@@ -522,160 +451,12 @@ on_open_reply(sd_bus_message *m, void *userdata, sd_bus_error *e)
 
 /* ------------------------------------------------------------- open -- */
 
-static int
-bus_address(const struct ipc_uri *u, const char **addr, char *buf,
-            size_t n)
-{
-	const char *a = u->authority ? u->authority : "";
-	const char *opt = ipc__opt_str(u, "address", NULL);
-
-	if (opt != NULL) {
-		if (*a != '\0' && strcmp(a, "session") != 0 &&
-		    strcmp(a, "system") != 0) {
-			return ipc__err(-EINVAL, u->text,
-			                "unknown bus '%s' (session or system; "
-			                "or leave it empty with address=)",
-			                a);
-		}
-		if (opt[0] == '\0') {
-			return ipc__err(-EINVAL, u->text, "empty address=");
-		}
-		*addr = opt;
-		return 0;
-	}
-	if (strcmp(a, "session") == 0) {
-		const char *e = secure_getenv("DBUS_SESSION_BUS_ADDRESS");
-		const char *rt = secure_getenv("XDG_RUNTIME_DIR");
-		if (e != NULL && *e != '\0') {
-			*addr = e;
-		} else if (rt != NULL && *rt == '/') {
-			snprintf(buf, n, "unix:path=%s/bus", rt);
-			*addr = buf;
-		} else {
-			return ipc__err(-ENOENT, u->text,
-			                "no session bus: neither "
-			                "DBUS_SESSION_BUS_ADDRESS nor "
-			                "XDG_RUNTIME_DIR is set (or give "
-			                "address=)");
-		}
-		return 0;
-	}
-	if (strcmp(a, "system") == 0) {
-		const char *e = secure_getenv("DBUS_SYSTEM_BUS_ADDRESS");
-		*addr = (e != NULL && *e != '\0')
-		                ? e
-		                : "unix:path=/run/dbus/system_bus_socket";
-		return 0;
-	}
-	return ipc__err(-EINVAL, u->text,
-	                "expected dbus://session/NAME, dbus://system/NAME or "
-	                "dbus:///NAME?address=ADDR, found bus '%s'",
-	                a);
-}
-
-static int
-parse_name(const struct ipc_uri *u, const char **name)
-{
-	const char *p = u->path ? u->path : "";
-
-	if (*p != '/' || p[1] == '\0') {
-		return ipc__err(-EINVAL, u->text,
-		                "missing bus NAME (dbus://session/NAME)");
-	}
-	if (!valid_bus_name(p + 1)) {
-		return ipc__err(-EINVAL, u->text,
-		                "'%.255s' is not a D-Bus well-known name (two "
-		                "or more dot-separated elements of "
-		                "[A-Za-z0-9_-], not starting with a digit, at "
-		                "most 255 bytes)",
-		                p + 1);
-	}
-	*name = p + 1;
-	return 0;
-}
-
-static int
-connect_bus(struct dbus_ch *p, const struct ipc_uri *u, const char *addr)
-{
-	int r = sd_bus_new(&p->bus);
-
-	if (r < 0) {
-		return ipc__errno(r, u->text, "sd_bus_new");
-	}
-	if ((r = sd_bus_set_address(p->bus, addr)) < 0 ||
-	    (r = sd_bus_set_bus_client(p->bus, 1)) < 0 ||
-	    (r = sd_bus_negotiate_fds(p->bus, 0)) < 0) {
-		return ipc__errno(r, u->text, "bus address '%s'", addr);
-	}
-	r = sd_bus_start(p->bus);
-	if (r < 0) {
-		return ipc__errno(r == -EINVAL ? -EINVAL : r, u->text,
-		                  "cannot connect to the bus at %s", addr);
-	}
-	return 0;
-}
-
-static int
-own_name(struct dbus_ch *p, const struct ipc_uri *u, const char *name)
-{
-	int r = sd_bus_request_name(p->bus, name, 0);
-
-	if (r == -EEXIST || r == -EALREADY) {
-		return ipc__err(-EADDRINUSE, u->text,
-		                "bus name %s is already owned", name);
-	}
-	if (r < 0) {
-		return ipc__errno(r == -EACCES ? -EACCES : r, u->text,
-		                  "cannot own bus name %s (the system bus "
-		                  "needs a policy that allows it)",
-		                  name);
-	}
-	p->owned = strdup(name);
-	return p->owned ? 0 : ipc__err(-ENOMEM, u->text, "out of memory");
-}
-
-static int
-find_owner(struct dbus_ch *p, const struct ipc_uri *u, const char *name)
-{
-	sd_bus_error err = SD_BUS_ERROR_NULL;
-	sd_bus_message *reply = NULL;
-	const char *owner;
-	int r;
-
-	r = sd_bus_call_method(p->bus, "org.freedesktop.DBus",
-	                       "/org/freedesktop/DBus", "org.freedesktop.DBus",
-	                       "GetNameOwner", &err, &reply, "s", name);
-	if (r < 0) {
-		if (sd_bus_error_has_name(&err, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
-			r = ipc__err(-ENOENT, u->text,
-			             "no program owns bus name %s", name);
-		} else {
-			r = ipc__err(r, u->text, "GetNameOwner(%s): %s", name,
-			             err.message ? err.message : strerror(-r));
-		}
-		sd_bus_error_free(&err);
-		return r;
-	}
-	r = sd_bus_message_read(reply, "s", &owner);
-	if (r >= 0 && owner[0] != ':') {
-		r = -EPROTO;
-	}
-	if (r >= 0) {
-		p->peer = strdup(owner);
-		r = p->peer ? 0 : -ENOMEM;
-	}
-	sd_bus_message_unref(reply);
-	return r < 0 ? ipc__err(r, u->text, "GetNameOwner(%s): bad reply",
-	                        name)
-	             : 0;
-}
-
 /* Anybody on the bus can own a name first: the owner must be our uid,
  * root, or allowed by allow_uid=/allow_gid=. */
 static int
 opener_trusts(struct dbus_ch *p, const struct ipc_uri *u)
 {
-	int r = name_cred(p, p->peer, &p->cred);
+	int r = ipc__dbus_cred(p->bus, p->peer, &p->cred);
 
 	if (r < 0) {
 		return ipc__err(-ENOENT, u->text,
@@ -746,7 +527,7 @@ static int
 open_steps(struct dbus_ch *p, const struct ipc_uri *u, const char *addr,
            const char *name, int creator)
 {
-	int r = connect_bus(p, u, addr);
+	int r = ipc__dbus_connect(&p->bus, u, addr);
 
 	if (r < 0) {
 		return r;
@@ -757,9 +538,9 @@ open_steps(struct dbus_ch *p, const struct ipc_uri *u, const char *addr,
 		return ipc__errno(r, u->text, "exporting %s", OBJ_PATH);
 	}
 	if (creator) {
-		r = own_name(p, u, name);
+		r = ipc__dbus_own(p->bus, u, name, &p->owned);
 	} else {
-		r = find_owner(p, u, name);
+		r = ipc__dbus_owner(p->bus, u, name, &p->peer);
 		if (r == 0) {
 			r = opener_trusts(p, u);
 		}
@@ -791,12 +572,12 @@ dbus_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	int r;
 
 	/* Anybody on a bus may own a name: the namespace is shared. */
-	r = parse_name(u, &name);
+	r = ipc__dbus_name(u, &name);
 	if (r == 0) {
 		r = ipc__trust_parse(&p->trust, u, !(flags & IPC_CREATE));
 	}
 	if (r == 0) {
-		r = bus_address(u, &addr, buf, sizeof(buf));
+		r = ipc__dbus_address(u, &addr, buf, sizeof(buf));
 	}
 	if (r < 0) {
 		return r;
@@ -1002,8 +783,19 @@ dbus_close(ipc_channel *ch)
 	if (p->owned != NULL && p->bus != NULL) {
 		/* Release the name before returning, so that it can be
 		 * owned again at once: the daemon handles the disconnect
-		 * alone some time later. */
+		 * alone some time later.  A call answered by the daemon,
+		 * so also the round trip below. */
 		(void)sd_bus_release_name(p->bus, p->owned);
+	} else if (p->bus != NULL && !p->gone && p->inflight > 0) {
+		/* Sends the peer has not taken yet may still be in our
+		 * socket, unread by the daemon.  Once we close it, the
+		 * daemon's next write to us (an ack) fails with EPIPE and
+		 * it drops the connection with that data unread: the
+		 * peer would lose our last messages.  The daemon handles
+		 * a connection's messages in order, so its answer to one
+		 * call of ours means every Send before it has been
+		 * routed to the peer. */
+		ipc__dbus_round_trip(p->bus, CLOSE_SYNC_US);
 	}
 	pthread_mutex_unlock(&p->mu);
 	release_all(p);
@@ -1017,7 +809,6 @@ dbus_pollfds(ipc_channel *ch, short events, struct pollfd *pfd,
              int *retry_ms)
 {
 	struct dbus_ch *p = ipc__priv(ch);
-	uint64_t until;
 	int n = 0;
 
 	pthread_mutex_lock(&p->mu);
@@ -1029,16 +820,7 @@ dbus_pollfds(ipc_channel *ch, short events, struct pollfd *pfd,
 			pfd[n].events = (short)ev;
 			n++;
 		}
-		if (sd_bus_get_timeout(p->bus, &until) > 0 &&
-		    until != UINT64_MAX) {
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			uint64_t now = (uint64_t)ts.tv_sec * 1000000u +
-			               (uint64_t)ts.tv_nsec / 1000u;
-			uint64_t ms = until > now ? (until - now + 999) / 1000
-			                          : 0;
-			*retry_ms = ms > 60000 ? 60000 : (int)ms;
-		}
+		ipc__dbus_timeout(p->bus, retry_ms);
 	}
 	pthread_mutex_unlock(&p->mu);
 	if (events & IPC_POLLIN) {

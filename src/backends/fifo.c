@@ -576,7 +576,7 @@ fifo_send(ipc_channel *ch, const void *buf, size_t len)
 		        "framing=line: the message contains a newline");
 	}
 	if (atomic_load(&p->gone)) {
-		return ipc__err(-EPIPE, ch->uri, "the peer closed");
+		return ipc__err_peer(ch->uri, "send", IPC_PEER_EITHER);
 	}
 	int c = p->creator ? try_connect(ch) : 0;
 	if (c < 0 && c != -EAGAIN) {
@@ -586,7 +586,8 @@ fifo_send(ipc_channel *ch, const void *buf, size_t len)
 		if (creator_peer_gone(p)) {
 			atomic_store(&p->gone, 1);
 			return ipc__err(-EPIPE, ch->uri,
-			                "the peer closed before reading");
+			                "send: the peer closed the channel or "
+			                "exited before reading");
 		}
 		return -EAGAIN;
 	}
@@ -632,7 +633,8 @@ recv_gate(ipc_channel *ch)
 	}
 	if (n > 1 && (pfd[1].revents & (POLLERR | POLLHUP))) {
 		return ipc__err(-EPIPE, ch->uri,
-		                "the peer closed before it ever wrote");
+		                "recv: the peer closed the channel or exited "
+		                "before it ever wrote");
 	}
 	return -EAGAIN;
 }
@@ -653,7 +655,7 @@ fifo_recv(ipc_channel *ch, void *buf, size_t cap)
 	 * either end has said so, the peer is gone, and with nothing left
 	 * to read, recv says so too. */
 	if (r == -EAGAIN && atomic_load(&p->gone)) {
-		return ipc__err(-EPIPE, ch->uri, "the peer closed");
+		return ipc__err_peer(ch->uri, "recv", IPC_PEER_EITHER);
 	}
 	if (r == -EPIPE) {
 		atomic_store(&p->gone, 1);

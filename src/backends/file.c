@@ -263,13 +263,14 @@ rec_crc(const struct rec_hdr *h, const void *payload)
 enum { REC_OK, REC_SHORT, REC_BAD };
 
 /* Read the record at off into s->buf: REC_OK (h filled), REC_SHORT (not all
- * there yet), REC_BAD (not a valid record). */
+ * there yet), REC_BAD (not a valid record), or a negative errno (the read
+ * failed, or no memory for the record: not the end of the records). */
 static int
 read_rec(struct fl_chan *s, int fd, uint64_t off, struct rec_hdr *h)
 {
 	ssize_t n = pread(fd, h, sizeof(*h), (off_t)off);
 	if (n < (ssize_t)sizeof(*h)) {
-		return n < 0 ? REC_BAD : REC_SHORT;
+		return n < 0 ? -errno : REC_SHORT;
 	}
 	if (h->magic != REC_MAGIC || h->len > s->max_msg) {
 		return REC_BAD;
@@ -278,14 +279,14 @@ read_rec(struct fl_chan *s, int fd, uint64_t off, struct rec_hdr *h)
 	if (need > s->buf_cap) {
 		unsigned char *nb = realloc(s->buf, need);
 		if (nb == NULL) {
-			return REC_SHORT;
+			return -ENOMEM;
 		}
 		s->buf = nb;
 		s->buf_cap = need;
 	}
 	n = pread(fd, s->buf, need, (off_t)(off + REC_HDR));
 	if (n < (ssize_t)need) {
-		return n < 0 ? REC_BAD : REC_SHORT;
+		return n < 0 ? -errno : REC_SHORT;
 	}
 	if (s->buf[h->len] != '\n' || rec_crc(h, s->buf) != h->crc) {
 		return REC_BAD;
@@ -294,17 +295,20 @@ read_rec(struct fl_chan *s, int fd, uint64_t off, struct rec_hdr *h)
 }
 
 /* Walk a segment from its start: *end gets the end of the valid records,
- * *last the last sequence number seen (unchanged when none). */
-static void
+ * *last the last sequence number seen (unchanged when none).  0, or the
+ * negative errno of a failed read. */
+static int
 walk(struct fl_chan *s, int fd, uint64_t *end, uint64_t *last)
 {
 	struct rec_hdr h;
 	uint64_t off = 0;
-	while (read_rec(s, fd, off, &h) == REC_OK) {
+	int st;
+	while ((st = read_rec(s, fd, off, &h)) == REC_OK) {
 		*last = h.seq;
 		off += REC_HDR + h.len + REC_TRAILER;
 	}
 	*end = off;
+	return st < 0 ? st : 0;
 }
 
 /* ------------------------------------------------------ reader position -- */
@@ -389,7 +393,10 @@ writer_open(struct fl_chan *s)
 	if (r < 0) {
 		return r;
 	}
-	walk(s, d->fd, &end, &last);
+	r = walk(s, d->fd, &end, &last);
+	if (r < 0) {
+		return ipc__errno(r, s->uri, "reading %s", name);
+	}
 	struct stat st;
 	if (fstat(d->fd, &st) == 0 && (uint64_t)st.st_size > end) {
 		/* A torn or damaged tail: the next record goes there. */
@@ -404,8 +411,12 @@ writer_open(struct fl_chan *s)
 		seg_name(s, d, d->seg - 1, name, sizeof(name));
 		if (open_in(s, name, 0, 0, &pfd) == 0) {
 			uint64_t e2;
-			walk(s, pfd, &e2, &last);
+			r = walk(s, pfd, &e2, &last);
 			close(pfd);
+			if (r < 0) {
+				return ipc__errno(r, s->uri, "reading %s",
+				                  name);
+			}
 		}
 	}
 	struct fl_dir rp;
@@ -495,17 +506,31 @@ fl_send(ipc_channel *ch, const void *buf, size_t len)
 
 /* ------------------------------------------------------------ reader -- */
 
+static int
+read_failed(struct fl_chan *s, struct fl_dir *d, int err)
+{
+	char name[300];
+	seg_name(s, d, d->seg, name, sizeof(name));
+	return ipc__errno(err, s->uri, "reading %s", name);
+}
+
 /* Walk the current segment again from 0 to the first record not yet
- * delivered (or the end of what is valid). */
-static void
+ * delivered (or the end of what is valid); a failed read leaves d->off. */
+static int
 rescan(struct fl_chan *s, struct fl_dir *d)
 {
 	struct rec_hdr h;
 	uint64_t off = 0;
-	while (read_rec(s, d->fd, off, &h) == REC_OK && h.seq < d->next_seq) {
+	int st;
+	while ((st = read_rec(s, d->fd, off, &h)) == REC_OK &&
+	       h.seq < d->next_seq) {
 		off += REC_HDR + h.len + REC_TRAILER;
 	}
+	if (st < 0) {
+		return st;
+	}
 	d->off = off;
+	return 0;
 }
 
 static int
@@ -548,14 +573,26 @@ reader_next(struct fl_chan *s, struct fl_dir *d, struct rec_hdr *h)
 			}
 			return 1;
 		}
+		/* A failed read is no end of the records: the caller hears
+		 * of it and the next call reads the same place again. */
+		if (st < 0) {
+			return read_failed(s, d, st);
+		}
 		struct stat sb;
 		if (fstat(d->fd, &sb) == 0 && (uint64_t)sb.st_size < d->off) {
-			rescan(s, d); /* the file was cut below us */
+			/* the file was cut below us */
+			st = rescan(s, d);
+			if (st < 0) {
+				return read_failed(s, d, st);
+			}
 			continue;
 		}
 		if (st == REC_BAD) {
 			uint64_t before = d->off;
-			rescan(s, d);
+			st = rescan(s, d);
+			if (st < 0) {
+				return read_failed(s, d, st);
+			}
 			if (d->off != before) {
 				continue;
 			}
@@ -564,7 +601,11 @@ reader_next(struct fl_chan *s, struct fl_dir *d, struct rec_hdr *h)
 		if (next_seg_exists(s, d)) {
 			/* The writer left this segment before making the
 			 * next: a last look, then move on. */
-			if (read_rec(s, d->fd, d->off, h) == REC_OK) {
+			st = read_rec(s, d->fd, d->off, h);
+			if (st < 0) {
+				return read_failed(s, d, st);
+			}
+			if (st == REC_OK) {
 				continue;
 			}
 			close_fd(&d->fd);
@@ -622,10 +663,7 @@ fl_recv(ipc_channel *ch, void *buf, size_t cap)
 		return -EAGAIN;
 	}
 	if (h.len > cap) {
-		return ipc__err(-EMSGSIZE, ch->uri,
-		                "message of %u bytes does not fit the "
-		                "%zu-byte buffer (it stays queued)",
-		                h.len, cap);
+		return ipc__err_msgsize(ch->uri, h.len, cap);
 	}
 	memcpy(buf, s->buf, h.len);
 	d->off += REC_HDR + h.len + REC_TRAILER;

@@ -2,71 +2,60 @@
  * inproc://NAME: channels between threads of one process.
  *
  * A process-wide registry (one mutex, one list) maps NAME to a pair of
- * bounded in-memory queues, one per direction.  A message is one heap node
- * holding its bytes; send copies into a node and links it, recv unlinks it
- * and copies out.  reserve/commit and acquire/release hand the node itself
- * to the caller, so they copy nothing (IPC_CAP_ZEROCOPY).
+ * rings of src/core/ring.h, one per direction, in private anonymous
+ * memory: the same single-producer/single-consumer ring, futex waits and
+ * poll arming as shm:// (the glue is src/core/ringchan.c), only without a
+ * second process.  send copies into the ring, recv out of it;
+ * reserve/commit and acquire/release hand out the ring's own bytes, so
+ * they copy nothing (IPC_CAP_ZEROCOPY).
  *
- * Waiting is done by the core: every queue owns two eventfds, one readable
- * while its reader could make progress (a message or the writer's close)
- * and one readable while its writer could (room, or the reader's close).
- * They are kept level-triggered under the queue's mutex.
+ * The pair owns four eventfds ("data" and "room" of each side, kicked only
+ * while that side waits in poll) and one more that turns readable when
+ * the opener attaches: the creator's send waits for it.  Both ends live in
+ * one process, so the peer is never "gone" without closing, and its close
+ * is the rings' close flags.
  *
  * See docs/inproc.md.
  *
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "core/driver.h"
+#include "core/ring.h"
+#include "core/ringchan.h"
 #include "core/trust.h"
 
-#define INP_DEF_MAXMSG   (16ull << 20)
 #define INP_DEF_CAPACITY (4ull << 20)
-#define INP_DEF_DEPTH    1024ull
+#define INP_SPIN_US      20 /* as shm:// */
 
-struct inp_msg {
-	struct inp_msg *next;
-	size_t len;
-	unsigned char data[];
-};
-
-/* One direction.  Its writer is the end that sends into it. */
-struct inp_queue {
-	pthread_mutex_t mu;
-	struct inp_msg *head, *tail;
-	size_t nbytes, nmsgs;
-	size_t want; /* size of the send the writer waits to fit */
-	int rready;  /* the reading end exists */
-	int rclosed; /* the reading end closed */
-	int wclosed; /* the writing end closed */
-	int rd_efd;  /* readable: recv would not block */
-	int wr_efd;  /* readable: send of `want` bytes would not block */
-	int rd_on, wr_on;
-};
+enum { EFD_DATA0, EFD_ROOM0, EFD_DATA1, EFD_ROOM1, EFD_ARRIVED, NEFD };
 
 struct inp_pair {
 	struct inp_pair *next; /* registry list */
 	char *name;            /* NULL for ipc_pair() pairs */
 	int registered;
-	int has_peer; /* side 1 attached */
-	int refs;     /* open ends; under reg_lock */
-	size_t max_msg, capacity, depth;
-	/* q[0]: side 0 (creator) sends, side 1 receives; q[1] the reverse */
-	struct inp_queue q[2];
+	_Atomic int has_peer; /* side 1 attached */
+	int refs;             /* open ends; under reg_lock */
+	size_t max_msg, ring_size;
+	unsigned char *mem; /* ring 0 (side 0 produces), then ring 1 */
+	size_t mem_len;
+	int efd[NEFD];
 };
 
 struct inp_end {
+	struct ipc_rchan rc; /* first: the ringchan callbacks cast back */
 	struct inp_pair *pair;
 	int side;
-	struct inp_msg *acq; /* acquired, not yet released */
-	struct inp_msg *res; /* reserved, not yet committed */
 };
 
 /* The process-wide registry of named pairs. */
@@ -74,179 +63,126 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct inp_pair *reg_head;
 
 static const struct ipc_optspec inp_opts[] = {
-        {"maxmsg", IPC_OPT_SIZE, 1, (1ull << 30), NULL,
-         "largest message, default 16M"},
-        {"capacity", IPC_OPT_SIZE, 1, (1ull << 36), NULL,
-         "bytes queued per direction before send waits, default 4M"},
-        {"depth", IPC_OPT_UINT, 1, (1ull << 24), NULL,
-         "messages queued per direction before send waits, default 1024"},
+        {"maxmsg", IPC_OPT_SIZE, 1, IPC_RING_MAX - IPC_RING_REC, NULL,
+         "largest message, default what capacity carries (4M - 16)"},
+        {"capacity", IPC_OPT_SIZE, 1, IPC_RING_MAX, NULL,
+         "bytes of each direction's ring, a power of two at least "
+         "maxmsg + 16 (default 4M)"},
+        {"spin", IPC_OPT_STR, 0, 0, NULL,
+         "microseconds to spin before sleeping, or busy (default 20)"},
         {NULL, 0, 0, 0, NULL, NULL},
 };
 
-/* ------------------------------------------------------------ queues -- */
-
-static int
-q_room(const struct inp_queue *q, const struct inp_pair *p, size_t len)
-{
-	if (!q->rready || q->nmsgs >= p->depth) {
-		return 0;
-	}
-	return q->nmsgs == 0 || q->nbytes + len <= p->capacity;
-}
-
-/* Bring both eventfds in line with the queue.  Holds q->mu. */
-static void
-q_signal(struct inp_queue *q, const struct inp_pair *p)
-{
-	ipc__efd_level(q->rd_efd, &q->rd_on, q->nmsgs > 0 || q->wclosed);
-	ipc__efd_level(q->wr_efd, &q->wr_on,
-	               q->rclosed || q_room(q, p, q->want));
-}
+/* ---------------------------------------------------------- ringchan -- */
 
 static void
-q_drop(struct inp_queue *q)
+inp_kick(struct ipc_rchan *c, int peer, enum ipc_ring_role role)
 {
-	struct inp_msg *m = q->head;
+	struct inp_end *e = (struct inp_end *)c;
+	int side = peer ? 1 - e->side : e->side;
+	uint64_t one = 1;
+	ssize_t n = write(e->pair->efd[2 * side +
+	                               (role == IPC_RING_CONSUMER ? 0 : 1)],
+	                  &one, sizeof(one));
+	(void)n; /* EAGAIN: the counter is already non-zero */
+}
 
-	while (m != NULL) {
-		struct inp_msg *next = m->next;
-		free(m);
-		m = next;
-	}
-	q->head = q->tail = NULL;
-	q->nbytes = q->nmsgs = 0;
+/* The peer is a thread of this process: it closes, it never dies alone
+ * (its close is the rings' close flags). */
+static int
+inp_check_alive(struct ipc_rchan *c)
+{
+	(void)c;
+	return 1;
 }
 
 static int
-q_init(struct inp_queue *q)
+inp_gone_err(struct ipc_rchan *c, const char *uri)
 {
-	int err = pthread_mutex_init(&q->mu, NULL);
-
-	if (err != 0) {
-		return -err;
-	}
-	q->want = 1;
-	q->rd_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	q->wr_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (q->rd_efd < 0 || q->wr_efd < 0) {
-		err = -errno;
-		if (q->rd_efd >= 0) {
-			close(q->rd_efd);
-		}
-		if (q->wr_efd >= 0) {
-			close(q->wr_efd);
-		}
-		pthread_mutex_destroy(&q->mu);
-		return err;
-	}
-	return 0;
+	(void)c;
+	return ipc__err(-EPIPE, uri, "the peer closed");
 }
 
-static void
-q_fini(struct inp_queue *q)
-{
-	q_drop(q);
-	close(q->rd_efd);
-	close(q->wr_efd);
-	pthread_mutex_destroy(&q->mu);
-}
-
-/* Pop the head message; -EAGAIN or -EPIPE when there is none, -EMSGSIZE
- * (with its length in *out's place: *need) when it is larger than cap. */
-static int
-q_pop(struct inp_queue *q, const struct inp_pair *p, size_t cap,
-      struct inp_msg **out, size_t *need)
-{
-	struct inp_msg *m;
-	int err = 0;
-
-	pthread_mutex_lock(&q->mu);
-	m = q->head;
-	if (m == NULL) {
-		err = q->wclosed ? -EPIPE : -EAGAIN;
-	} else if (m->len > cap) {
-		*need = m->len;
-		err = -EMSGSIZE;
-	} else {
-		q->head = m->next;
-		if (q->head == NULL) {
-			q->tail = NULL;
-		}
-		q->nmsgs--;
-		q->nbytes -= m->len;
-		q_signal(q, p);
-		*out = m;
-	}
-	pthread_mutex_unlock(&q->mu);
-	return err;
-}
-
-/* Link m at the tail if it fits; frees nothing.  0, -EAGAIN, -EPIPE. */
-static int
-q_push(struct inp_queue *q, const struct inp_pair *p, struct inp_msg *m)
-{
-	int err = 0;
-
-	pthread_mutex_lock(&q->mu);
-	if (q->rclosed) {
-		err = -EPIPE;
-	} else if (!q_room(q, p, m->len)) {
-		q->want = m->len > 0 ? m->len : 1;
-		err = -EAGAIN;
-	} else {
-		m->next = NULL;
-		if (q->tail != NULL) {
-			q->tail->next = m;
-		} else {
-			q->head = m;
-		}
-		q->tail = m;
-		q->nmsgs++;
-		q->nbytes += m->len;
-		q->want = 1;
-	}
-	q_signal(q, p);
-	pthread_mutex_unlock(&q->mu);
-	return err;
-}
+static const struct ipc_rchan_ops inp_rc_ops = {
+        .check_alive = inp_check_alive,
+        .gone_err = inp_gone_err,
+        .kick = inp_kick,
+};
 
 /* -------------------------------------------------------------- pairs -- */
 
 static void
 pair_free(struct inp_pair *p)
 {
-	q_fini(&p->q[0]);
-	q_fini(&p->q[1]);
+	for (int i = 0; i < NEFD; i++) {
+		if (p->efd[i] >= 0) {
+			close(p->efd[i]);
+		}
+	}
+	if (p->mem != NULL) {
+		munmap(p->mem, p->mem_len);
+	}
 	free(p->name);
 	free(p);
+}
+
+/* The ring size: capacity rounded up to a power of two, and large enough
+ * for maxmsg. */
+static void
+pair_sizes(struct inp_pair *p, const struct ipc_uri *u)
+{
+	uint64_t cap = ipc__opt_num(u, "capacity", INP_DEF_CAPACITY);
+	uint64_t size = IPC_RING_MIN;
+
+	while (size < cap && size < IPC_RING_MAX) {
+		size <<= 1;
+	}
+	if (ipc__opt_isset(u, "maxmsg")) {
+		uint64_t want = ipc__opt_num(u, "maxmsg", 0);
+		while (ipc_ring_max_msg(size) < want && size < IPC_RING_MAX) {
+			size <<= 1;
+		}
+		p->max_msg = want;
+	} else {
+		p->max_msg = ipc_ring_max_msg(size);
+	}
+	p->ring_size = size;
 }
 
 static int
 pair_new(const struct ipc_uri *u, struct inp_pair **out)
 {
 	struct inp_pair *p = calloc(1, sizeof(*p));
-	int err;
 
 	if (p == NULL) {
 		return ipc__err(-ENOMEM, u->text, "out of memory");
 	}
-	p->max_msg = ipc__opt_num(u, "maxmsg", INP_DEF_MAXMSG);
-	p->capacity = ipc__opt_num(u, "capacity", INP_DEF_CAPACITY);
-	p->depth = ipc__opt_num(u, "depth", INP_DEF_DEPTH);
-	err = q_init(&p->q[0]);
-	if (err < 0) {
-		free(p);
-		return ipc__errno(err, u->text, "cannot make its eventfds");
+	for (int i = 0; i < NEFD; i++) {
+		p->efd[i] = -1;
 	}
-	err = q_init(&p->q[1]);
-	if (err < 0) {
-		q_fini(&p->q[0]);
-		free(p);
-		return ipc__errno(err, u->text, "cannot make its eventfds");
+	pair_sizes(p, u);
+	for (int i = 0; i < NEFD; i++) {
+		p->efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (p->efd[i] < 0) {
+			int err = -errno;
+			pair_free(p);
+			return ipc__errno(err, u->text,
+			                  "cannot make its eventfds");
+		}
 	}
-	/* the creator reads q[1] from the start */
-	p->q[1].rready = 1;
-	q_signal(&p->q[1], p);
+	p->mem_len = 2 * ipc_ring_region_size(p->ring_size);
+	p->mem = mmap(NULL, p->mem_len, PROT_READ | PROT_WRITE,
+	              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p->mem == MAP_FAILED) {
+		int err = -errno;
+		p->mem = NULL;
+		pair_free(p);
+		return ipc__errno(err, u->text,
+		                  "cannot map two rings of %zu bytes",
+		                  p->ring_size);
+	}
+	(void)ipc_ring_format(p->mem, p->ring_size);
+	(void)ipc_ring_format(p->mem + p->mem_len / 2, p->ring_size);
 	*out = p;
 	return 0;
 }
@@ -276,14 +212,45 @@ reg_remove(struct inp_pair *p)
 	p->registered = 0;
 }
 
-static void
-end_attach(ipc_channel *ch, struct inp_pair *p, int side)
+/* Bind this end to the pair's rings: it produces into ring `side`. */
+static int
+end_attach(ipc_channel *ch, struct inp_pair *p, int side,
+           const struct ipc_uri *u)
 {
 	struct inp_end *e = ipc__priv(ch);
+	unsigned char *ring[2] = {p->mem, p->mem + p->mem_len / 2};
+	uint64_t spin;
+	int r = ipc__rchan_parse_spin(ipc__opt_str(u, "spin", NULL),
+	                              INP_SPIN_US, &spin, u->text);
 
+	if (r < 0) {
+		return r;
+	}
+	ipc__rchan_init(&e->rc, &inp_rc_ops, ch->uri);
 	e->pair = p;
 	e->side = side;
+	e->rc.spin_ns = spin;
+	e->rc.ring_size = p->ring_size;
+	e->rc.efd_data = p->efd[2 * side];
+	e->rc.efd_room = p->efd[2 * side + 1];
+	if (ipc_ring_attach(&e->rc.tx, ring[side], p->ring_size,
+	                    IPC_RING_PRODUCER, &ipc__rchan_ring_ops,
+	                    &e->rc) < 0 ||
+	    ipc_ring_attach(&e->rc.rx, ring[1 - side], p->ring_size,
+	                    IPC_RING_CONSUMER, &ipc__rchan_ring_ops,
+	                    &e->rc) < 0) {
+		return ipc__err(-EPROTO, u->text, "cannot attach its rings");
+	}
 	ch->max_msg = p->max_msg;
+	return 0;
+}
+
+/* The descriptors are the pair's: the end must not close them. */
+static void
+end_free(struct inp_end *e)
+{
+	e->rc.efd_data = e->rc.efd_room = -1;
+	ipc__rchan_free(&e->rc);
 }
 
 /* Options given to an attaching open must agree with the creator's. */
@@ -314,9 +281,16 @@ inp_create(ipc_channel *ch, const struct ipc_uri *u)
 		pair_free(p);
 		return ipc__err(-ENOMEM, u->text, "out of memory");
 	}
+	err = end_attach(ch, p, 0, u);
+	if (err < 0) {
+		end_free(ipc__priv(ch));
+		pair_free(p);
+		return err;
+	}
 	pthread_mutex_lock(&reg_lock);
 	if (reg_find(u->name) != NULL) {
 		pthread_mutex_unlock(&reg_lock);
+		end_free(ipc__priv(ch));
 		pair_free(p);
 		return ipc__err(-EEXIST, u->text,
 		                "the name is already in use in this process");
@@ -326,7 +300,6 @@ inp_create(ipc_channel *ch, const struct ipc_uri *u)
 	p->next = reg_head;
 	reg_head = p;
 	pthread_mutex_unlock(&reg_lock);
-	end_attach(ch, p, 0);
 	return 0;
 }
 
@@ -342,46 +315,42 @@ inp_attach(ipc_channel *ch, const struct ipc_uri *u)
 		err = ipc__err(-ENOENT, u->text,
 		               "no such channel in this process (its creator "
 		               "opens it with IPC_CREATE)");
-	} else if (p->has_peer) {
+	} else if (atomic_load(&p->has_peer)) {
 		err = ipc__err(-EADDRINUSE, u->text,
 		               "the channel already has its peer");
 	} else {
 		err = check_same(u, "maxmsg", p->max_msg);
-		if (err == 0) {
-			err = check_same(u, "capacity", p->capacity);
+		if (err == 0 && ipc__opt_isset(u, "capacity")) {
+			struct inp_pair q = {0};
+			pair_sizes(&q, u);
+			if (q.ring_size != p->ring_size) {
+				err = ipc__err(-EINVAL, u->text,
+				               "capacity=%llu differs from the "
+				               "creator's %zu (options are set "
+				               "by IPC_CREATE)",
+				               ipc__opt_num(u, "capacity", 0),
+				               p->ring_size);
+			}
 		}
 		if (err == 0) {
-			err = check_same(u, "depth", p->depth);
+			err = end_attach(ch, p, 1, u);
+			if (err < 0) {
+				end_free(ipc__priv(ch));
+			}
 		}
 	}
 	if (err == 0) {
-		p->has_peer = 1;
+		uint64_t one = 1;
+		atomic_store(&p->has_peer, 1);
 		p->refs++;
-		pthread_mutex_lock(&p->q[0].mu);
-		p->q[0].rready = 1;
-		q_signal(&p->q[0], p);
-		pthread_mutex_unlock(&p->q[0].mu);
-		end_attach(ch, p, 1);
+		ssize_t n = write(p->efd[EFD_ARRIVED], &one, sizeof(one));
+		(void)n;
 	}
 	pthread_mutex_unlock(&reg_lock);
 	return err;
 }
 
 /* ------------------------------------------------------------- driver -- */
-
-static struct inp_queue *
-q_out(ipc_channel *ch)
-{
-	struct inp_end *e = ipc__priv(ch);
-	return &e->pair->q[e->side];
-}
-
-static struct inp_queue *
-q_in(ipc_channel *ch)
-{
-	struct inp_end *e = ipc__priv(ch);
-	return &e->pair->q[1 - e->side];
-}
 
 static int
 inp_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
@@ -406,164 +375,94 @@ inp_pair(ipc_channel *a, ipc_channel *b, const struct ipc_uri *u)
 	if (err < 0) {
 		return err;
 	}
-	p->has_peer = 1;
+	err = end_attach(a, p, 0, u);
+	if (err == 0) {
+		err = end_attach(b, p, 1, u);
+		if (err < 0) {
+			end_free(ipc__priv(b));
+		}
+	}
+	if (err < 0) {
+		end_free(ipc__priv(a));
+		pair_free(p);
+		return err;
+	}
+	atomic_store(&p->has_peer, 1);
 	p->refs = 2;
-	p->q[0].rready = 1;
-	q_signal(&p->q[0], p);
-	end_attach(a, p, 0);
-	end_attach(b, p, 1);
 	return 0;
+}
+
+/* The creator's sends wait for the opener (-EAGAIN until it attached). */
+static inline int
+peer_there(const struct inp_end *e)
+{
+	return atomic_load_explicit(&e->pair->has_peer, memory_order_acquire);
 }
 
 static ssize_t
 inp_send(ipc_channel *ch, const void *buf, size_t len)
 {
 	struct inp_end *e = ipc__priv(ch);
-	struct inp_msg *m = malloc(sizeof(*m) + len);
-	int err;
 
-	if (m == NULL) {
-		return ipc__err(-ENOMEM, ch->uri,
-		                "out of memory for a %zu-byte "
-		                "message",
-		                len);
+	if (__builtin_expect(!peer_there(e), 0)) {
+		return -EAGAIN;
 	}
-	m->len = len;
-	if (len > 0) {
-		memcpy(m->data, buf, len);
-	}
-	err = q_push(q_out(ch), e->pair, m);
-	if (err < 0) {
-		free(m);
-		if (err == -EPIPE) {
-			return ipc__err(err, ch->uri, "the peer closed");
-		}
-		return err;
-	}
-	return (ssize_t)len;
+	return ipc__rchan_send(ch, &e->rc, buf, len);
 }
 
 static ssize_t
 inp_recv(ipc_channel *ch, void *buf, size_t cap)
 {
 	struct inp_end *e = ipc__priv(ch);
-	struct inp_msg *m = NULL;
-	size_t len = 0;
-	int err = q_pop(q_in(ch), e->pair, cap, &m, &len);
+	ssize_t n = ipc__rchan_recv(ch, &e->rc, buf, cap);
 
-	if (err == -EPIPE) {
-		return ipc__err(err, ch->uri, "the peer closed");
+	if (n >= 0) {
+		ipc__rchan_rx_settle(&e->rc);
 	}
-	if (err == -EMSGSIZE) {
-		return ipc__err_msgsize(ch->uri, len, cap);
-	}
-	if (err < 0) {
-		return err;
-	}
-	len = m->len;
-	if (len > 0) {
-		memcpy(buf, m->data, len);
-	}
-	free(m);
-	return (ssize_t)len;
+	return n;
 }
 
 static int
 inp_reserve(ipc_channel *ch, size_t len, void **buf)
 {
 	struct inp_end *e = ipc__priv(ch);
-	struct inp_queue *q = q_out(ch);
-	int err = 0;
 
-	if (e->res != NULL) {
-		return ipc__err(-EBUSY, ch->uri, "a reservation is open");
+	if (!peer_there(e)) {
+		return -EAGAIN;
 	}
-	pthread_mutex_lock(&q->mu);
-	if (q->rclosed) {
-		err = -EPIPE;
-	} else if (!q_room(q, e->pair, len)) {
-		q->want = len > 0 ? len : 1;
-		q_signal(q, e->pair);
-		err = -EAGAIN;
-	}
-	pthread_mutex_unlock(&q->mu);
-	if (err == -EPIPE) {
-		return ipc__err(err, ch->uri, "the peer closed");
-	}
-	if (err < 0) {
-		return err;
-	}
-	e->res = malloc(sizeof(*e->res) + len);
-	if (e->res == NULL) {
-		return ipc__err(-ENOMEM, ch->uri,
-		                "out of memory for a %zu-byte message", len);
-	}
-	e->res->len = len;
-	*buf = e->res->data;
-	return 0;
+	return ipc__rchan_reserve(ch, &e->rc, len, buf);
 }
 
 static int
 inp_commit(ipc_channel *ch, size_t len)
 {
 	struct inp_end *e = ipc__priv(ch);
-	struct inp_msg *m = e->res;
-	int err;
 
-	if (m == NULL || len > m->len) {
-		return ipc__err(-EINVAL, ch->uri,
-		                "commit without a matching "
-		                "reservation");
+	if (e->rc.tx.reserved && ipc_ring_peer_closed(&e->rc.tx)) {
+		/* Nobody will read it: the reservation is dropped. */
+		ipc_ring_unreserve(&e->rc.tx);
+		return ipc__err(-EPIPE, ch->uri, "the peer closed");
 	}
-	m->len = len;
-	/* Room only grows while we hold the reservation (we are the only
-	 * sender), so this fails only if the peer closed meanwhile. */
-	err = q_push(q_out(ch), e->pair, m);
-	if (err == -EAGAIN) {
-		return err; /* still reserved: the core may retry */
-	}
-	e->res = NULL;
-	if (err < 0) {
-		free(m);
-		return ipc__err(err, ch->uri, "the peer closed");
-	}
-	return 0;
+	return ipc__rchan_commit(ch, &e->rc, len);
 }
 
 static int
 inp_acquire(ipc_channel *ch, const void **buf, size_t *len)
 {
 	struct inp_end *e = ipc__priv(ch);
-	int err;
-
-	if (e->acq != NULL) {
-		return ipc__err(-EBUSY, ch->uri, "a message is acquired");
-	}
-	size_t need;
-
-	err = q_pop(q_in(ch), e->pair, SIZE_MAX, &e->acq, &need);
-	if (err == -EPIPE) {
-		return ipc__err(err, ch->uri, "the peer closed");
-	}
-	if (err < 0) {
-		return err;
-	}
-	*buf = e->acq->data;
-	*len = e->acq->len;
-	return 0;
+	return ipc__rchan_acquire(ch, &e->rc, buf, len);
 }
 
 static int
 inp_release(ipc_channel *ch)
 {
 	struct inp_end *e = ipc__priv(ch);
+	int r = ipc__rchan_release(ch, &e->rc);
 
-	if (e->acq == NULL) {
-		return ipc__err(-EINVAL, ch->uri, "no message is acquired");
+	if (r == 0) {
+		ipc__rchan_rx_settle(&e->rc);
 	}
-	free(e->acq);
-	e->acq = NULL;
-	return 0;
+	return r;
 }
 
 static int
@@ -571,24 +470,10 @@ inp_close(ipc_channel *ch)
 {
 	struct inp_end *e = ipc__priv(ch);
 	struct inp_pair *p = e->pair;
-	struct inp_queue *out = q_out(ch), *in = q_in(ch);
 	int last;
 
-	pthread_mutex_lock(&out->mu);
-	out->wclosed = 1;
-	q_signal(out, p);
-	pthread_mutex_unlock(&out->mu);
-
-	pthread_mutex_lock(&in->mu);
-	in->rclosed = 1;
-	q_drop(in);
-	q_signal(in, p);
-	pthread_mutex_unlock(&in->mu);
-
-	free(e->acq);
-	free(e->res);
-	e->acq = e->res = NULL;
-
+	ipc__rchan_close(&e->rc);
+	end_free(e);
 	pthread_mutex_lock(&reg_lock);
 	if (e->side == 0 && p->registered) {
 		reg_remove(p);
@@ -603,51 +488,44 @@ inp_close(ipc_channel *ch)
 }
 
 static int
-inp_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
+inp_wait(ipc_channel *ch, short events, const struct timespec *deadline)
 {
-	int n = 0;
+	struct inp_end *e = ipc__priv(ch);
 
-	(void)retry_ms;
-	if (events & IPC_POLLIN) {
-		pfd[n].fd = q_in(ch)->rd_efd;
-		pfd[n].events = POLLIN;
-		pfd[n].revents = 0;
-		n++;
+	if ((events & IPC_POLLOUT) && !(events & IPC_POLLIN) &&
+	    !peer_there(e)) {
+		struct pollfd p = {.fd = e->pair->efd[EFD_ARRIVED],
+		                   .events = POLLIN};
+		return poll(&p, 1, ipc__remaining_ms(deadline)) == 0
+		               ? -ETIMEDOUT
+		               : 0;
 	}
-	if (events & IPC_POLLOUT) {
-		pfd[n].fd = q_out(ch)->wr_efd;
-		pfd[n].events = POLLIN;
-		pfd[n].revents = 0;
-		n++;
-	}
-	return n;
+	return ipc__rchan_wait(&e->rc, events, deadline);
 }
 
-/* The eventfds mirror the queues, so the queues themselves are the
- * truth: read them, whatever the descriptors said. */
+static int
+inp_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
+{
+	struct inp_end *e = ipc__priv(ch);
+
+	if ((events & IPC_POLLOUT) && !peer_there(e)) {
+		int n = ipc__rchan_pollfds(&e->rc, events & ~IPC_POLLOUT, pfd,
+		                           retry_ms);
+		pfd[n].fd = e->pair->efd[EFD_ARRIVED];
+		pfd[n].events = POLLIN;
+		return n + 1;
+	}
+	return ipc__rchan_pollfds(&e->rc, events, pfd, retry_ms);
+}
+
 static short
 inp_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 {
 	struct inp_end *e = ipc__priv(ch);
-	struct inp_queue *in = q_in(ch), *out = q_out(ch);
-	short r = 0;
+	short r = ipc__rchan_ready(&e->rc, events, pfd, npfd);
 
-	(void)pfd;
-	(void)npfd;
-	pthread_mutex_lock(&in->mu);
-	if (in->wclosed) {
-		r |= IPC_POLLHUP;
-	}
-	if ((events & IPC_POLLIN) && (in->nmsgs > 0 || in->wclosed)) {
-		r |= IPC_POLLIN;
-	}
-	pthread_mutex_unlock(&in->mu);
-	if (events & IPC_POLLOUT) {
-		pthread_mutex_lock(&out->mu);
-		if (out->rclosed || q_room(out, e->pair, out->want)) {
-			r |= IPC_POLLOUT;
-		}
-		pthread_mutex_unlock(&out->mu);
+	if (!peer_there(e)) {
+		r &= (short)~IPC_POLLOUT;
 	}
 	return r;
 }
@@ -655,8 +533,12 @@ inp_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 static int
 inp_fd(const ipc_channel *ch)
 {
-	const struct inp_end *e = ipc__cpriv(ch);
-	return e->pair->q[1 - e->side].rd_efd;
+	/* ipc_fd makes the descriptor on first use. */
+	struct inp_end *e = (struct inp_end *)ipc__cpriv(ch);
+	pthread_mutex_lock(&e->rc.lock);
+	int fd = ipc__rchan_fd_locked(&e->rc, 1);
+	pthread_mutex_unlock(&e->rc.lock);
+	return fd;
 }
 
 /* Both ends are this process. */
@@ -680,6 +562,7 @@ const struct ipc_driver ipc_driver_inproc = {
         .send = inp_send,
         .recv = inp_recv,
         .close = inp_close,
+        .wait = inp_wait,
         .pollfds = inp_pollfds,
         .ready = inp_ready,
         .reserve = inp_reserve,

@@ -294,7 +294,8 @@ mm_gone_err(struct ipc_rchan *c, const char *uri)
 {
 	(void)c;
 	return ipc__err(-EPIPE, uri,
-	                "the peer went away (its lock on the file is free)");
+	                "the peer died without closing the channel (its "
+	                "lock on the file is free)");
 }
 
 static void

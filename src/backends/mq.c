@@ -78,6 +78,7 @@ struct mq_chan {
 	unsigned char *rbuf; /* one unit */
 	struct ipc_frag_rx fr;
 	int reof; /* the peer closed and everything was delivered */
+	enum ipc_peer_end rdied; /* ... without a close record */
 	int rerr; /* sticky error */
 
 	/* send side, under tx_mu */
@@ -323,11 +324,12 @@ rx_locked(struct mq_chan *m, void *buf, size_t cap)
 		return ipc__err(m->rerr, m->uri, "channel failed earlier");
 	}
 	if (m->reof) {
-		return ipc__err(-EPIPE, m->uri, "peer closed the channel");
+		return ipc__err_peer(m->uri, "recv", m->rdied);
 	}
 	r = pump(m);
 	if (r == -EAGAIN && peer_gone(m)) {
-		/* Gone: what it sent before is queued already. */
+		/* Gone: what it sent before is queued already, and a peer
+		 * that closed sent its close record last. */
 		r = pump(m);
 		if (r == -EAGAIN) {
 			ipc__frag_rx_drop(&m->fr);
@@ -339,7 +341,7 @@ rx_locked(struct mq_chan *m, void *buf, size_t cap)
 		return ipc__frag_rx_take(&m->fr, buf, cap, m->uri);
 	}
 	if (r == -EPIPE) {
-		return ipc__err(-EPIPE, m->uri, "peer closed the channel");
+		return ipc__err_peer(m->uri, "recv", m->rdied);
 	}
 	return r;
 }

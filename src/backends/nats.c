@@ -48,54 +48,17 @@
 #include <nats/nats.h>
 
 #include "core/driver.h"
+#include "core/frag.h"
+#include "core/natsjs.h"
 
-#define IDLEN      16
-#define MAXSERVERS 16
+#define IDLEN      IPC_NATS_IDLEN
 #define HDR_ROOM   512 /* bytes of a NATS message kept for headers */
-
-static const char *const storage_choices[] = {"file", "memory", NULL};
-
-static const struct ipc_optspec nats_opts[] = {
-        {"js", IPC_OPT_BOOL, 0, 1, NULL,
-         "1: JetStream, reliable (default); 0: core NATS"},
-        {"replicas", IPC_OPT_UINT, 1, 5, NULL,
-         "JetStream replicas of the channel's stream, default 1"},
-        {"storage", IPC_OPT_ENUM, 0, 0, storage_choices,
-         "file (default) or memory"},
-        {"hb", IPC_OPT_UINT, 10, 60000, NULL,
-         "heartbeat interval in ms, default 100"},
-        {"dead", IPC_OPT_UINT, 50, 3600000, NULL,
-         "ms without a heartbeat before the peer counts as dead, default "
-         "500"},
-        {"window", IPC_OPT_UINT, 1, 65536, NULL,
-         "messages in flight and held by the stream per direction, "
-         "default 1024"},
-        {"resend", IPC_OPT_UINT, 50, 3600000, NULL,
-         "ms before an unacknowledged publish is sent again, default 2000"},
-        {"ackwait", IPC_OPT_UINT, 100, 3600000, NULL,
-         "ms before JetStream redelivers an unacked message, default "
-         "10000"},
-        {"maxage", IPC_OPT_UINT, 0, 100000000, NULL,
-         "seconds a stream left behind by dead ends lives, default 86400"},
-        {"optimeout", IPC_OPT_UINT, 10, 600000, NULL,
-         "ms for connecting and for JetStream requests, default 5000"},
-        {"reconnect", IPC_OPT_UINT, 0, 1000000, NULL,
-         "reconnect attempts per server, default 60"},
-        {"user", IPC_OPT_STR, 0, 0, NULL, "user name"},
-        {"password", IPC_OPT_STR, 0, 0, NULL, "password"},
-        {"token", IPC_OPT_STR, 0, 0, NULL, "authentication token"},
-        {NULL, 0, 0, 0, NULL, NULL},
-};
+#define DEF_MAXMSG (64u << 20)
 
 struct txent {
 	natsMsg *m;
 	int64_t due; /* when to publish it again unless acked */
 	int acked;
-};
-
-struct pend {
-	uint64_t seq;
-	natsMsg *m;
 };
 
 struct nats_ch {
@@ -113,14 +76,9 @@ struct nats_ch {
 	const char *uri;
 
 	/* receive side */
-	natsMsg **q;
-	size_t qhead, qn, qcap;
-	struct pend *pend;
-	size_t npend, pendcap;
-	uint64_t rx_next;  /* next Ipc-Seq expected from the peer */
+	struct ipc_nats_rxq rq; /* in order; rq.next: the next Ipc-Seq */
 	_Atomic uint64_t rx_taken; /* Ipc-Seq after the last one taken */
 	uint64_t rx_credited;      /* rx_taken last told to the peer */
-	unsigned long long rx_dups;
 
 	/* the peer */
 	atomic_int peer_here; /* release: peer_id is set */
@@ -160,6 +118,16 @@ struct nats_ch {
 	int have_pump, stop;
 	int hb_ms, dead_ms, resend_ms, optimeout;
 	size_t max_msg;
+	/* Messages longer than unit (the server's max_payload less room
+	 * for headers) go as fragments, one NATS message each with the
+	 * header Ipc-Frag: OFFSET/TOTAL. */
+	size_t unit;
+	struct ipc_frag_tx ftx;
+	struct ipc_frag_rx frx;
+	unsigned char *fbuf; /* one unit and its frag.h header */
+	size_t fcap;
+	unsigned char *rbuf; /* a received fragment as a frag.h unit */
+	size_t rcap;
 };
 
 static int64_t
@@ -170,109 +138,12 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int
-nerr(int err, const char *uri, const char *what, natsStatus s)
-{
-	const char *t = nats_GetLastError(NULL);
-	if (t == NULL || *t == '\0') {
-		t = natsStatus_GetText(s);
-	}
-	return ipc__err(err, uri, "%s: %s", what, t);
-}
-
-/* ------------------------------------------------------ the address -- */
-
-/* SUBJECT: tokens of [A-Za-z0-9_-] joined by single dots, 1..200 bytes;
- * no wildcards, no "$" or "_INBOX" roots. */
-static int
-valid_subject(const char *s)
-{
-	size_t n = strlen(s), tok = 0;
-
-	if (n == 0 || n > 200 || strncmp(s, "_INBOX", 6) == 0) {
-		return 0;
-	}
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (c == '.') {
-			if (tok == 0) {
-				return 0;
-			}
-			tok = 0;
-			continue;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '_' || c == '-')) {
-			return 0;
-		}
-		tok++;
-	}
-	return tok > 0;
-}
-
-/* Split "h:p,h:p" into nats://h:p URLs.  Returns the count or -EINVAL. */
-static int
-parse_servers(const struct ipc_uri *u, char **urls)
-{
-	const char *a = u->authority;
-	int n = 0;
-
-	if (a == NULL || *a == '\0') {
-		return ipc__err(-EINVAL, u->text,
-		                "no server: write nats://HOST:PORT/SUBJECT");
-	}
-	while (*a != '\0') {
-		const char *end = strchr(a, ',');
-		size_t len = end ? (size_t)(end - a) : strlen(a);
-		const char *colon = NULL;
-		char *stop;
-		unsigned long port;
-
-		if (n == MAXSERVERS) {
-			return ipc__err(-EINVAL, u->text,
-			                "more than %d servers", MAXSERVERS);
-		}
-		for (size_t i = 0; i < len; i++) {
-			if (a[i] == ':') {
-				colon = a + i;
-			}
-		}
-		if (len == 0 || colon == NULL || colon == a ||
-		    (a[0] == '[' && colon[-1] != ']')) {
-			return ipc__err(-EINVAL, u->text,
-			                "server \"%.*s\": want HOST:PORT",
-			                (int)len, a);
-		}
-		errno = 0;
-		port = strtoul(colon + 1, &stop, 10);
-		if (stop != a + len || colon + 1 == stop || port == 0 ||
-		    port > 65535) {
-			return ipc__err(-EINVAL, u->text,
-			                "server \"%.*s\": bad port", (int)len,
-			                a);
-		}
-		if (asprintf(&urls[n], "nats://%.*s", (int)len, a) < 0) {
-			return ipc__err(-ENOMEM, u->text, "out of memory");
-		}
-		n++;
-		a += len;
-		if (*a == ',') {
-			a++;
-			if (*a == '\0') {
-				return ipc__err(-EINVAL, u->text,
-				                "empty server after ','");
-			}
-		}
-	}
-	return n;
-}
-
 /* --------------------------------------------------- the eventfds -- */
 
 static int
 rx_ready(struct nats_ch *p)
 {
-	if (p->qn > 0 || p->fail < 0) {
+	if (p->rq.n > 0 || p->frx.ready || p->fail < 0) {
 		return 1;
 	}
 	if (p->peer_gone) {
@@ -280,7 +151,7 @@ rx_ready(struct nats_ch *p)
 	}
 	if (p->peer_closed) {
 		int grace = p->use_js ? 5000 : 500;
-		return p->rx_next > p->peer_sent ||
+		return p->rq.next > p->peer_sent ||
 		       now_ms() - p->close_ms > grace;
 	}
 	return 0;
@@ -300,74 +171,21 @@ tx_ready(struct nats_ch *p)
 	                              p->window);
 }
 
-static void
-efd_level(int fd, int want, int *set)
-{
-	uint64_t v = 1;
-	if (want && !*set) {
-		if (write(fd, &v, sizeof(v)) == sizeof(v)) {
-			*set = 1;
-		}
-	} else if (!want && *set) {
-		if (read(fd, &v, sizeof(v)) == sizeof(v)) {
-			*set = 0;
-		}
-	}
-}
-
 /* Under mu. */
 static void
 sync_efd(struct nats_ch *p)
 {
-	efd_level(p->efd_r, rx_ready(p), &p->r_set);
-	efd_level(p->efd_w, tx_ready(p), &p->w_set);
+	ipc__efd_level(p->efd_r, &p->r_set, rx_ready(p));
+	ipc__efd_level(p->efd_w, &p->w_set, tx_ready(p));
 }
 
 /* ------------------------------------------------------- messages -- */
-
-static const char *
-hdr(natsMsg *m, const char *key)
-{
-	const char *v = NULL;
-	if (natsMsgHeader_Get(m, key, &v) != NATS_OK) {
-		return NULL;
-	}
-	return v;
-}
-
-static int
-hdr_u64(natsMsg *m, const char *key, uint64_t *out)
-{
-	const char *v = hdr(m, key);
-	char *end;
-
-	if (v == NULL || *v < '0' || *v > '9') {
-		return 0;
-	}
-	errno = 0;
-	unsigned long long x = strtoull(v, &end, 10);
-	if (*end != '\0' || errno != 0) {
-		return 0;
-	}
-	*out = x;
-	return 1;
-}
-
-static natsMsg *
-new_msg(const char *subj, const char *reply, const void *data, size_t len)
-{
-	natsMsg *m = NULL;
-	if (natsMsg_Create(&m, subj, reply, data, (int)len) != NATS_OK) {
-		return NULL;
-	}
-	return m;
-}
 
 /* A control message on our heartbeat subject. */
 static void
 publish_ctl(struct nats_ch *p, const char *op, uint64_t sent)
 {
-	natsMsg *m = new_msg(p->s_hbtx, NULL, NULL, 0);
+	natsMsg *m = ipc__nats_msg(p->s_hbtx, NULL, NULL, 0);
 	char num[32];
 
 	if (m == NULL) {
@@ -394,85 +212,12 @@ ack_msg(struct nats_ch *p, natsMsg *m)
 	}
 }
 
-static int
-q_push(struct nats_ch *p, natsMsg *m)
-{
-	if (p->qn == p->qcap) {
-		size_t nc = p->qcap ? p->qcap * 2 : 64;
-		natsMsg **v = malloc(nc * sizeof(*v));
-		if (v == NULL) {
-			return -1;
-		}
-		for (size_t i = 0; i < p->qn; i++) {
-			v[i] = p->q[(p->qhead + i) % p->qcap];
-		}
-		free(p->q);
-		p->q = v;
-		p->qcap = nc;
-		p->qhead = 0;
-	}
-	p->q[(p->qhead + p->qn) % p->qcap] = m;
-	p->qn++;
-	return 0;
-}
-
-/* Move messages waiting in pend that are next in order to the queue. */
-static void
-pend_drain(struct nats_ch *p)
-{
-	while (p->npend > 0 && p->pend[0].seq <= p->rx_next) {
-		struct pend e = p->pend[0];
-		memmove(p->pend, p->pend + 1, (p->npend - 1) * sizeof(*p->pend));
-		p->npend--;
-		if (e.seq == p->rx_next && q_push(p, e.m) == 0) {
-			p->rx_next++;
-		} else {
-			if (e.seq < p->rx_next) {
-				p->rx_dups++;
-			}
-			natsMsg_Destroy(e.m);
-		}
-	}
-}
-
-/* Keep an out-of-order message; 0 when kept. */
-static int
-pend_add(struct nats_ch *p, uint64_t seq, natsMsg *m)
-{
-	size_t i;
-
-	for (i = 0; i < p->npend; i++) {
-		if (p->pend[i].seq == seq) {
-			return -1; /* a duplicate of one waiting */
-		}
-		if (p->pend[i].seq > seq) {
-			break;
-		}
-	}
-	if (p->npend >= 2 * p->window + 64) {
-		return -1; /* beyond the sender's window: a forgery */
-	}
-	if (p->npend == p->pendcap) {
-		size_t nc = p->pendcap ? p->pendcap * 2 : 16;
-		struct pend *v = realloc(p->pend, nc * sizeof(*v));
-		if (v == NULL) {
-			return -1;
-		}
-		p->pend = v;
-		p->pendcap = nc;
-	}
-	memmove(p->pend + i + 1, p->pend + i, (p->npend - i) * sizeof(*p->pend));
-	p->pend[i] = (struct pend){seq, m};
-	p->npend++;
-	return 0;
-}
-
 static void
 on_data(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 {
 	struct nats_ch *p = arg;
-	const char *from = hdr(m, "Ipc-Id");
-	uint64_t seq;
+	const char *from = ipc__nats_hdr(m, "Ipc-Id");
+	uint64_t seq = 0;
 	int keep = 0;
 
 	/* Acked on arrival: from here on the message is this process's
@@ -485,25 +230,11 @@ on_data(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 	}
 	if (from != NULL && p->peer_here && strcmp(from, p->peer_id) != 0) {
 		/* an earlier end's leftover: not ours to deliver */
-	} else if (from == NULL || !hdr_u64(m, "Ipc-Seq", &seq)) {
-		/* a NATS client that is not libipc: as it comes */
-		keep = q_push(p, m) == 0;
-	} else if (seq < p->rx_next) {
-		p->rx_dups++; /* a redelivery or a resend */
-	} else if (!p->use_js) {
-		/* core NATS: at most once, a gap is a loss */
-		keep = q_push(p, m) == 0;
-		if (keep) {
-			p->rx_next = seq + 1;
-		}
-	} else if (seq == p->rx_next) {
-		keep = q_push(p, m) == 0;
-		if (keep) {
-			p->rx_next++;
-			pend_drain(p);
-		}
 	} else {
-		keep = pend_add(p, seq, m) == 0;
+		/* From a NATS client that is not libipc (no Ipc-Seq): as
+		 * it comes. */
+		int has = from != NULL && ipc__nats_hdr_u64(m, "Ipc-Seq", &seq);
+		keep = ipc__nats_rxq_put(&p->rq, m, has, seq, p->use_js) == 1;
 	}
 	if (!keep) {
 		natsMsg_Destroy(m);
@@ -561,8 +292,8 @@ static void
 on_hb(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 {
 	struct nats_ch *p = arg;
-	const char *from = hdr(m, "Ipc-Id");
-	const char *op = hdr(m, "Ipc-Op");
+	const char *from = ipc__nats_hdr(m, "Ipc-Id");
+	const char *op = ipc__nats_hdr(m, "Ipc-Op");
 	uint64_t sent = 0;
 
 	if (from == NULL || op == NULL || !atomic_load(&p->peer_here) ||
@@ -572,14 +303,14 @@ on_hb(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 	}
 	atomic_store(&p->last_hb, now_ms());
 	uint64_t taken;
-	if (hdr_u64(m, "Ipc-Taken", &taken) &&
+	if (ipc__nats_hdr_u64(m, "Ipc-Taken", &taken) &&
 	    taken > atomic_load(&p->peer_taken)) {
 		atomic_store(&p->peer_taken, taken);
 		pthread_mutex_lock(&p->mu);
 		sync_efd(p);
 		pthread_mutex_unlock(&p->mu);
 	}
-	if (strcmp(op, "close") == 0 && hdr_u64(m, "Ipc-Sent", &sent)) {
+	if (strcmp(op, "close") == 0 && ipc__nats_hdr_u64(m, "Ipc-Sent", &sent)) {
 		pthread_mutex_lock(&p->mu);
 		if (!p->peer_closed) {
 			p->peer_closed = 1;
@@ -597,11 +328,11 @@ static void
 on_echo(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 {
 	struct nats_ch *p = arg;
-	const char *from = hdr(m, "Ipc-Id");
+	const char *from = ipc__nats_hdr(m, "Ipc-Id");
 	uint64_t t;
 
 	if (from != NULL && strcmp(from, p->id) == 0 &&
-	    hdr_u64(m, "Ipc-T", &t) && (int64_t)t > atomic_load(&p->echo_pub)) {
+	    ipc__nats_hdr_u64(m, "Ipc-T", &t) && (int64_t)t > atomic_load(&p->echo_pub)) {
 		atomic_store(&p->echo_pub, (int64_t)t);
 	}
 	natsMsg_Destroy(m);
@@ -612,9 +343,9 @@ static void
 on_hello(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 {
 	struct nats_ch *p = arg;
-	const char *from = hdr(m, "Ipc-Id");
-	const char *op = hdr(m, "Ipc-Op");
-	const char *js = hdr(m, "Ipc-Js");
+	const char *from = ipc__nats_hdr(m, "Ipc-Id");
+	const char *op = ipc__nats_hdr(m, "Ipc-Op");
+	const char *js = ipc__nats_hdr(m, "Ipc-Js");
 	const char *reply = natsMsg_GetReply(m);
 	const char *status = "ok";
 	natsMsg *r;
@@ -639,7 +370,7 @@ on_hello(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 		sync_efd(p);
 	}
 	pthread_mutex_unlock(&p->mu);
-	r = new_msg(reply, NULL, NULL, 0);
+	r = ipc__nats_msg(reply, NULL, NULL, 0);
 	if (r != NULL) {
 		natsMsgHeader_Set(r, "Ipc-Id", p->id);
 		natsMsgHeader_Set(r, "Ipc-Status", status);
@@ -772,246 +503,42 @@ pump_main(void *arg)
 
 /* ---------------------------------------------------- open, close -- */
 
-static void
-make_id(char *out)
-{
-	unsigned char r[IDLEN / 2];
-	FILE *f = fopen("/dev/urandom", "re");
-	size_t got = f ? fread(r, 1, sizeof(r), f) : 0;
-
-	if (f) {
-		fclose(f);
-	}
-	if (got != sizeof(r)) {
-		uint64_t x = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
-		memcpy(r, &x, sizeof(r));
-	}
-	for (size_t i = 0; i < sizeof(r); i++) {
-		snprintf(out + 2 * i, 3, "%02x", r[i]);
-	}
-}
-
-static void
-stream_name(char *out, size_t cap, const char *subject)
-{
-	uint32_t h = 2166136261u;
-	size_t n = 0;
-
-	for (const char *c = subject; *c; c++) {
-		h = (h ^ (unsigned char)*c) * 16777619u;
-	}
-	n = (size_t)snprintf(out, cap, "IPC_");
-	for (const char *c = subject; *c && n + 12 < cap; c++) {
-		out[n++] = *c == '.' ? '_' : *c;
-	}
-	snprintf(out + n, cap - n, "_%08x", h);
-}
-
 static int
 subscribe(struct nats_ch *p, natsSubscription **sub, const char *subj,
           natsMsgHandler cb)
 {
 	natsStatus s = natsConnection_Subscribe(sub, p->nc, subj, cb, p);
 	if (s != NATS_OK) {
-		return nerr(-EIO, p->uri, "subscribe", s);
+		return ipc__nats_err(-EIO, p->uri, "subscribe", s);
 	}
 	natsSubscription_SetPendingLimits(*sub, -1, -1);
 	return 0;
 }
 
 static int
-make_stream(struct nats_ch *p, const struct ipc_uri *u)
-{
-	jsStreamConfig sc;
-	jsStreamInfo *si = NULL;
-	jsErrCode jerr = 0;
-	const char *subs[2];
-	natsStatus s;
-
-	/* A stream by this name belongs to no live creator (the probe said
-	 * so): a dead one's leftovers. */
-	js_DeleteStream(p->js, p->stream, NULL, &jerr);
-	jsStreamConfig_Init(&sc);
-	subs[0] = p->s_tx;
-	subs[1] = p->s_rx;
-	sc.Name = p->stream;
-	sc.Description = p->owner;
-	sc.Subjects = subs;
-	sc.SubjectsLen = 2;
-	sc.Retention = js_WorkQueuePolicy;
-	sc.Storage = ipc__opt_num(u, "storage", 0) ? js_MemoryStorage
-	                                            : js_FileStorage;
-	sc.Replicas = (int64_t)ipc__opt_num(u, "replicas", 1);
-	sc.MaxAge = (int64_t)ipc__opt_num(u, "maxage", 86400) * 1000000000LL;
-	sc.Duplicates = 120LL * 1000000000LL;
-	jerr = 0;
-	s = js_AddStream(&si, p->js, &sc, NULL, &jerr);
-	if (s != NATS_OK) {
-		if (s == NATS_NO_RESPONDERS || jerr == JSNotEnabledErr ||
-		    jerr == JSNotEnabledForAccountErr) {
-			return ipc__err(-EOPNOTSUPP, u->text,
-			                "JetStream is not enabled on the server "
-			                "(js=0 for core NATS)");
-		}
-		return nerr(-EIO, u->text, "creating the JetStream stream", s);
-	}
-	jsStreamInfo_Destroy(si);
-	return 0;
-}
-
-static int
 make_consumer(struct nats_ch *p, const struct ipc_uri *u)
 {
-	jsConsumerConfig cc;
-	jsConsumerInfo *ci = NULL;
-	jsErrCode jerr = 0;
-	natsStatus s;
-
-	jsConsumerConfig_Init(&cc);
-	cc.Durable = p->consumer;
-	cc.DeliverSubject = p->deliver;
-	cc.DeliverPolicy = js_DeliverAll;
-	cc.AckPolicy = js_AckExplicit;
-	cc.AckWait = (int64_t)ipc__opt_num(u, "ackwait", 10000) * 1000000LL;
-	cc.MaxAckPending = (int64_t)p->window;
-	cc.FilterSubject = p->s_rx;
-	s = js_AddConsumer(&ci, p->js, p->stream, &cc, NULL, &jerr);
-	if (s != NATS_OK) {
-		if (jerr == JSStreamNotFoundErr) {
-			return ipc__err(-ECONNREFUSED, u->text,
-			                "the creator's stream %s is gone",
-			                p->stream);
-		}
-		return nerr(-EIO, u->text, "creating the JetStream consumer",
-		            s);
-	}
-	jsConsumerInfo_Destroy(ci);
-	return 0;
+	return ipc__nats_make_consumer(p->js, u, p->stream, p->consumer,
+	                               p->deliver, p->s_rx, p->window);
 }
 
-/* The opener asks the creator in.  0, or -ECONNREFUSED (nobody serves
- * SUBJECT, or the creator has its peer) and the like. */
+/* The opener asks the creator in (op "hello"), or a creator asks whether
+ * another serves the subject ("probe"). */
 static int
 hello(struct nats_ch *p, const struct ipc_uri *u, const char *op)
 {
-	natsMsg *m = new_msg(p->s_hello, NULL, NULL, 0), *r = NULL;
-	const char *st, *cid;
-	natsStatus s;
-	int ret = 0;
+	char cid[IDLEN + 1];
+	int r = ipc__nats_hello(p->nc, u, p->s_hello, p->id, p->use_js, op,
+	                        p->optimeout, cid);
 
-	if (m == NULL) {
-		return ipc__err(-ENOMEM, u->text, "out of memory");
-	}
-	natsMsgHeader_Set(m, "Ipc-Id", p->id);
-	natsMsgHeader_Set(m, "Ipc-Op", op);
-	natsMsgHeader_Set(m, "Ipc-Js", p->use_js ? "1" : "0");
-	s = natsConnection_RequestMsg(&r, p->nc, m, p->optimeout);
-	natsMsg_Destroy(m);
-	if (s == NATS_NO_RESPONDERS) {
-		return ipc__err(-ECONNREFUSED, u->text,
-		                "no creator serves subject %s", p->s_hello);
-	}
-	if (s == NATS_TIMEOUT) {
-		return ipc__err(-ETIMEDOUT, u->text,
-		                "no answer on %s within %d ms", p->s_hello,
-		                p->optimeout);
-	}
-	if (s != NATS_OK) {
-		return nerr(-EIO, u->text, "hello", s);
-	}
-	st = hdr(r, "Ipc-Status");
-	cid = hdr(r, "Ipc-Id");
-	if (st == NULL || cid == NULL || strlen(cid) != IDLEN) {
-		ret = ipc__err(-EPROTO, u->text,
-		               "malformed answer from the creator");
-	} else if (strcmp(op, "probe") == 0) {
-		ret = ipc__err(-EEXIST, u->text,
-		               "a live creator already serves %s", p->s_hello);
-	} else if (strcmp(st, "busy") == 0) {
-		ret = ipc__err(-ECONNREFUSED, u->text,
-		               "the creator already has its peer");
-	} else if (strcmp(st, "js=0") == 0 || strcmp(st, "js=1") == 0) {
-		ret = ipc__err(-EINVAL, u->text,
-		               "js: the creator was opened with %s", st);
-	} else if (strcmp(st, "ok") != 0) {
-		ret = ipc__err(-EPROTO, u->text, "the creator says \"%s\"", st);
-	} else {
+	if (r == 0) {
 		pthread_mutex_lock(&p->mu);
 		memcpy(p->peer_id, cid, IDLEN + 1);
 		atomic_store(&p->last_hb, now_ms());
 		atomic_store(&p->peer_here, 1);
 		pthread_mutex_unlock(&p->mu);
 	}
-	natsMsg_Destroy(r);
-	return ret;
-}
-
-static int
-connect_server(struct nats_ch *p, const struct ipc_uri *u)
-{
-	char *urls[MAXSERVERS] = {0};
-	natsOptions *o = NULL;
-	natsStatus s;
-	int n = parse_servers(u, urls), r = 0;
-
-	if (n < 0) {
-		goto out;
-	}
-	s = natsOptions_Create(&o);
-	if (s == NATS_OK) {
-		s = natsOptions_SetServers(o, (const char **)urls, n);
-	}
-	if (s == NATS_OK) {
-		s = natsOptions_SetNoRandomize(o, true);
-	}
-	if (s == NATS_OK) {
-		s = natsOptions_SetTimeout(o, p->optimeout);
-	}
-	if (s == NATS_OK) {
-		s = natsOptions_SetMaxReconnect(
-		        o, (int)ipc__opt_num(u, "reconnect", 60));
-	}
-	if (s == NATS_OK) {
-		s = natsOptions_SetReconnectWait(o, 250);
-	}
-	if (s == NATS_OK) {
-		s = natsOptions_SetPingInterval(o, 2000);
-	}
-	/* Write each publish at once: libnats's flusher thread otherwise
-	 * adds about a millisecond to every message. */
-	if (s == NATS_OK) {
-		s = natsOptions_SetSendAsap(o, true);
-	}
-	/* Asynchronous callbacks may run after close: they get no
-	 * closure, and the pump polls the connection's state instead. */
-	if (s == NATS_OK) {
-		s = natsOptions_SetErrorHandler(o, on_error, NULL);
-	}
-	if (s == NATS_OK && ipc__opt_isset(u, "user")) {
-		s = natsOptions_SetUserInfo(o, ipc__opt_str(u, "user", NULL),
-		                            ipc__opt_str(u, "password", ""));
-	}
-	if (s == NATS_OK && ipc__opt_isset(u, "token")) {
-		s = natsOptions_SetToken(o, ipc__opt_str(u, "token", NULL));
-	}
-	if (s != NATS_OK) {
-		r = nerr(-EINVAL, u->text, "NATS options", s);
-		goto out;
-	}
-	s = natsConnection_Connect(&p->nc, o);
-	if (s == NATS_NO_SERVER) {
-		r = ipc__err(-ECONNREFUSED, u->text,
-		             "no NATS server answers at %s", u->authority);
-	} else if (s != NATS_OK) {
-		r = nerr(-ECONNREFUSED, u->text, "connecting", s);
-	}
-	p->nc = s == NATS_OK ? p->nc : NULL;
-out:
-	natsOptions_Destroy(o);
-	for (int i = 0; i < MAXSERVERS; i++) {
-		free(urls[i]);
-	}
-	return n < 0 ? n : r;
+	return r;
 }
 
 static void
@@ -1040,14 +567,11 @@ teardown(struct nats_ch *p)
 	}
 	jsCtx_Destroy(p->js);
 	natsConnection_Destroy(p->nc);
-	for (size_t i = 0; i < p->qn; i++) {
-		natsMsg_Destroy(p->q[(p->qhead + i) % p->qcap]);
-	}
-	free(p->q);
-	for (size_t i = 0; i < p->npend; i++) {
-		natsMsg_Destroy(p->pend[i].m);
-	}
-	free(p->pend);
+	ipc__nats_rxq_fini(&p->rq);
+	ipc__frag_tx_fini(&p->ftx);
+	ipc__frag_rx_fini(&p->frx);
+	free(p->fbuf);
+	free(p->rbuf);
 	if (p->ring != NULL) {
 		for (size_t i = 0; i < p->window; i++) {
 			natsMsg_Destroy(p->ring[i].m);
@@ -1102,7 +626,7 @@ names(struct nats_ch *p, const char *subject)
 	if (r < 0) {
 		return -ENOMEM;
 	}
-	stream_name(p->stream, sizeof(p->stream), subject);
+	ipc__nats_stream_name(p->stream, sizeof(p->stream), subject);
 	snprintf(p->owner, sizeof(p->owner), "libipc %s", p->id);
 	snprintf(p->consumer, sizeof(p->consumer), "ipc_%s_%s", me, p->id);
 	return 0;
@@ -1116,7 +640,7 @@ nats_open2(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	char *ackwild = NULL;
 	int r;
 
-	if (u->path == NULL || !valid_subject(subject)) {
+	if (u->path == NULL || !ipc__nats_subject_ok(subject)) {
 		return ipc__err(-EINVAL, u->text,
 		                "SUBJECT: want tokens of [A-Za-z0-9_-] joined "
 		                "by '.', at most 200 bytes, after the servers");
@@ -1139,7 +663,7 @@ nats_open2(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	if (names(p, subject) < 0) {
 		return ipc__err(-ENOMEM, u->text, "out of memory");
 	}
-	r = connect_server(p, u);
+	r = ipc__nats_connect(&p->nc, u, p->optimeout, on_error);
 	if (r < 0) {
 		return r;
 	}
@@ -1147,8 +671,17 @@ nats_open2(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	if (mp <= HDR_ROOM) {
 		return ipc__err(-EPROTO, u->text, "server max_payload %d", mp);
 	}
-	p->max_msg = (size_t)(mp - HDR_ROOM);
+	p->unit = (size_t)(mp - HDR_ROOM);
+	p->max_msg = (size_t)ipc__opt_num(u, "maxmsg", DEF_MAXMSG);
+	if (p->max_msg < p->unit) {
+		p->max_msg = p->unit;
+	}
 	ch->max_msg = p->max_msg;
+	p->fcap = p->unit + IPC_FRAG_HDR;
+	p->fbuf = malloc(p->fcap);
+	if (p->fbuf == NULL) {
+		return ipc__err(-ENOMEM, u->text, "out of memory");
+	}
 	if (p->use_js) {
 		jsOptions jo;
 		jsOptions_Init(&jo);
@@ -1181,7 +714,8 @@ nats_open2(ipc_channel *ch, const struct ipc_uri *u, int flags)
 			return r < 0 ? r : -EIO;
 		}
 		if (p->use_js) {
-			r = make_stream(p, u);
+			r = ipc__nats_make_stream(p->js, u, p->stream,
+			                          p->owner, p->s_tx, p->s_rx);
 			if (r == 0) {
 				r = make_consumer(p, u);
 			}
@@ -1226,12 +760,13 @@ nats_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	p->resend_ms = (int)ipc__opt_num(u, "resend", 2000);
 	p->optimeout = (int)ipc__opt_num(u, "optimeout", 5000);
 	p->window = (size_t)ipc__opt_num(u, "window", 1024);
-	p->rx_next = 1;
+	p->rq.window = p->window;
+	p->rq.next = 1;
 	p->rx_taken = 1;
 	p->rx_credited = 1;
 	p->peer_taken = 1;
 	p->tx_base = p->tx_next = 1;
-	make_id(p->id);
+	ipc__nats_make_id(p->id);
 	if (!p->use_js) {
 		ch->caps &= ~IPC_CAP_RELIABLE;
 	}
@@ -1283,46 +818,43 @@ nats_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 }
 
 static ssize_t
-peer_end(struct nats_ch *p)
+peer_end(struct nats_ch *p, const char *what)
 {
 	if (p->fail < 0) {
 		return ipc__err(p->fail, p->uri,
-		                "the connection to the NATS servers closed");
+		                "%s: the connection to the NATS servers closed",
+		                what);
 	}
 	if (p->peer_closed) {
-		return ipc__err(-EPIPE, p->uri, "peer closed the channel");
+		return ipc__err_peer(p->uri, what, IPC_PEER_CLOSED);
 	}
-	return ipc__err(-EPIPE, p->uri, "peer died: no heartbeat for %d ms",
-	                p->dead_ms);
+	return ipc__err(-EPIPE, p->uri,
+	                "%s: the peer died without closing the channel (no "
+	                "heartbeat for %d ms)",
+	                what, p->dead_ms);
 }
 
-static ssize_t
-nats_send(ipc_channel *ch, const void *buf, size_t len)
+/* Publish one NATS message with the next Ipc-Seq (frag: the Ipc-Frag
+ * header or NULL).  Under mu, with tx_ready(p).  0, -EAGAIN (core NATS:
+ * libnats's buffer is full) or a recorded error. */
+static int
+publish_one(struct nats_ch *p, const void *buf, size_t len, const char *frag)
 {
-	struct nats_ch *p = ipc__priv(ch);
 	char num[32], reply[128];
-	ssize_t r = (ssize_t)len;
+	uint64_t seq = p->tx_next;
 	natsMsg *m;
 
-	pthread_mutex_lock(&p->mu);
-	if (p->fail < 0 || p->peer_closed || p->peer_dead) {
-		r = peer_end(p);
-		goto out;
-	}
-	if (!tx_ready(p)) {
-		r = -EAGAIN;
-		goto out;
-	}
-	uint64_t seq = p->tx_next;
 	snprintf(num, sizeof(num), "%" PRIu64, seq);
 	snprintf(reply, sizeof(reply), "%s.%" PRIu64, p->ackpfx, seq);
-	m = new_msg(p->s_tx, p->use_js ? reply : NULL, buf, len);
+	m = ipc__nats_msg(p->s_tx, p->use_js ? reply : NULL, buf, len);
 	if (m == NULL) {
-		r = ipc__err(-ENOMEM, p->uri, "out of memory");
-		goto out;
+		return ipc__err(-ENOMEM, p->uri, "out of memory");
 	}
 	natsMsgHeader_Set(m, "Ipc-Id", p->id);
 	natsMsgHeader_Set(m, "Ipc-Seq", num);
+	if (frag != NULL) {
+		natsMsgHeader_Set(m, "Ipc-Frag", frag);
+	}
 	if (p->use_js) {
 		char mid[64];
 		snprintf(mid, sizeof(mid), "%s-%" PRIu64, p->id, seq);
@@ -1332,60 +864,229 @@ nats_send(ipc_channel *ch, const void *buf, size_t len)
 		e->acked = 0;
 		tx_publish(p, e); /* a failure is retried by the pump */
 		p->tx_next++;
-	} else {
-		natsStatus s = natsConnection_PublishMsg(p->nc, m);
-		natsMsg_Destroy(m);
-		if (s == NATS_INSUFFICIENT_BUFFER) {
-			r = -EAGAIN;
-		} else if (s != NATS_OK) {
-			r = nerr(-EIO, p->uri, "publish", s);
-		} else {
-			p->tx_next++;
+		return 0;
+	}
+	natsStatus s = natsConnection_PublishMsg(p->nc, m);
+	natsMsg_Destroy(m);
+	if (s == NATS_INSUFFICIENT_BUFFER) {
+		return -EAGAIN;
+	}
+	if (s != NATS_OK) {
+		return ipc__nats_err(-EIO, p->uri, "publish", s);
+	}
+	p->tx_next++;
+	return 0;
+}
+
+/* Send fragments of the message in progress while the window allows.
+ * 1: all out; 0: the window is full; <0: an error.  Under mu. */
+static int
+frag_pump(struct nats_ch *p)
+{
+	while (tx_ready(p)) {
+		char fr[48];
+		size_t off = p->ftx.off;
+		size_t n = ipc__frag_tx_next(&p->ftx, p->fbuf, p->fcap);
+		snprintf(fr, sizeof(fr), "%zu/%zu", off, p->ftx.len);
+		int r = publish_one(p, p->fbuf + IPC_FRAG_HDR,
+		                    n - IPC_FRAG_HDR, fr);
+		if (r == -EAGAIN) {
+			return 0;
+		}
+		if (r < 0) {
+			ipc__frag_tx_done(&p->ftx);
+			return r;
+		}
+		if (ipc__frag_tx_sent(&p->ftx, n)) {
+			ipc__frag_tx_done(&p->ftx);
+			return 1;
 		}
 	}
+	return 0;
+}
+
+static ssize_t
+nats_send(ipc_channel *ch, const void *buf, size_t len)
+{
+	struct nats_ch *p = ipc__priv(ch);
+	ssize_t r = (ssize_t)len;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->fail < 0 || p->peer_closed || p->peer_dead) {
+		ipc__frag_tx_done(&p->ftx);
+		r = peer_end(p, "send");
+		goto out;
+	}
+	if (p->ftx.active && !ipc__frag_tx_same(&p->ftx, buf, len)) {
+		/* The rest of a detached message goes first. */
+		int k = frag_pump(p);
+		if (k <= 0) {
+			r = k < 0 ? k : -EAGAIN;
+			goto out;
+		}
+	}
+	if (p->ftx.active) {
+		/* The core calls again with the message in progress. */
+		int k = frag_pump(p);
+		r = k < 0 ? k : k == 0 ? -EINPROGRESS : (ssize_t)len;
+		goto out;
+	}
+	if (!tx_ready(p)) {
+		r = -EAGAIN;
+		goto out;
+	}
+	if (len <= p->unit) {
+		int k = publish_one(p, buf, len, NULL);
+		r = k < 0 ? k : (ssize_t)len;
+		goto out;
+	}
+	ipc__frag_tx_start(&p->ftx, buf, len);
+	int k = frag_pump(p);
+	r = k < 0 ? k : k == 0 ? -EINPROGRESS : (ssize_t)len;
 out:
 	sync_efd(p);
 	pthread_mutex_unlock(&p->mu);
 	return r;
 }
 
+/* The caller cannot wait for the rest of a fragmented message: keep a
+ * copy, sent by later calls (and by close). */
+static int
+nats_detach(ipc_channel *ch)
+{
+	struct nats_ch *p = ipc__priv(ch);
+
+	pthread_mutex_lock(&p->mu);
+	int r = ipc__frag_tx_detach(&p->ftx);
+	pthread_mutex_unlock(&p->mu);
+	return r < 0 ? ipc__err(r, p->uri, "out of memory") : 0;
+}
+
+/* The message m was taken: credit for the sender. */
+static void
+taken(struct nats_ch *p, natsMsg *m)
+{
+	uint64_t seq;
+
+	if (ipc__nats_hdr_u64(m, "Ipc-Seq", &seq) &&
+	    seq >= atomic_load(&p->rx_taken)) {
+		atomic_store(&p->rx_taken, seq + 1);
+	}
+	if (atomic_load(&p->rx_taken) - p->rx_credited >= (p->window + 3) / 4) {
+		p->rx_credited = atomic_load(&p->rx_taken);
+		publish_ctl(p, "credit", 0);
+	}
+}
+
+/* "OFFSET/TOTAL", both decimal. */
+static int
+parse_frag(const char *v, uint64_t *off, uint64_t *total)
+{
+	char *end;
+
+	if (v == NULL || *v < '0' || *v > '9') {
+		return 0;
+	}
+	errno = 0;
+	*off = strtoull(v, &end, 10);
+	if (*end != '/' || end[1] < '0' || end[1] > '9') {
+		return 0;
+	}
+	*total = strtoull(end + 1, &end, 10);
+	return *end == '\0' && errno == 0;
+}
+
+/* Feed the fragment m (header value fr) to the reassembly, as a frag.h
+ * unit.  IPC_FRAG_NEED, IPC_FRAG_WHOLE or a recorded error. */
+static int
+feed_frag(struct nats_ch *p, natsMsg *m, const char *fr)
+{
+	size_t n = (size_t)natsMsg_GetDataLength(m);
+	uint64_t off, total;
+	uint32_t arg;
+
+	if (!parse_frag(fr, &off, &total) || total > p->max_msg ||
+	    off >= total || n > total - off || n == 0) {
+		return ipc__err(-EPROTO, p->uri, "bad fragment header "
+		                                 "Ipc-Frag: %.40s (%zu bytes)",
+		                fr ? fr : "", n);
+	}
+	if (p->rcap < n + IPC_FRAG_HDR) {
+		unsigned char *v = realloc(p->rbuf, n + IPC_FRAG_HDR);
+		if (v == NULL) {
+			return ipc__err(-ENOMEM, p->uri, "out of memory");
+		}
+		p->rbuf = v;
+		p->rcap = n + IPC_FRAG_HDR;
+	}
+	ipc__frag_hdr(p->rbuf, off == 0 ? IPC_FRAG_DATA : IPC_FRAG_MORE,
+	              (uint32_t)total, (uint32_t)off);
+	memcpy(p->rbuf + IPC_FRAG_HDR, natsMsg_GetData(m), n);
+	return ipc__frag_rx_feed(&p->frx, p->rbuf, n + IPC_FRAG_HDR,
+	                         p->max_msg, &arg, p->uri);
+}
+
+static ssize_t
+recv_locked(struct nats_ch *p, void *buf, size_t cap)
+{
+	natsMsg *m;
+
+	while (!p->frx.ready && (m = ipc__nats_rxq_peek(&p->rq)) != NULL) {
+		const char *fr = ipc__nats_hdr(m, "Ipc-Frag");
+		if (fr == NULL && !p->frx.partial) {
+			size_t n = (size_t)natsMsg_GetDataLength(m);
+			if (n > cap) {
+				return ipc__err_msgsize(p->uri, n, cap);
+			}
+			if (n > 0) {
+				memcpy(buf, natsMsg_GetData(m), n);
+			}
+			ipc__nats_rxq_pop(&p->rq);
+			taken(p, m);
+			natsMsg_Destroy(m);
+			return (ssize_t)n;
+		}
+		int k = fr != NULL ? feed_frag(p, m, fr)
+		                   : ipc__err(-EPROTO, p->uri,
+		                              "a message inside a fragmented "
+		                              "one");
+		if (k < 0 && !p->use_js) {
+			/* core NATS lost a fragment: the message is lost */
+			ipc__frag_rx_drop(&p->frx);
+			if (fr == NULL) {
+				continue; /* m is delivered as it is */
+			}
+			k = feed_frag(p, m, fr); /* it may start the next */
+			if (k < 0) {
+				ipc__frag_rx_drop(&p->frx);
+				k = IPC_FRAG_NEED;
+			}
+		}
+		ipc__nats_rxq_pop(&p->rq);
+		taken(p, m);
+		natsMsg_Destroy(m);
+		if (k < 0) {
+			ipc__frag_rx_drop(&p->frx);
+			return k;
+		}
+	}
+	if (p->frx.ready) {
+		return ipc__frag_rx_take(&p->frx, buf, cap, p->uri);
+	}
+	if (rx_ready(p)) {
+		ipc__frag_rx_drop(&p->frx);
+		return peer_end(p, "recv");
+	}
+	return -EAGAIN;
+}
+
 static ssize_t
 nats_recv(ipc_channel *ch, void *buf, size_t cap)
 {
 	struct nats_ch *p = ipc__priv(ch);
-	ssize_t r;
 
 	pthread_mutex_lock(&p->mu);
-	if (p->qn > 0) {
-		natsMsg *m = p->q[p->qhead];
-		size_t n = (size_t)natsMsg_GetDataLength(m);
-		if (n > cap) {
-			r = ipc__err_msgsize(p->uri, n, cap);
-			goto out;
-		}
-		if (n > 0) {
-			memcpy(buf, natsMsg_GetData(m), n);
-		}
-		p->qhead = (p->qhead + 1) % p->qcap;
-		p->qn--;
-		uint64_t seq;
-		if (hdr_u64(m, "Ipc-Seq", &seq) &&
-		    seq >= atomic_load(&p->rx_taken)) {
-			atomic_store(&p->rx_taken, seq + 1);
-		}
-		natsMsg_Destroy(m);
-		if (atomic_load(&p->rx_taken) - p->rx_credited >=
-		    (p->window + 3) / 4) {
-			p->rx_credited = atomic_load(&p->rx_taken);
-			publish_ctl(p, "credit", 0);
-		}
-		r = (ssize_t)n;
-	} else if (rx_ready(p)) {
-		r = peer_end(p);
-	} else {
-		r = -EAGAIN;
-	}
-out:
+	ssize_t r = recv_locked(p, buf, cap);
 	sync_efd(p);
 	pthread_mutex_unlock(&p->mu);
 	return r;
@@ -1421,7 +1122,7 @@ nats_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 	}
 	if (p->fail < 0) {
 		rev |= IPC_POLLERR;
-	} else if (p->qn == 0 && rx_ready(p)) {
+	} else if (p->rq.n == 0 && !p->frx.ready && rx_ready(p)) {
 		rev |= IPC_POLLHUP;
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -1433,28 +1134,6 @@ nats_fd(const ipc_channel *ch)
 {
 	const struct nats_ch *p = ipc__cpriv(ch);
 	return p->efd_r;
-}
-
-/* Delete the channel's stream if it is still this channel's: a creator
- * that came after us on the same subject has a stream by the same name,
- * which is not ours to delete. */
-static void
-delete_stream(struct nats_ch *p, jsOptions *o)
-{
-	jsStreamInfo *si = NULL;
-	jsErrCode jerr = 0;
-	int ours = 0;
-
-	snprintf(p->owner, sizeof(p->owner), "libipc %s",
-	         p->creator ? p->id : p->peer_id);
-	if (js_GetStreamInfo(&si, p->js, p->stream, o, &jerr) == NATS_OK) {
-		ours = si->Config != NULL && si->Config->Description != NULL &&
-		       strcmp(si->Config->Description, p->owner) == 0;
-		jsStreamInfo_Destroy(si);
-	}
-	if (ours) {
-		js_DeleteStream(p->js, p->stream, o, &jerr);
-	}
 }
 
 /* Wait (bounded) until every message in the window is acked. */
@@ -1483,10 +1162,20 @@ nats_close(ipc_channel *ch)
 	struct nats_ch *p = ipc__priv(ch);
 	int last, ret = 0;
 
+	int t = ch->timeout_ms >= 0 && ch->timeout_ms < 10000
+	                ? ch->timeout_ms
+	                : 10000;
+	/* The rest of a detached fragmented message, as the window lets. */
+	int64_t fend = now_ms() + t;
+	pthread_mutex_lock(&p->mu);
+	while (p->ftx.active && p->fail == 0 && !p->peer_closed &&
+	       !p->peer_dead && frag_pump(p) == 0 && now_ms() < fend) {
+		pthread_mutex_unlock(&p->mu);
+		usleep(10000);
+		pthread_mutex_lock(&p->mu);
+	}
+	pthread_mutex_unlock(&p->mu);
 	if (p->use_js && p->fail == 0) {
-		int t = ch->timeout_ms >= 0 && ch->timeout_ms < 10000
-		                ? ch->timeout_ms
-		                : 10000;
 		flush_window(p, t);
 	}
 	pthread_mutex_lock(&p->mu);
@@ -1522,7 +1211,10 @@ nats_close(ipc_channel *ch)
 		pthread_mutex_unlock(&p->mu);
 		js_DeleteConsumer(p->js, p->stream, p->consumer, &o, &jerr);
 		if (last) {
-			delete_stream(p, &o);
+			snprintf(p->owner, sizeof(p->owner), "libipc %s",
+			         p->creator ? p->id : p->peer_id);
+			ipc__nats_delete_stream(p->js, p->stream, p->owner,
+			                        &o);
 		}
 	}
 	teardown(p);
@@ -1534,10 +1226,11 @@ const struct ipc_driver ipc_driver_nats = {
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_PEERCLOSE |
                 IPC_CAP_CROSSHOST,
         .addr = IPC_ADDR_CUSTOM,
-        .opts = nats_opts,
+        .opts = ipc__nats_opts,
         .priv_size = sizeof(struct nats_ch),
         .open = nats_open,
         .send = nats_send,
+        .detach = nats_detach,
         .recv = nats_recv,
         .close = nats_close,
         .pollfds = nats_pollfds,

@@ -101,6 +101,7 @@ struct sg_chan {
 	struct ipc_sw_rx rx;
 	int rx_on; /* rxev is readable */
 	int reof;
+	enum ipc_peer_end rdied; /* gone without a close record */
 	int rerr;
 	unsigned long foreign; /* signals dropped: not from the peer */
 
@@ -353,7 +354,7 @@ tx_fail(struct sg_chan *s, int r)
 	if (r == -ESRCH || r == -EPIPE) {
 		atomic_store(&s->peer_state, PEER_GONE);
 		s->werr = -EPIPE;
-		return ipc__err(-EPIPE, s->uri, "peer closed the channel");
+		return ipc__err_peer(s->uri, "send", IPC_PEER_EITHER);
 	}
 	s->werr = r;
 	return ipc__errno(r, s->uri, "sending a signal to %d",
@@ -765,9 +766,10 @@ sg_send(ipc_channel *ch, const void *buf, size_t len)
 		ev_clear(s->txev);
 	}
 	if (s->werr != 0) {
-		r = ipc__err(s->werr, s->uri, "%s",
-		             s->werr == -EPIPE ? "peer closed the channel"
-		                               : "channel failed earlier");
+		r = s->werr == -EPIPE
+		            ? ipc__err_peer(s->uri, "send", IPC_PEER_EITHER)
+		            : ipc__err(s->werr, s->uri,
+		                       "send: channel failed earlier");
 		goto out;
 	}
 	if (atomic_load(&s->refused)) {
@@ -871,6 +873,7 @@ sg_recv(ipc_channel *ch, void *buf, size_t cap)
 			(void)pump(s);
 			if (s->rx.head == NULL) {
 				s->reof = 1;
+				s->rdied = IPC_PEER_DIED;
 				rx_level(s);
 			}
 		}
@@ -885,7 +888,7 @@ sg_recv(ipc_channel *ch, void *buf, size_t cap)
 		             "process %d has a peer already",
 		             (int)atomic_load(&s->peer));
 	} else if (s->reof) {
-		r = ipc__err(-EPIPE, s->uri, "peer closed the channel");
+		r = ipc__err_peer(s->uri, "recv", s->rdied);
 	} else {
 		r = -EAGAIN;
 	}

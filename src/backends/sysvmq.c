@@ -85,6 +85,7 @@ struct smq_chan {
 	struct smq_buf *rbuf;
 	struct ipc_frag_rx fr;
 	int reof, rerr;
+	enum ipc_peer_end rdied; /* gone without a close record */
 
 	pthread_mutex_t tx_mu;
 	struct smq_buf *tbuf;
@@ -271,10 +272,13 @@ rx_step(struct smq_chan *m)
 	}
 	int r = pump(m);
 	if (r == -EAGAIN && peer_check(m) == PEER_GONE) {
-		r = pump(m); /* what it sent before leaving is queued */
+		/* What it sent before leaving is queued, and a peer that
+		 * closed sent its close record last. */
+		r = pump(m);
 		if (r == -EAGAIN) {
 			ipc__frag_rx_drop(&m->fr);
 			m->reof = 1;
+			m->rdied = IPC_PEER_DIED;
 			r = -EPIPE;
 		}
 	}
@@ -352,8 +356,7 @@ push(struct smq_chan *m)
 		if (r < 0) {
 			tx_stop(m);
 			m->werr = -EPIPE;
-			return ipc__err(-EPIPE, m->uri,
-			                "peer closed the channel");
+			return ipc__err_peer(m->uri, "send", IPC_PEER_CLOSED);
 		}
 		if (ipc__frag_tx_sent(&m->ft, n)) {
 			tx_stop(m);
@@ -368,7 +371,7 @@ tx_locked(struct smq_chan *m, const void *buf, size_t len)
 	int r;
 
 	if (m->werr != 0) {
-		return ipc__err(m->werr, m->uri, "peer closed the channel");
+		return ipc__err_peer(m->uri, "send", IPC_PEER_CLOSED);
 	}
 	if (m->ft.active) {
 		int same = ipc__frag_tx_same(&m->ft, buf, len);
@@ -754,8 +757,7 @@ smq_recv(ipc_channel *ch, void *buf, size_t cap)
 	if (r == IPC_FRAG_WHOLE) {
 		r = ipc__frag_rx_take(&m->fr, buf, cap, m->uri);
 	} else if (r == -EPIPE) {
-		r = refusal(m, ipc__err(-EPIPE, m->uri,
-		                        "peer closed the channel"));
+		r = refusal(m, ipc__err_peer(m->uri, "recv", m->rdied));
 	}
 	pthread_mutex_unlock(&m->rx_mu);
 	if (r == -EAGAIN) {

@@ -188,7 +188,7 @@ static int
 peer_check_lazy(struct svs_chan *s)
 {
 	if (atomic_load_explicit(&s->peer, memory_order_relaxed) == PEER_UP) {
-		uint64_t t = ipc__rchan_now_ns();
+		uint64_t t = ipc__rchan_coarse_ns();
 		if (t - atomic_load_explicit(&s->checked_ns,
 		                             memory_order_relaxed) <
 		    (uint64_t)IPC_RCHAN_LAZY_MS * 1000000u) {
@@ -202,15 +202,20 @@ peer_check_lazy(struct svs_chan *s)
 
 /* ---------------------------------------------------------------- data -- */
 
-/* The peer is gone, or was refused (allow_uid=/allow_gid=). */
+/* The peer is gone, or was refused (allow_uid=/allow_gid=).  A peer that
+ * closed marked its ends of the rings first: without that, it died. */
 static int
-peer_gone_err(ipc_channel *ch, const struct svs_chan *s)
+peer_gone_err(ipc_channel *ch, const struct svs_chan *s, const char *what)
 {
 	if (atomic_load(&s->refused)) {
 		return ipc__trust_check(&s->trust, ch->uri, "the peer",
 		                        &s->cred);
 	}
-	return ipc__err(-EPIPE, ch->uri, "the peer is gone");
+	return ipc__err_peer(ch->uri, what,
+	                     ipc_ring_peer_closed(&s->rx) ||
+	                                     ipc_ring_peer_closed(&s->tx)
+	                             ? IPC_PEER_CLOSED
+	                             : IPC_PEER_DIED);
 }
 
 static int
@@ -219,13 +224,13 @@ tx_fail(ipc_channel *ch, struct svs_chan *s, int r, size_t len)
 	if (r == -EAGAIN) {
 		/* A full ring: the peer may be gone meanwhile. */
 		if (peer_check(s) == PEER_GONE) {
-			return peer_gone_err(ch, s);
+			return peer_gone_err(ch, s, "send");
 		}
 		s->want_tx = len;
 		return -EAGAIN;
 	}
 	if (r == -EPIPE) {
-		return ipc__err(-EPIPE, ch->uri, "the peer closed");
+		return ipc__err_peer(ch->uri, "send", IPC_PEER_CLOSED);
 	}
 	if (r == -EPROTO) {
 		return ipc__err(-EPROTO, ch->uri,
@@ -256,7 +261,7 @@ tx_check(ipc_channel *ch, struct svs_chan *s, size_t len)
 	}
 	if (atomic_load_explicit(&s->peer, memory_order_relaxed) ==
 	    PEER_GONE) {
-		return peer_gone_err(ch, s);
+		return peer_gone_err(ch, s, "send");
 	}
 	return 0;
 }
@@ -288,7 +293,7 @@ static int
 rx_fail(ipc_channel *ch, int r)
 {
 	if (r == -EPIPE) {
-		return ipc__err(-EPIPE, ch->uri, "the peer closed");
+		return ipc__err_peer(ch->uri, "recv", IPC_PEER_CLOSED);
 	}
 	if (r == -EPROTO) {
 		return ipc__err(-EPROTO, ch->uri,
@@ -310,7 +315,7 @@ rx_next(ipc_channel *ch, struct svs_chan *s, const void **p, size_t *n)
 		(void)peer_check(s);
 	}
 	if (atomic_load(&s->refused)) {
-		return peer_gone_err(ch, s);
+		return peer_gone_err(ch, s, "recv");
 	}
 	int r = ipc_ring_acquire(&s->rx, p, n);
 
@@ -319,7 +324,7 @@ rx_next(ipc_channel *ch, struct svs_chan *s, const void **p, size_t *n)
 		/* What it published before going is visible now. */
 		r = ipc_ring_acquire(&s->rx, p, n);
 		if (r == -EAGAIN) {
-			return peer_gone_err(ch, s);
+			return peer_gone_err(ch, s, "recv");
 		}
 	}
 	if (r == 0) {
@@ -418,7 +423,7 @@ svs_wait(ipc_channel *ch, short events, const struct timespec *dl)
 			return 0;
 		}
 		struct timespec until;
-		ipc__deadline(&until, SLICE_MS);
+		ipc__deadline_coarse(&until, SLICE_MS);
 		int last = dl != NULL && (until.tv_sec > dl->tv_sec ||
 		                          (until.tv_sec == dl->tv_sec &&
 		                           until.tv_nsec >= dl->tv_nsec));

@@ -23,7 +23,7 @@ tcp_accept(ipc_listener *l, ipc_channel *ch)
 const struct ipc_driver ipc_driver_tcp = {
         .scheme = "tcp",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_LISTEN |
-                IPC_CAP_PEERCLOSE | IPC_CAP_CROSSHOST,
+                IPC_CAP_PEERCLOSE | IPC_CAP_CROSSHOST | IPC_CAP_PUBSUB,
         .addr = IPC_ADDR_HOSTPORT,
         .opts = tcp_opts,
         .priv_size = sizeof(struct ipc_tcpconn),

@@ -621,7 +621,8 @@ tls_listener_close(ipc_listener *l)
 const struct ipc_driver ipc_driver_tls = {
         .scheme = "tls+tcp",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_LISTEN |
-                IPC_CAP_PEERCLOSE | IPC_CAP_CROSSHOST,
+                IPC_CAP_PEERCLOSE | IPC_CAP_CROSSHOST |
+                IPC_CAP_PUBSUB,
         .addr = IPC_ADDR_HOSTPORT,
         .opts = tls_opts,
         .priv_size = sizeof(struct tls_ch),

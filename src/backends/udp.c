@@ -12,13 +12,22 @@
  * sockets and fails with -ECONNREFUSED if none is bound there; for other
  * hosts nobody can tell.  See docs/udp.md.
  *
+ * Publish/subscribe is multicast (docs/pubsub.md): HOST is a group
+ * (224.0.0.0/4 or ff00::/8).  IPC_PUBLISH sends to the group (looped back
+ * to subscribers on this machine), IPC_SUBSCRIBE binds the port and joins
+ * the group; iface= names the interface of both, ttl= the publisher's hop
+ * limit.  Loss stays allowed; the group's members are not known, so
+ * ipc_subscribers() says -EOPNOTSUPP.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,6 +46,15 @@ struct udp_ch {
 	pthread_mutex_t mu; /* creator: learning the peer */
 	atomic_int have_peer;
 	struct ipc_sockaddr peer;
+};
+
+static const struct ipc_optspec udp_opts[] = {
+        {"iface", IPC_OPT_STR, 0, 0, NULL,
+         "multicast: the interface to send on and join on (default: by "
+         "route)"},
+        {"ttl", IPC_OPT_UINT, 0, 255, NULL,
+         "multicast: how many hops a datagram may go, default 1"},
+        {NULL, 0, 0, 0, NULL, NULL},
 };
 
 static size_t
@@ -116,12 +134,147 @@ open_opener(ipc_channel *ch, const struct ipc_uri *u)
 }
 
 static int
+is_group(const struct ipc_sockaddr *a)
+{
+	if (a->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)&a->ss;
+		return IN_MULTICAST(ntohl(in->sin_addr.s_addr));
+	}
+	const struct sockaddr_in6 *in6 = (const void *)&a->ss;
+	return IN6_IS_ADDR_MULTICAST(&in6->sin6_addr);
+}
+
+/* The publisher: hops, loopback to this machine's members, interface;
+ * then connected to the group. */
+static int
+group_publish(int fd, const struct ipc_uri *u, const struct ipc_sockaddr *g,
+              unsigned ifindex)
+{
+	int v6 = g->ss.ss_family == AF_INET6;
+	int ttl = (int)ipc__opt_num(u, "ttl", 1);
+	int r = ipc__sock_setint(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP,
+	                         v6 ? IPV6_MULTICAST_HOPS : IP_MULTICAST_TTL,
+	                         ttl, u->text);
+	if (r == 0) {
+		r = ipc__sock_setint(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP,
+		                     v6 ? IPV6_MULTICAST_LOOP
+		                        : IP_MULTICAST_LOOP,
+		                     1, u->text);
+	}
+	if (r == 0 && ifindex != 0) {
+		struct ip_mreqn mr = {.imr_ifindex = (int)ifindex};
+		int x = v6 ? setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF,
+		                        &ifindex, sizeof(ifindex))
+		           : setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr,
+		                        sizeof(mr));
+		if (x < 0) {
+			r = ipc__errno(-errno, u->text,
+			               "open: multicast interface");
+		}
+	}
+	if (r == 0 && connect(fd, (const struct sockaddr *)&g->ss, g->len) <
+	                      0) {
+		r = ipc__errno(-errno, u->text, "open: connect to the group");
+	}
+	return r;
+}
+
+/* A subscriber: the group's port, shared with other members here, and
+ * membership on the interface. */
+static int
+group_join(int fd, const struct ipc_uri *u, const struct ipc_sockaddr *g,
+           unsigned ifindex)
+{
+	struct ipc_sockaddr b = *g;
+	int r = ipc__sock_setint(fd, SOL_SOCKET, SO_REUSEADDR, 1, u->text);
+	int x;
+
+	if (r < 0) {
+		return r;
+	}
+	if (g->ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (void *)&b.ss;
+		struct ipv6_mreq mr = {.ipv6mr_interface = ifindex};
+		mr.ipv6mr_multiaddr = in6->sin6_addr;
+		in6->sin6_addr = in6addr_any;
+		x = bind(fd, (struct sockaddr *)&b.ss, b.len);
+		if (x == 0) {
+			x = setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mr,
+			               sizeof(mr));
+		}
+	} else {
+		const struct sockaddr_in *in = (const void *)&g->ss;
+		struct ip_mreqn mr = {.imr_multiaddr = in->sin_addr,
+		                      .imr_ifindex = (int)ifindex};
+		x = bind(fd, (struct sockaddr *)&b.ss, b.len);
+		if (x == 0) {
+			x = setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr,
+			               sizeof(mr));
+		}
+	}
+	return x < 0 ? ipc__errno(-errno, u->text, "open: join the group")
+	             : 0;
+}
+
+static int
+open_group(ipc_channel *ch, const struct ipc_uri *u)
+{
+	struct udp_ch *p = ipc__priv(ch);
+	const char *iface = ipc__opt_str(u, "iface", NULL);
+	unsigned ifindex = 0;
+	struct ipc_sockaddr *v;
+	size_t n;
+	int r;
+
+	if (u->port == 0) {
+		return ipc__err(-EINVAL, u->text,
+		                "open: publish/subscribe needs the group's port");
+	}
+	if (iface != NULL && (ifindex = if_nametoindex(iface)) == 0) {
+		return ipc__err(-ENODEV, u->text,
+		                "open: iface=%s: no such interface", iface);
+	}
+	r = ipc__sock_inet_addrs(u, SOCK_DGRAM, 0, &v, &n);
+	if (r < 0) {
+		return r;
+	}
+	if (!is_group(&v[0])) {
+		free(v);
+		return ipc__err(-EINVAL, u->text,
+		                "open: publish/subscribe over udp needs a "
+		                "multicast group (224.0.0.0/4 or ff00::/8)");
+	}
+	r = ipc__sock_new(v[0].ss.ss_family, SOCK_DGRAM, u->text);
+	if (r >= 0) {
+		p->m.fd = r;
+		r = ch->role == IPC_PUBLISH ? group_publish(r, u, &v[0], ifindex)
+		                            : group_join(r, u, &v[0], ifindex);
+		ch->max_msg = max_for(&v[0]);
+	}
+	free(v);
+	return r < 0 ? r : ipc__msg_init(&p->m, p->m.fd, 0, 0, ch->max_msg,
+	                                 ch->uri);
+}
+
+static int
 udp_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 {
 	struct udp_ch *p = ipc__priv(ch);
 	int r;
 
 	p->m.fd = -1;
+	if (ch->role != 0) {
+		r = open_group(ch, u);
+		if (r < 0 && p->m.fd >= 0) {
+			close(p->m.fd);
+		}
+		return r;
+	}
+	if (ipc__opt_isset(u, "iface") || ipc__opt_isset(u, "ttl")) {
+		return ipc__err(-EINVAL, u->text,
+		                "open: iface= and ttl= apply to multicast "
+		                "(IPC_PUBLISH, IPC_SUBSCRIBE) only");
+	}
 	r = (flags & IPC_CREATE) ? open_creator(ch, u) : open_opener(ch, u);
 	if (r < 0 && p->m.fd >= 0) {
 		close(p->m.fd);
@@ -289,20 +442,36 @@ udp_fd(const ipc_channel *ch)
 	return p->m.fd;
 }
 
+/* Multicast: who listens to a group is not known here. */
+static int
+udp_subscribers(const ipc_channel *ch)
+{
+	return ipc__err(-EOPNOTSUPP, ch->uri,
+	                "ipc_subscribers: the members of a multicast group "
+	                "are not known");
+}
+
 /* The creator's bound address; the opener's peer. */
 static char *
 udp_local_uri(const ipc_channel *ch)
 {
 	const struct udp_ch *p = ipc__cpriv(ch);
 
+	if (ch->role != 0) { /* the group */
+		char *d = strdup(ch->uri);
+		if (d == NULL) {
+			ipc__err(-ENOMEM, ch->uri, "local URI: out of memory");
+		}
+		return d;
+	}
 	return ipc__sock_inet_uri(p->m.fd, !p->creator, "udp", ch->uri);
 }
 
 const struct ipc_driver ipc_driver_udp = {
         .scheme = "udp",
-        .caps = IPC_CAP_CROSSHOST,
+        .caps = IPC_CAP_CROSSHOST | IPC_CAP_PUBSUB,
         .addr = IPC_ADDR_HOSTPORT,
-        .opts = NULL,
+        .opts = udp_opts,
         .priv_size = sizeof(struct udp_ch),
         .open = udp_open,
         .send = udp_send,
@@ -312,4 +481,5 @@ const struct ipc_driver ipc_driver_udp = {
         .ready = udp_ready,
         .fd = udp_fd,
         .local_uri = udp_local_uri,
+        .subscribers = udp_subscribers,
 };

@@ -224,7 +224,7 @@ unix_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
 const struct ipc_driver ipc_driver_unix = {
         .scheme = "unix",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_LISTEN |
-                IPC_CAP_PEERCLOSE,
+                IPC_CAP_PEERCLOSE | IPC_CAP_PUBSUB,
         .addr = IPC_ADDR_UNIXPATH,
         .opts = unix_opts,
         .priv_size = sizeof(struct unix_ch),

@@ -428,7 +428,7 @@ dg_send(ipc_channel *ch, const void *buf, size_t len)
 		return r;
 	}
 	if (p->creator && p->peer_gone) {
-		return ipc__err(-EPIPE, ch->uri, "peer closed the channel");
+		return ipc__err_peer(ch->uri, "send", IPC_PEER_EITHER);
 	}
 	r = ipc__msg_send(&p->m, buf, len, p->lifeline_out);
 	if (r >= 0 && p->lifeline_out >= 0) {
@@ -437,12 +437,12 @@ dg_send(ipc_channel *ch, const void *buf, size_t len)
 		atomic_store(&p->lifeline_sent, 1);
 	}
 	if (ipc__sock_gone((int)r)) {
-		return ipc__err(-EPIPE, ch->uri, "peer closed the channel");
+		return ipc__err_peer(ch->uri, "send", IPC_PEER_EITHER);
 	}
 	if (r == -EPERM) {
 		/* the creator took another peer before our first message */
 		return ipc__err(-EPIPE, ch->uri,
-		                "the endpoint took another peer");
+		                "send: the endpoint took another peer");
 	}
 	return r;
 }
@@ -512,7 +512,7 @@ dg_recv(ipc_channel *ch, void *buf, size_t cap)
 		                "protocol");
 	}
 	if (p->eof) {
-		return ipc__err(-EPIPE, ch->uri, "peer closed the channel");
+		return ipc__err_peer(ch->uri, "recv", IPC_PEER_EITHER);
 	}
 	ended = peer_ended(ch);
 	for (;;) {
@@ -533,11 +533,11 @@ dg_recv(ipc_channel *ch, void *buf, size_t cap)
 	}
 	if (r == -EAGAIN && ended) {
 		p->eof = 1;
-		return ipc__err(-EPIPE, ch->uri, "peer closed the channel");
+		return ipc__err_peer(ch->uri, "recv", IPC_PEER_EITHER);
 	}
 	if (ipc__sock_gone((int)r)) {
 		p->eof = 1;
-		return ipc__err(-EPIPE, ch->uri, "peer closed the channel");
+		return ipc__err_peer(ch->uri, "recv", IPC_PEER_EITHER);
 	}
 	if (r == -EPROTO) {
 		p->failed = 1;

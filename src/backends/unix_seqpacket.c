@@ -132,7 +132,7 @@ seq_send(ipc_channel *ch, const void *buf, size_t len)
 	}
 	r = ipc__msg_send(&p->m, buf, len, -1);
 	if (ipc__sock_gone((int)r)) {
-		return ipc__err(-EPIPE, ch->uri, "peer closed the channel");
+		return ipc__err_peer(ch->uri, "send", IPC_PEER_EITHER);
 	}
 	return r;
 }
@@ -153,7 +153,7 @@ seq_recv(ipc_channel *ch, void *buf, size_t cap)
 		                "protocol");
 	}
 	if (p->eof) {
-		return ipc__err(-EPIPE, ch->uri, "peer closed the channel");
+		return ipc__err_peer(ch->uri, "recv", IPC_PEER_EITHER);
 	}
 	/* A peer that closed with records unread leaves ECONNRESET, which
 	 * Linux reports before the records still queued here: go on
@@ -166,11 +166,11 @@ seq_recv(ipc_channel *ch, void *buf, size_t cap)
 	}
 	if (r == 0 && in.eof) {
 		p->eof = 1;
-		return ipc__err(-EPIPE, ch->uri, "peer closed the channel");
+		return ipc__err_peer(ch->uri, "recv", IPC_PEER_EITHER);
 	}
 	if (ipc__sock_gone((int)r)) {
 		p->eof = 1;
-		return ipc__err(-EPIPE, ch->uri, "peer closed the channel");
+		return ipc__err_peer(ch->uri, "recv", IPC_PEER_EITHER);
 	}
 	if (r == -EPROTO) {
 		p->failed = 1;
@@ -285,7 +285,7 @@ seq_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
 const struct ipc_driver ipc_driver_unix_seqpacket = {
         .scheme = "unix+seqpacket",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_LISTEN |
-                IPC_CAP_PEERCLOSE,
+                IPC_CAP_PEERCLOSE | IPC_CAP_PUBSUB,
         .addr = IPC_ADDR_UNIXPATH,
         .opts = seq_opts,
         .priv_size = sizeof(struct seq_ch),

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pubsub.h"
 #include "readyfd.h"
 #include "registry.h"
 #include "uri.h"
@@ -107,6 +108,38 @@ check_role(const char *uri, int flags)
 	return 0;
 }
 
+/* Publish/subscribe through listeners (core/pubsub.c): the channel runs
+ * on the core's layer over the driver the URI names. */
+static int
+open_layer(ipc_channel **out, const char *uri, int flags,
+           const struct ipc_driver *real)
+{
+	int pub = flags & IPC_PUBLISH;
+	int r = check_flags(flags, IPC_ALL_FLAGS | IPC_ROLE_FLAGS, uri);
+	ipc_channel *ch;
+
+	if (r < 0) {
+		return r;
+	}
+	ch = channel_new(pub ? &ipc__pubsub_pub : &ipc__pubsub_sub, uri);
+	if (ch == NULL) {
+		return ipc__err(-ENOMEM, uri, "out of memory");
+	}
+	ch->flags = flags & IPC_NONBLOCK;
+	ch->has_addr = 1;
+	ch->role = flags & IPC_ROLE_FLAGS;
+	ch->scheme = real->scheme;
+	ch->caps = real->caps;
+	r = ipc__pubsub_open(ch, real, flags);
+	if (r < 0) {
+		channel_free(ch);
+		return r;
+	}
+	channel_opened(ch);
+	*out = ch;
+	return 0;
+}
+
 int
 ipc_open(ipc_channel **out, const char *uri, int flags)
 {
@@ -128,17 +161,15 @@ ipc_open(ipc_channel **out, const char *uri, int flags)
 			flags |= IPC_CREATE;
 		}
 	}
+	drv = ipc__uri_driver(uri);
+	if ((flags & IPC_ROLE_FLAGS) && drv != NULL &&
+	    drv->subscribers == NULL) {
+		return open_layer(out, uri, flags, drv);
+	}
 	r = parse_for_open(uri, flags, IPC_ALL_FLAGS | IPC_ROLE_FLAGS, &u,
 	                   &drv);
 	if (r < 0) {
 		return r;
-	}
-	if ((flags & IPC_ROLE_FLAGS) && drv->subscribers == NULL) {
-		ipc__uri_free(u);
-		return ipc__err(-EOPNOTSUPP, uri,
-		                "open: %s:// declares publish/subscribe but "
-		                "carries none",
-		                drv->scheme);
 	}
 	ch = channel_new(drv, uri);
 	if (ch == NULL) {

@@ -139,6 +139,15 @@ int ipc__err(int err, const char *uri, const char *fmt, ...)
  * gives, "URI: recv: message of N bytes does not fit the C-byte buffer:
  * it stays queued, needs N bytes". */
 int ipc__err_msgsize(const char *uri, size_t need, size_t cap);
+/* -EPIPE for a peer that is gone, in the one text every driver gives:
+ * "URI: WHAT: the peer closed the channel", or where the driver saw it go
+ * without closing (no close record, heartbeats stopped) "URI: WHAT: the
+ * peer died without closing the channel" (DESIGN.md 3: both are -EPIPE;
+ * the text tells a crash from a close); where the driver cannot tell
+ * (a stream's end of file), "the peer closed the channel or exited".
+ * what: "recv", "send", ... */
+enum ipc_peer_end { IPC_PEER_CLOSED, IPC_PEER_DIED, IPC_PEER_EITHER };
+int ipc__err_peer(const char *uri, const char *what, enum ipc_peer_end how);
 /* Same, appending ": strerror(-err)". */
 int ipc__errno(int err, const char *uri, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
@@ -379,6 +388,11 @@ struct ipc_driver {
 
 /* Monotonic deadline arithmetic.  A NULL deadline means forever. */
 void ipc__deadline(struct timespec *dl, int timeout_ms);
+/* The same from CLOCK_MONOTONIC_COARSE: up to a clock tick (a few ms)
+ * early, and much cheaper to read where the precise clock costs a TSC
+ * read (over 100 ns in some virtual machines): for the slices of a wait
+ * on a hot path, never for a caller's deadline. */
+void ipc__deadline_coarse(struct timespec *dl, int timeout_ms);
 /* Milliseconds left until dl, rounded up; -1 for NULL; 0 if passed. */
 int ipc__remaining_ms(const struct timespec *dl);
 

@@ -130,6 +130,17 @@ ipc__err_msgsize(const char *uri, size_t need, size_t cap)
 }
 
 int
+ipc__err_peer(const char *uri, const char *what, enum ipc_peer_end how)
+{
+	static const char *const text[] = {
+	        [IPC_PEER_CLOSED] = "the peer closed the channel",
+	        [IPC_PEER_DIED] = "the peer died without closing the channel",
+	        [IPC_PEER_EITHER] = "the peer closed the channel or exited",
+	};
+	return ipc__err(-EPIPE, uri, "%s: %s", what, text[how]);
+}
+
+int
 ipc__err_eagain(void)
 {
 	/* Cheap: event loops see -EAGAIN constantly. */

@@ -28,6 +28,14 @@ put_hdr(unsigned char *out, unsigned kind, uint32_t a, uint32_t b)
 }
 
 size_t
+ipc__frag_hdr(unsigned char *out, enum ipc_frag_kind kind, uint32_t a,
+              uint32_t b)
+{
+	put_hdr(out, (unsigned)kind, a, b);
+	return IPC_FRAG_HDR;
+}
+
+size_t
 ipc__frag_ctl(unsigned char *out, enum ipc_frag_kind kind, uint32_t arg)
 {
 	put_hdr(out, (unsigned)kind, arg, 0);

@@ -37,6 +37,11 @@ enum ipc_frag_kind {
 	IPC_FRAG_CLOSE = 4,
 };
 
+/* Write a unit header (kind, a, b) into out; returns IPC_FRAG_HDR.  For a
+ * transport that carries a and b out of band (nats:// headers) and feeds
+ * the units it rebuilds to ipc__frag_rx_feed. */
+size_t ipc__frag_hdr(unsigned char *out, enum ipc_frag_kind kind, uint32_t a,
+                     uint32_t b);
 /* Write a control unit (HELLO, CLOSE) into out; returns its length. */
 size_t ipc__frag_ctl(unsigned char *out, enum ipc_frag_kind kind,
                      uint32_t arg);

@@ -69,8 +69,8 @@ ipc__wait(ipc_channel *ch, short events, const struct timespec *dl)
 }
 
 /* The default translation of descriptor readiness into IPC_POLL* bits. */
-static short
-map_revents(const struct pollfd *pfd, int n)
+short
+ipc__map_revents(const struct pollfd *pfd, int n)
 {
 	short r = 0;
 
@@ -103,7 +103,7 @@ static short
 from_sys(short re)
 {
 	struct pollfd p = {.revents = re};
-	return map_revents(&p, 1);
+	return ipc__map_revents(&p, 1);
 }
 
 struct slot {
@@ -193,7 +193,7 @@ scatter(ipc_pollitem *items, size_t n, const struct slot *sl,
 			if (ch->drv->ready != NULL) {
 				r = ch->drv->ready(ch, want, p, sl[i].n);
 			} else {
-				r = map_revents(p, sl[i].n);
+				r = ipc__map_revents(p, sl[i].n);
 			}
 			r |= sl[i].pre;
 			if (want & IPC_POLLIN) {

@@ -65,6 +65,14 @@ ipc__rchan_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t
+ipc__rchan_coarse_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 int
 ipc__rchan_parse_spin(const char *sp, unsigned def_us, uint64_t *spin_ns,
                       const char *uri)
@@ -133,7 +141,7 @@ ipc__rchan_alive_lazy(struct ipc_rchan *c)
 	if (atomic_load_explicit(&c->dead, memory_order_relaxed)) {
 		return 0;
 	}
-	uint64_t t = ipc__rchan_now_ns();
+	uint64_t t = ipc__rchan_coarse_ns();
 	if (t - atomic_load_explicit(&c->checked_ns, memory_order_relaxed) <
 	    (uint64_t)IPC_RCHAN_LAZY_MS * 1000000u) {
 		return 1;
@@ -155,7 +163,7 @@ tx_fail(ipc_channel *ch, struct ipc_rchan *c, int r, size_t len)
 		}
 		return -EAGAIN;
 	case -EPIPE:
-		return ipc__err(-EPIPE, ch->uri, "the peer closed");
+		return ipc__err_peer(ch->uri, "send", IPC_PEER_CLOSED);
 	case -EMSGSIZE:
 		return ipc__err(-EMSGSIZE, ch->uri,
 		                "message of %zu bytes exceeds the ring's "
@@ -226,7 +234,7 @@ rx_fail(ipc_channel *ch, struct ipc_rchan *c, int r)
 		}
 		return -EAGAIN;
 	case -EPIPE:
-		return ipc__err(-EPIPE, ch->uri, "the peer closed");
+		return ipc__err_peer(ch->uri, "recv", IPC_PEER_CLOSED);
 	case -EPROTO:
 		return ipc__err(-EPROTO, ch->uri,
 		                "the peer corrupted the shared ring");
@@ -340,7 +348,9 @@ ipc__rchan_wait(struct ipc_rchan *c, short events,
 		if (atomic_load(&c->dead)) {
 			return 0;
 		}
-		uint64_t t = ipc__rchan_now_ns();
+		/* The slice's end from the coarse clock (cheap; a tick
+		 * early at worst): the caller's deadline stays exact. */
+		uint64_t t = ipc__rchan_coarse_ns();
 		uint64_t until = t + (uint64_t)IPC_RCHAN_SLICE_MS * 1000000u;
 		if (until > dl) {
 			until = dl;
@@ -478,6 +488,18 @@ ipc__rchan_fd_locked(struct ipc_rchan *c, int attached)
 		self_poke(c);
 	}
 	return c->epfd;
+}
+
+void
+ipc__rchan_rx_settle(struct ipc_rchan *c)
+{
+	if (!atomic_load_explicit(&c->fd_exported, memory_order_relaxed) ||
+	    ipc_ring_readable(&c->rx)) {
+		return;
+	}
+	if (arm_rx(c)) {
+		self_poke(c); /* a message came meanwhile */
+	}
 }
 
 void

@@ -84,8 +84,10 @@ void ipc__rchan_init(struct ipc_rchan *c, const struct ipc_rchan_ops *ops,
  * destroy the lock.  The rings' memory is the driver's. */
 void ipc__rchan_free(struct ipc_rchan *c);
 
-/* Nanoseconds of CLOCK_MONOTONIC. */
+/* Nanoseconds of CLOCK_MONOTONIC, and of CLOCK_MONOTONIC_COARSE (a tick
+ * behind, far cheaper: for liveness looks and slices on hot paths). */
 uint64_t ipc__rchan_now_ns(void);
+uint64_t ipc__rchan_coarse_ns(void);
 /* Parse spin= ("busy" or microseconds up to 1 s) into *spin_ns (default
  * def_us when s is NULL). */
 int ipc__rchan_parse_spin(const char *s, unsigned def_us, uint64_t *spin_ns,
@@ -128,6 +130,11 @@ void ipc__rchan_epoll_add(struct ipc_rchan *c, int fd, uint32_t events);
 void ipc__rchan_epoll_del(struct ipc_rchan *c, int fd);
 /* Put efd_data and live_fd into the epoll set (after they changed). */
 void ipc__rchan_epoll_update(struct ipc_rchan *c);
+/* After a receive or release, with ipc_fd() taken: if the ring is empty
+ * now, clear the descriptor (and arm it again), so that it reads as
+ * level-triggered to a caller that polls it without receiving until
+ * -EAGAIN. */
+void ipc__rchan_rx_settle(struct ipc_rchan *c);
 /* After the rings were attached with ipc_fd() already taken: arm, and
  * make the descriptor readable if something waits. */
 void ipc__rchan_attached(struct ipc_rchan *c);

@@ -437,8 +437,15 @@ ipc__sockfile_remove(struct ipc_sockfile *f)
 	if (f->path == NULL) {
 		return;
 	}
-	if (f->owner == getpid() && lstat(f->path, &st) == 0 &&
-	    st.st_dev == f->dev && st.st_ino == f->ino) {
+	/* The file is removed only when it is still ours; a check that
+	 * fails for lack of kernel memory is tried again, not taken for
+	 * "not ours" (which would leave the file behind). */
+	int r, tries = 0;
+	while ((r = lstat(f->path, &st)) != 0 &&
+	       (errno == ENOMEM || errno == EINTR) && ++tries < 3) {
+	}
+	if (f->owner == getpid() && r == 0 && st.st_dev == f->dev &&
+	    st.st_ino == f->ino) {
 		unlink(f->path);
 	}
 	free(f->path);

@@ -127,7 +127,7 @@ send_failed(struct ipc_stream *s, ssize_t r)
 	if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN ||
 	    r == -ESHUTDOWN) {
 		s->werr = -EPIPE;
-		return ipc__err(-EPIPE, s->uri, "peer closed the channel");
+		return ipc__err_peer(s->uri, "send", IPC_PEER_EITHER);
 	}
 	s->werr = (int)r;
 	return ipc__errno((int)r, s->uri, "write");
@@ -221,10 +221,11 @@ send_locked(struct ipc_stream *s, const void *buf, size_t len)
 	int n = 0;
 	int r;
 
+	if (s->werr == -EPIPE) {
+		return ipc__err_peer(s->uri, "send", IPC_PEER_EITHER);
+	}
 	if (s->werr != 0) {
-		return ipc__err(s->werr, s->uri, "%s",
-		                s->werr == -EPIPE ? "peer closed the channel"
-		                                  : "channel failed earlier");
+		return ipc__err(s->werr, s->uri, "send: channel failed earlier");
 	}
 	if (s->txn > 0) {
 		if (!atomic_load(&s->tx_detached) && buf == s->tx_src &&
@@ -506,9 +507,10 @@ closed(struct ipc_stream *s)
 		 * dropped whole, never delivered in part. */
 		s->rpos = s->rend = 0;
 		return ipc__err(-EPIPE, s->uri,
-		                "peer closed in the middle of a message");
+		                "recv: the peer closed the channel or exited in "
+		                "the middle of a message");
 	}
-	return ipc__err(-EPIPE, s->uri, "peer closed the channel");
+	return ipc__err_peer(s->uri, "recv", IPC_PEER_EITHER);
 }
 
 static ssize_t

@@ -19,16 +19,28 @@
 
 #include "driver.h"
 
-void
-ipc__deadline(struct timespec *dl, int timeout_ms)
+static void
+deadline_on(clockid_t clk, struct timespec *dl, int timeout_ms)
 {
-	clock_gettime(CLOCK_MONOTONIC, dl);
+	clock_gettime(clk, dl);
 	dl->tv_sec += timeout_ms / 1000;
 	dl->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
 	if (dl->tv_nsec >= 1000000000L) {
 		dl->tv_sec++;
 		dl->tv_nsec -= 1000000000L;
 	}
+}
+
+void
+ipc__deadline(struct timespec *dl, int timeout_ms)
+{
+	deadline_on(CLOCK_MONOTONIC, dl, timeout_ms);
+}
+
+void
+ipc__deadline_coarse(struct timespec *dl, int timeout_ms)
+{
+	deadline_on(CLOCK_MONOTONIC_COARSE, dl, timeout_ms);
 }
 
 int

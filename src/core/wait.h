@@ -11,6 +11,9 @@
 int ipc__wait(ipc_channel *ch, short events, const struct timespec *dl);
 /* Wait for poll(2) events on one descriptor. */
 int ipc__wait_fd(int fd, short events, const struct timespec *dl);
+/* poll(2) revents of n descriptors as IPC_POLL* bits (what the core
+ * does for a driver without a ready slot). */
+short ipc__map_revents(const struct pollfd *pfd, int n);
 /* Record "would block" cheaply and return -EAGAIN (the URI version is
  * what the core uses: "URI: would block: the call is non-blocking"). */
 int ipc__err_eagain(void);
