@@ -372,6 +372,9 @@ pub_open(ipc_channel *ch, struct ipc_fanchan *f, const struct ipc_uri *u)
 	epoll_ctl(f->ep, EPOLL_CTL_ADD, f->lsock, &ev);
 	f->owner = getpid();
 	ch->max_msg = (size_t)f->g.slot_size;
+	if (f->drop) {
+		ch->caps &= ~(unsigned)IPC_CAP_RELIABLE;
+	}
 	return 0;
 }
 
@@ -440,6 +443,18 @@ ipc__fan_subscribers(struct ipc_fanchan *f)
 {
 	pthread_mutex_lock(&f->lock);
 	admin(f);
+	/* A subscriber sends its request right after connecting: give the
+	 * ones that connected a moment to be counted. */
+	uint64_t end = ipc__rchan_now_ns() + 100000000ull;
+	while (f->npend > 0 && ipc__rchan_now_ns() < end) {
+		struct pollfd p[IPC_FANCHAN_MAXPEND];
+		for (int i = 0; i < f->npend; i++) {
+			p[i].fd = f->pend[i];
+			p[i].events = POLLIN;
+		}
+		(void)poll(p, (nfds_t)f->npend, 10);
+		admin(f);
+	}
 	int n = (int)f->pub.nlive;
 	pthread_mutex_unlock(&f->lock);
 	return n;
@@ -484,6 +499,9 @@ sub_open(ipc_channel *ch, struct ipc_fanchan *f, const struct ipc_uri *u)
 		                  "sending the request to the publisher");
 	}
 	atomic_store(&f->state, ST_WAIT);
+	if (f->drop_set && f->drop) {
+		ch->caps &= ~(unsigned)IPC_CAP_RELIABLE;
+	}
 	return 0;
 }
 

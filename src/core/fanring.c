@@ -229,12 +229,21 @@ slot_free(struct ipc_fan_pub *p, long *bad)
 	if (p->ndrop > 0) {
 		/* slow=drop entries: only a held message keeps its slot. */
 		atomic_store(U64(p->mem, IPC_FAN_OFF_CLAIM), s);
+		uint64_t lost = 0;
 		for (uint64_t i = 0; i < p->hiwater; i++) {
-			if (p->live[i] == 2 &&
-			    atomic_load(U64(entry_of(p->mem, i),
-			                    IPC_FAN_E_HOLD)) == old + 1) {
+			if (p->live[i] != 2) {
+				continue;
+			}
+			unsigned char *e = entry_of(p->mem, i);
+			if (atomic_load(U64(e, IPC_FAN_E_HOLD)) == old + 1) {
 				return 0;
 			}
+			/* Not read yet: this subscriber loses it (counted
+			 * for ipc_dropped() of the publisher). */
+			lost += atomic_load(U64(e, IPC_FAN_E_CURSOR)) <= old;
+		}
+		if (!p->reserved) {
+			p->lost_pending = lost;
 		}
 	}
 	if (p->gate > old) {
@@ -287,10 +296,12 @@ ipc_fan_commit(struct ipc_fan_pub *p, size_t len)
 	atomic_store_explicit(U32(sl, 0), (uint32_t)len, memory_order_relaxed);
 	atomic_store_explicit(U64(sl, 8), p->head, memory_order_relaxed);
 	p->reserved = 0;
+	p->dropped += p->lost_pending;
+	p->lost_pending = 0;
 	p->head++;
 	atomic_store(U64(p->mem, IPC_FAN_OFF_HEAD), p->head);
-	if (p->nlive == 0) {
-		p->dropped++;
+	if (p->nlive == 0 && p->history == 0) {
+		p->dropped++; /* sent to nobody, and not kept */
 	}
 	if (atomic_load(U32(p->mem, IPC_FAN_OFF_SLEEPERS)) != 0) {
 		atomic_fetch_add(U32(p->mem, IPC_FAN_OFF_DWAIT), 1);
@@ -429,7 +440,11 @@ hold_next(struct ipc_fan_sub *s, uint64_t *h)
 			atomic_store(hold, 0);
 			return sub_fail(s);
 		}
-		s->dropped += next - s->cursor;
+		if (s->seen) {
+			/* Before its first message a subscriber counts
+			 * nothing lost (as on every driver). */
+			s->dropped += next - s->cursor;
+		}
 		atomic_store_explicit(U64(s->entry, IPC_FAN_E_DROPPED),
 		                      s->dropped, memory_order_relaxed);
 		s->cursor = next;
@@ -479,6 +494,7 @@ ipc_fan_acquire(struct ipc_fan_sub *s, const void **buf, size_t *len)
 	*buf = sl + IPC_FAN_SLOTHDR;
 	*len = (size_t)n;
 	s->held = 1;
+	s->seen = 1;
 	return 0;
 }
 

@@ -121,7 +121,8 @@ struct ipc_fan_pub {
 	uint64_t nlive, hiwater; /* live entries; none at or above hiwater */
 	uint64_t ndrop;          /* live entries under slow=drop */
 	int reserved;
-	uint64_t dropped; /* published with nobody to read them */
+	uint64_t dropped; /* sent to nobody; missed by slow=drop ones */
+	uint64_t lost_pending; /* missed by the message being written */
 };
 
 /* A subscriber's private view. */
@@ -135,7 +136,8 @@ struct ipc_fan_sub {
 	int broken;     /* 0 or -EPROTO, sticky */
 	uint64_t cursor; /* next message (private truth) */
 	int held;
-	uint64_t dropped;
+	int seen; /* has had a message */
+	uint64_t dropped; /* lost since its first message */
 };
 
 /* Check the parameters and compute the layout: 0 or -EINVAL. */
