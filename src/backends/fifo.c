@@ -122,6 +122,28 @@ is_fifo(int fd)
 	return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
 }
 
+/* Open the FIFO that the O_PATH descriptor opath names, with flags, even
+ * if its path was unlinked since: through /proc/self/fd, or without
+ * /proc by path while the path still names it.  -1 with errno set. */
+static int
+reopen_fifo(int opath, const char *path, int flags)
+{
+	char proc[64];
+	int fd;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", opath);
+	fd = open(proc, flags | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		fd = open(path, flags | O_CLOEXEC);
+		if (fd >= 0 && !same_file(path, opath)) {
+			close(fd);
+			fd = -1;
+			errno = ENOENT;
+		}
+	}
+	return fd;
+}
+
 static int
 check_fifo(int fd, const char *uri, const char *path)
 {
@@ -317,9 +339,33 @@ create_once(struct fifo_priv *p, const struct ipc_uri *u, mode_t mode)
 		unlink(p->out_path);
 		return ipc__errno(err, u->text, "cannot open %s", p->out_path);
 	}
-	p->rfd = open(p->in_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	/* Check that both paths are still the FIFOs we made while no opener
+	 * can connect (an opener's write-open fails with ENXIO until PATH.in
+	 * has a reader).  Checked after the read-open, an opener that had
+	 * connected and unlinked both already looked like a racing creator,
+	 * and its pair was dropped under it. */
+	p->rfd = open(p->in_path, O_PATH | O_CLOEXEC);
 	if (p->rfd < 0) {
 		err = -errno;
+		undo_create(p);
+		return err == -ENOENT
+		               ? -EAGAIN
+		               : ipc__errno(err, u->text, "cannot open %s",
+		                            p->in_path);
+	}
+	if (!is_fifo(p->rfd) || !is_fifo(p->opath) ||
+	    !same_file(p->in_path, p->rfd) ||
+	    !same_file(p->out_path, p->opath)) {
+		/* a racing creator removed or replaced part of it */
+		undo_create(p);
+		return -EAGAIN;
+	}
+	int ipath = p->rfd;
+	p->rfd = reopen_fifo(ipath, p->in_path, O_RDONLY | O_NONBLOCK);
+	close(ipath);
+	if (p->rfd < 0) {
+		err = -errno;
+		p->rfd = -1;
 		undo_create(p);
 		return err == -ENOENT
 		               ? -EAGAIN
@@ -331,13 +377,6 @@ create_once(struct fifo_priv *p, const struct ipc_uri *u, mode_t mode)
 		close(p->rfd);
 		close(p->opath);
 		p->rfd = p->opath = -1;
-		return -EAGAIN;
-	}
-	if (!is_fifo(p->rfd) || !is_fifo(p->opath) ||
-	    !same_file(p->in_path, p->rfd) ||
-	    !same_file(p->out_path, p->opath)) {
-		/* a racing creator removed or replaced part of it */
-		undo_create(p);
 		return -EAGAIN;
 	}
 	if (fstat(p->rfd, &st) == 0) {
@@ -374,23 +413,12 @@ static int
 try_connect(ipc_channel *ch)
 {
 	struct fifo_priv *p = ipc__priv(ch);
-	char proc[64];
 	int fd;
 
 	if (p->st.wfd >= 0) {
 		return 0;
 	}
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->opath);
-	fd = open(proc, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT) {
-		/* no /proc: fall back to the path while it exists */
-		fd = open(p->out_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-		if (fd >= 0 && !same_file(p->out_path, p->opath)) {
-			close(fd);
-			fd = -1;
-			errno = ENOENT;
-		}
-	}
+	fd = reopen_fifo(p->opath, p->out_path, O_WRONLY | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ENXIO || errno == ENOENT) {
 			return -EAGAIN; /* no reader yet */
