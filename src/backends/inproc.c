@@ -175,11 +175,12 @@ pair_new(const struct ipc_uri *u, struct inp_pair **out)
 	              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p->mem == MAP_FAILED) {
 		int err = -errno;
+		size_t ring_size = p->ring_size;
 		p->mem = NULL;
 		pair_free(p);
 		return ipc__errno(err, u->text,
 		                  "cannot map two rings of %zu bytes",
-		                  p->ring_size);
+		                  ring_size);
 	}
 	(void)ipc_ring_format(p->mem, p->ring_size);
 	(void)ipc_ring_format(p->mem + p->mem_len / 2, p->ring_size);
