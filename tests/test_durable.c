@@ -130,15 +130,28 @@ writer(void *arg)
 		size_t len = make_msg(buf, seq);
 		if (w->zerocopy) {
 			void *p;
-			if (ipc_reserve(ch, len, &p, 0) != 0) {
+			int r = ipc_reserve(ch, len, &p, 0);
+			if (r != 0) {
+				fprintf(stderr, "writer: reserve %llu: %s\n",
+				        (unsigned long long)seq,
+				        ipc_last_error());
 				return 4;
 			}
 			memcpy(p, buf, len);
-			if (ipc_commit(ch, len) != 0) {
+			if ((r = ipc_commit(ch, len)) != 0) {
+				fprintf(stderr, "writer: commit %llu: %s\n",
+				        (unsigned long long)seq,
+				        ipc_last_error());
 				return 5;
 			}
-		} else if (ipc_send(ch, buf, len, 0) != (ssize_t)len) {
-			return 6;
+		} else {
+			ssize_t n = ipc_send(ch, buf, len, 0);
+			if (n != (ssize_t)len) {
+				fprintf(stderr, "writer: send %llu: %zd: %s\n",
+				        (unsigned long long)seq, n,
+				        ipc_last_error());
+				return 6;
+			}
 		}
 		*w->done = seq;
 		if (seq - w->first > 3000) {
