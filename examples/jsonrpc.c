@@ -52,8 +52,8 @@ struct rd {
 static void
 ws(struct rd *r)
 {
-	while (r->p < r->end &&
-	       (*r->p == ' ' || *r->p == '\t' || *r->p == '\r' || *r->p == '\n'))
+	while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' ||
+	                         *r->p == '\r' || *r->p == '\n'))
 		r->p++;
 }
 
@@ -366,7 +366,8 @@ main(int argc, char **argv)
 	fflush(stdout);
 	for (;;) {
 		memset(items, 0, sizeof items);
-		items[0] = (ipc_pollitem){.fd = stop_pipe[0], .events = IPC_POLLIN};
+		items[0] = (ipc_pollitem){.fd = stop_pipe[0],
+		                          .events = IPC_POLLIN};
 		items[1] = (ipc_pollitem){.listener = l, .events = IPC_POLLIN};
 		for (size_t i = 0; i < npeers; i++)
 			items[2 + i] = (ipc_pollitem){.channel = peers[i],
@@ -389,7 +390,8 @@ main(int argc, char **argv)
 				k = answer(line, (size_t)n, out, sizeof out);
 			else if (n == -EMSGSIZE) /* a line too long: say so */
 				k = error_reply(out, sizeof out,
-				                (struct span){NULL, 0}, -32600);
+				                (struct span){NULL, 0},
+				                -32600);
 			if (k > 0 && ipc_send(peers[i], out, (size_t)k, 0) < 0)
 				drop = 1;
 			if (drop) { /* gone, broken, or too long a line */

@@ -37,11 +37,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A failed check names its line (and the library's last error). */
-#define FAIL()                                                          \
-	do {                                                            \
-		fprintf(stderr, "%s:%d: check failed (last error: %s)\n", \
-		        __FILE__, __LINE__, ipc_last_error());          \
-		abort();                                                \
+#define FAIL()                                                                \
+	do {                                                                  \
+		fprintf(stderr, "%s:%d: check failed (last error: %s)\n",     \
+		        __FILE__, __LINE__, ipc_last_error());                \
+		abort();                                                      \
 	} while (0)
 
 #define BIG ((size_t)1 << 20)
@@ -51,8 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK_MAXMSG 1
 #endif
 
-static const size_t maxmsgs[8] = {16, 100, 4096, 65536, 70000, 200000,
-                                  BIG, BIG};
+static const size_t maxmsgs[8] = {16,    100,    4096, 65536,
+                                  70000, 200000, BIG,  BIG};
 static const size_t caps[8] = {0, 1, 16, 100, 4096, 65536, 200000, BIG};
 static const size_t scales[4] = {1, 64, 4096, 65536};
 static unsigned counter;
@@ -76,7 +76,8 @@ receive(struct fx *f, size_t cap)
 		}
 		if ((size_t)n > cap ||
 		    (CHECK_MAXMSG && (size_t)n > f->maxmsg)) {
-			fprintf(stderr, "delivered %zd, cap %zu maxmsg %zu\n", n, cap, f->maxmsg);
+			fprintf(stderr, "delivered %zd, cap %zu maxmsg %zu\n",
+			        n, cap, f->maxmsg);
 			FAIL();
 		}
 		return;

@@ -104,8 +104,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 2:
 			if (take(&s, &a, 2)) {
 				void *buf;
-				int r = ipc_fan_reserve(&p, a % (SLOT + 8), &buf,
-				                        &bad);
+				int r = ipc_fan_reserve(&p, a % (SLOT + 8),
+				                        &buf, &bad);
 				if (r == -EPROTO) {
 					ipc_fan_evict(&p, bad);
 				} else if (r == 0) {
@@ -118,7 +118,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			sink = (unsigned)ipc_fan_writable(&p, &bad);
 			for (unsigned i = 0; i < SUBS; i++) {
 				if (have[i]) {
-					sink += (unsigned)ipc_fan_readable(&sub[i]);
+					sink += (unsigned)ipc_fan_readable(
+					        &sub[i]);
 				}
 			}
 			break;
@@ -133,10 +134,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				                       (uint64_t)(k & 15));
 				if (i >= 0) {
 					have[k % SUBS] =
-					        ipc_fan_sub_init(&sub[k % SUBS], mem,
-					                         &g, (uint64_t)i,
-					                         (k >> 6) & 1, &ops,
-					                         NULL) == 0;
+					        ipc_fan_sub_init(
+					                &sub[k % SUBS], mem,
+					                &g, (uint64_t)i,
+					                (k >> 6) & 1, &ops,
+					                NULL) == 0;
 				}
 			}
 			break;
@@ -151,7 +153,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				ipc_fan_pub_disarm(&p);
 			}
 			if (take(&s, &k, 1) && have[k % SUBS]) {
-				sink = (unsigned)ipc_fan_sub_arm(&sub[k % SUBS]);
+				sink = (unsigned)ipc_fan_sub_arm(
+				        &sub[k % SUBS]);
 			}
 			break;
 		case 7:

@@ -27,11 +27,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FAIL()                                                          \
-	do {                                                            \
-		fprintf(stderr, "%s:%d: check failed (last error: %s)\n", \
-		        __FILE__, __LINE__, ipc_last_error());          \
-		abort();                                                \
+#define FAIL()                                                                \
+	do {                                                                  \
+		fprintf(stderr, "%s:%d: check failed (last error: %s)\n",     \
+		        __FILE__, __LINE__, ipc_last_error());                \
+		abort();                                                      \
 	} while (0)
 
 #define MAXMSG 4096
@@ -119,8 +119,8 @@ make_template(void)
 }
 
 static void
-put(const char *name, const unsigned char *m, size_t len,
-    const uint8_t *tail, size_t tail_len)
+put(const char *name, const unsigned char *m, size_t len, const uint8_t *tail,
+    size_t tail_len)
 {
 	char p[128];
 

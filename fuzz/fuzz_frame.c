@@ -37,15 +37,15 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A failed check names its line (and the library's last error). */
-#define FAIL()                                                          \
-	do {                                                            \
-		fprintf(stderr, "%s:%d: check failed (last error: %s)\n", \
-		        __FILE__, __LINE__, ipc_last_error());          \
-		abort();                                                \
+#define FAIL()                                                                \
+	do {                                                                  \
+		fprintf(stderr, "%s:%d: check failed (last error: %s)\n",     \
+		        __FILE__, __LINE__, ipc_last_error());                \
+		abort();                                                      \
 	} while (0)
 
-#define BIG      ((size_t)1 << 20)  /* the largest maxmsg used */
-#define MAX_OUT  ((size_t)3 << 20)  /* bytes written per input, at most */
+#define BIG     ((size_t)1 << 20) /* the largest maxmsg used */
+#define MAX_OUT ((size_t)3 << 20) /* bytes written per input, at most */
 
 /* framing=line's buffer grows geometrically, so line streams may be as
  * long as any other.  -DLINE_TRAP=1 stops them a little past the read
@@ -56,17 +56,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define LINE_MAX_OUT ((size_t)160 << 10)
 
 static const size_t maxmsgs[8] = {1, 2, 7, 100, 4096, 70000, 200000, BIG};
-static const size_t caps[16] = {0,     1,      3,      7,     12,   100,
-                                1000,  4095,   4096,   4097,  65536,
-                                131072, 131073, 300000, BIG,  BIG + 1};
+static const size_t caps[16] = {0,      1,      3,    7,      12,    100,
+                                1000,   4095,   4096, 4097,   65536, 131072,
+                                131073, 300000, BIG,  BIG + 1};
 
 struct fx {
 	ipc_channel *ch;
 	int wfd;
 	int framing;
 	size_t maxmsg;
-	int failed;  /* -EPROTO seen: it must stay */
-	int ended;   /* -EPIPE seen */
+	int failed; /* -EPROTO seen: it must stay */
+	int ended;  /* -EPIPE seen */
 	size_t written;
 };
 

@@ -26,11 +26,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FAIL()                                                          \
-	do {                                                            \
-		fprintf(stderr, "%s:%d: check failed (last error: %s)\n", \
-		        __FILE__, __LINE__, ipc_last_error());          \
-		abort();                                                \
+#define FAIL()                                                                \
+	do {                                                                  \
+		fprintf(stderr, "%s:%d: check failed (last error: %s)\n",     \
+		        __FILE__, __LINE__, ipc_last_error());                \
+		abort();                                                      \
 	} while (0)
 
 static char dir[64];
@@ -85,7 +85,8 @@ make_template(void)
 	}
 	tmpl_len = (size_t)st.st_size;
 	tmpl = malloc(tmpl_len);
-	if (tmpl == NULL || pread(fd, tmpl, tmpl_len, 0) != (ssize_t)tmpl_len) {
+	if (tmpl == NULL ||
+	    pread(fd, tmpl, tmpl_len, 0) != (ssize_t)tmpl_len) {
 		FAIL();
 	}
 	close(fd);
@@ -102,9 +103,12 @@ where(size_t v, int headers)
 	size_t stride = (tmpl_len - 4096) / 2;
 	switch (v >> 14) {
 	case 0:
-	case 1: return v % 4096;
-	case 2: return 4096 + v % 256;
-	default: return 4096 + stride + v % 256;
+	case 1:
+		return v % 4096;
+	case 2:
+		return 4096 + v % 256;
+	default:
+		return 4096 + stride + v % 256;
 	}
 }
 
@@ -168,7 +172,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			continue;
 		}
 		for (int i = 0; i < 4; i++) {
-			expect(ipc_recv(side[k], buf, sizeof(buf), IPC_NONBLOCK),
+			expect(ipc_recv(side[k], buf, sizeof(buf),
+			                IPC_NONBLOCK),
 			       sizeof(buf));
 		}
 		const void *p;

@@ -42,11 +42,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A failed check names its line (and the library's last error). */
-#define FAIL()                                                          \
-	do {                                                            \
-		fprintf(stderr, "%s:%d: check failed (last error: %s)\n", \
-		        __FILE__, __LINE__, ipc_last_error());          \
-		abort();                                                \
+#define FAIL()                                                                \
+	do {                                                                  \
+		fprintf(stderr, "%s:%d: check failed (last error: %s)\n",     \
+		        __FILE__, __LINE__, ipc_last_error());                \
+		abort();                                                      \
 	} while (0)
 
 static const size_t caps[8] = {0, 1, 11, 12, 100, 4096, 70000, 1 << 20};
@@ -55,8 +55,8 @@ static unsigned counter;
 static unsigned char *rbuf;
 
 struct sink {
-	mqd_t mq;       /* mq scenes */
-	int msqid;      /* sysvmq scenes */
+	mqd_t mq;  /* mq scenes */
+	int msqid; /* sysvmq scenes */
 	long type;
 	ipc_channel *rx; /* the channel that reads what we send */
 };
@@ -113,10 +113,9 @@ run(struct sink *s, const uint8_t *p, const uint8_t *end)
 				memcpy(&pid, p, 4);
 				p += 4;
 			}
-			size_t n = ipc__frag_ctl(u,
-			                         (op & 8) ? IPC_FRAG_CLOSE
-			                                  : IPC_FRAG_HELLO,
-			                         pid);
+			size_t n = ipc__frag_ctl(
+			        u, (op & 8) ? IPC_FRAG_CLOSE : IPC_FRAG_HELLO,
+			        pid);
 			put(s, u, n);
 			break;
 		}
@@ -160,10 +159,10 @@ mq_opener(const char *name, const uint8_t *data, size_t size)
 
 	snprintf(n0, sizeof(n0), "/libipc.%s.0", name);
 	snprintf(n1, sizeof(n1), "/libipc.%s.1", name);
-	mqd_t q0 = mq_open(n0, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK, 0600,
-	                   &at);
-	mqd_t q1 = mq_open(n1, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK, 0600,
-	                   &at);
+	mqd_t q0 =
+	        mq_open(n0, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK, 0600, &at);
+	mqd_t q1 =
+	        mq_open(n1, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK, 0600, &at);
 	if (q0 == (mqd_t)-1 || q1 == (mqd_t)-1 || flock(q1, LOCK_EX) != 0) {
 		FAIL();
 	}

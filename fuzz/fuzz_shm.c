@@ -42,11 +42,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A failed check names its line (and the library's last error). */
-#define FAIL()                                                          \
-	do {                                                            \
-		fprintf(stderr, "%s:%d: check failed (last error: %s)\n", \
-		        __FILE__, __LINE__, ipc_last_error());          \
-		abort();                                                \
+#define FAIL()                                                                \
+	do {                                                                  \
+		fprintf(stderr, "%s:%d: check failed (last error: %s)\n",     \
+		        __FILE__, __LINE__, ipc_last_error());                \
+		abort();                                                      \
 	} while (0)
 
 /* The wire format (src/backends/shm.c).  An honest hello must be taken
@@ -147,10 +147,10 @@ as_server(const char *name, const uint8_t *data, size_t size)
 	struct sockaddr_un sa;
 	uint8_t fl = data[0], sz = data[1], fdsel = data[2];
 	const uint8_t *p = data + 3, *end = data + size;
-	int honest = (fl & 0xfe) == 0 && (sz & 0xfc) == 0 &&
-	             (fdsel & 0x38) == 0 &&
-	             ((fdsel & 7) == 0 || (fdsel & 7) == 5 || (fdsel & 7) == 7) &&
-	             (end - p < 3 || p[0] == 0xff);
+	int honest =
+	        (fl & 0xfe) == 0 && (sz & 0xfc) == 0 && (fdsel & 0x38) == 0 &&
+	        ((fdsel & 7) == 0 || (fdsel & 7) == 5 || (fdsel & 7) == 7) &&
+	        (end - p < 3 || p[0] == 0xff);
 
 	snprintf(uri, sizeof(uri), "shm://%s", name);
 	if (ipc_open(&srv, uri, IPC_CREATE | IPC_NONBLOCK) != 0) {
@@ -228,8 +228,7 @@ as_server(const char *name, const uint8_t *data, size_t size)
 		                                      ((1ull << 40) - 1))
 		                        : len;
 	}
-	snprintf(h.name, sizeof(h.name), "%s%s", name,
-	         (fl & 0x10) ? "x" : "");
+	snprintf(h.name, sizeof(h.name), "%s%s", name, (fl & 0x10) ? "x" : "");
 	if (fl & 0x20) {
 		memset(h.name, 'n', sizeof(h.name)); /* no terminator */
 	}

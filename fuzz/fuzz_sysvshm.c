@@ -27,11 +27,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A failed check names its line (and the library's last error). */
-#define FAIL()                                                          \
-	do {                                                            \
-		fprintf(stderr, "%s:%d: check failed (last error: %s)\n", \
-		        __FILE__, __LINE__, ipc_last_error());          \
-		abort();                                                \
+#define FAIL()                                                                \
+	do {                                                                  \
+		fprintf(stderr, "%s:%d: check failed (last error: %s)\n",     \
+		        __FILE__, __LINE__, ipc_last_error());                \
+		abort();                                                      \
 	} while (0)
 
 static unsigned counter;
@@ -47,8 +47,8 @@ expect(ssize_t n, size_t cap)
 /* Apply patches until a separator; the header page and the two ring
  * headers (at 4096 and after the first ring) are the likely targets. */
 static const uint8_t *
-patch(unsigned char *m, size_t len, size_t ring, int headers,
-      const uint8_t *p, const uint8_t *end)
+patch(unsigned char *m, size_t len, size_t ring, int headers, const uint8_t *p,
+      const uint8_t *end)
 {
 	while (end - p >= 3 && p[0] != 0xff) {
 		size_t v = (size_t)p[0] << 8 | p[1];
@@ -59,9 +59,10 @@ patch(unsigned char *m, size_t len, size_t ring, int headers,
 			size_t at = v & 0x3fff;
 			off = which == 0   ? at % 4096
 			      : which == 1 ? 4096 + at % 512
-			                   : 4096 + ((4096 + ring + 4095) &
-			                             ~(size_t)4095) +
-			                     at % 512;
+			                   : 4096 +
+			                             ((4096 + ring + 4095) &
+			                              ~(size_t)4095) +
+			                             at % 512;
 		} else {
 			off = v * 31;
 		}

@@ -457,7 +457,8 @@ expect_in_order(ipc_channel *ch)
 			TU_OK(ipc_release(ch));
 			p = b;
 		}
-		TU_CHECK_MSG(get32(p) == i && get32(p + 4) == (~i & 0x0fffffffu),
+		TU_CHECK_MSG(get32(p) == i &&
+		                     get32(p + 4) == (~i & 0x0fffffffu),
 		             "message %u carries %u", i, get32(p));
 	}
 }

@@ -154,8 +154,10 @@ case_peer_close(void *unused)
 	TU_CHECK(it.revents & (IPC_POLLIN | IPC_POLLHUP));
 	if (G.half_close) {
 		int ok = send_until_epipe(s.ch);
-		TU_CHECK_MSG(ok <= 1, "%d sends accepted after the peer's "
-		             "close was seen", ok);
+		TU_CHECK_MSG(ok <= 1,
+		             "%d sends accepted after the peer's "
+		             "close was seen",
+		             ok);
 	} else {
 		TU_ERR(ipc_send(s.ch, "x", 1, 0), -EPIPE);
 	}
@@ -197,16 +199,14 @@ case_self_close(void *unused)
  * recv at least.  Every driver's -EPIPE after a clean close says it
  * closed, never that it died. */
 static const char *const tells_death[] = {"sysvmq", "sysvshm", "shm",
-                                            "mmap", "signal",
-                                            "nats"};
+                                          "mmap",   "signal",  "nats"};
 
 static void
 check_death_text(int op)
 {
 	const char *t = ipc_last_error();
-	for (size_t i = 0; op == 'r' && i < sizeof tells_death /
-	                                                sizeof *tells_death;
-	     i++) {
+	for (size_t i = 0;
+	     op == 'r' && i < sizeof tells_death / sizeof *tells_death; i++) {
 		if (strcmp(G.scheme, tells_death[i]) == 0) {
 			TU_CHECK_MSG(strstr(t, "died") != NULL,
 			             "recv after SIGKILL of the peer: \"%s\" "
@@ -247,7 +247,8 @@ kill_and_check(struct sess *s, int op)
 		siginfo_t si;
 		int w;
 		do {
-			w = waitid(P_PID, (id_t)s->pid, &si, WEXITED | WNOWAIT);
+			w = waitid(P_PID, (id_t)s->pid, &si,
+			           WEXITED | WNOWAIT);
 		} while (w < 0 && errno == EINTR);
 		TU_CHECK_MSG(w == 0, "waitid: %s", strerror(errno));
 		int ok = send_until_epipe(s->ch);

@@ -65,7 +65,7 @@ ep_now(int ep, int ms)
 		int lp_ = fd_now(fd, ms_), le_ = ep_now(ep, ms_);             \
 		TU_CHECK_MSG(lp_ == (want) && le_ == (want),                  \
 		             "%s: ipc_fd() polls %s, epoll says %s; want %s", \
-		             (when), lp_ ? "readable" : "not readable",      \
+		             (when), lp_ ? "readable" : "not readable",       \
 		             le_ ? "readable" : "not readable",               \
 		             (want) ? "readable" : "not readable");           \
 	} while (0)
@@ -88,13 +88,13 @@ ep_now(int ep, int ms)
  * matter which calls came before.  The case queues two messages, lets
  * ipc_poll see them (a driver may take both into its own buffer then),
  * and checks poll(2) and epoll (level-triggered) on ipc_fd() at every
- * step (LEVEL says how long each check waits): readable with two queued, after ipc_poll,
- * after receiving one of them; after receiving both a spurious readiness
- * is allowed once (printed as a note), but once a non-blocking receive has
- * said -EAGAIN the descriptor must not be readable, or an event loop would
- * spin.  Then: a message that arrives while nobody calls the library makes
- * it readable, and so does the peer's close (with IPC_CAP_PEERCLOSE), which
- * stays readable while ipc_recv says -EPIPE.
+ * step (LEVEL says how long each check waits): readable with two queued, after
+ * ipc_poll, after receiving one of them; after receiving both a spurious
+ * readiness is allowed once (printed as a note), but once a non-blocking
+ * receive has said -EAGAIN the descriptor must not be readable, or an event
+ * loop would spin.  Then: a message that arrives while nobody calls the
+ * library makes it readable, and so does the peer's close (with
+ * IPC_CAP_PEERCLOSE), which stays readable while ipc_recv says -EPIPE.
  */
 int
 case_fd_level(void *unused)

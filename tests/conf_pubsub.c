@@ -37,8 +37,7 @@ wait_ms(int ms)
 static void
 with_opt(char *out, size_t n, const char *opt)
 {
-	snprintf(out, n, "%s%c%s", C.uri, strchr(C.uri, '?') ? '&' : '?',
-	         opt);
+	snprintf(out, n, "%s%c%s", C.uri, strchr(C.uri, '?') ? '&' : '?', opt);
 }
 
 static void
@@ -73,8 +72,8 @@ check_msg(const unsigned char *buf, ssize_t r, long i)
 	TU_CHECK_MSG(r == (ssize_t)len && memcmp(buf, want, len) == 0,
 	             "message %ld: got %s (%zd bytes, index %ld), want %zu "
 	             "bytes",
-	             i, tu_errname((int)r), r,
-	             r >= 4 ? (long)get32(buf) : -1L, len);
+	             i, tu_errname((int)r), r, r >= 4 ? (long)get32(buf) : -1L,
+	             len);
 }
 
 static ipc_channel *
@@ -379,7 +378,8 @@ sub_drop(void *argp)
 
 	ipc_channel *ch = subscribe(a->uri);
 	if (a->go >= 0) {
-		(void)pipe_get(a->go); /* stalled until the publisher is done */
+		(void)pipe_get(
+		        a->go); /* stalled until the publisher is done */
 	}
 	while ((r = ipc_recv(ch, buf, DROP_LEN, 0)) >= 0) {
 		long i = (long)get32(buf);
@@ -446,9 +446,10 @@ case_pubsub_drop(void *unused)
 		TU_CHECK(read(rep[0], &s, sizeof s) == (ssize_t)sizeof s);
 		/* A subscriber cannot know of what it lost before its
 		 * first message (a TLS handshake still going on). */
-		TU_CHECK_MSG(s.dropped == (s.received > 0 ? s.last - s.first +
-		                                                    1 - s.received
-		                                          : 0),
+		TU_CHECK_MSG(s.dropped == (s.received > 0
+		                                   ? s.last - s.first + 1 -
+		                                             s.received
+		                                   : 0),
 		             "received %ld, dropped %ld, first %ld, last %ld",
 		             s.received, s.dropped, s.first, s.last);
 		if (k == 0) {

@@ -18,9 +18,9 @@
 #include "testutil.h"
 
 /* Deadlines, scaled by IPC_TEST_TIME_FACTOR (sanitizers, valgrind). */
-#define LIMIT_S ((unsigned)(60 * tu_time_factor()))  /* per case and peer */
-#define STEP_MS ((int)(20000 * tu_time_factor())) /* channel timeout */
-#define CTL_MS  ((int)(30000 * tu_time_factor())) /* control socket wait */
+#define LIMIT_S ((unsigned)(60 * tu_time_factor())) /* per case and peer */
+#define STEP_MS ((int)(20000 * tu_time_factor()))   /* channel timeout */
+#define CTL_MS  ((int)(30000 * tu_time_factor()))   /* control socket wait */
 #define MIB     (1u << 20)
 
 enum mode {

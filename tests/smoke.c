@@ -4,8 +4,8 @@
  * for each URI on the command line (default: a list of local transports),
  * the parent opens the creator end and echoes; a forked child opens the
  * peer end, sends messages of 0 bytes to 256 KiB (within ipc_max_msg),
- * checks each echo byte for byte, and closes; both report failures with ipc_last_error().  Prints
- * one line per URI and exits non-zero if any failed.
+ * checks each echo byte for byte, and closes; both report failures with
+ * ipc_last_error().  Prints one line per URI and exits non-zero if any failed.
  *
  * URI forms: "pair:URI" for ipc_pair drivers; "%d" in a URI is replaced by
  * a fresh directory, "%s" by a unique name.
@@ -23,10 +23,17 @@
 #include "ipc/ipc.h"
 
 static const char *const defaults[] = {
-        "pair:pipe:",     "pair:unix:",           "fifo://%d/f",
-        "unix://%d/s",    "unix+seqpacket://%d/s", "unix+dgram://%d/s",
-        "mq://%s",        "sysvmq://%s",          "sysvshm://%s",
-        "shm://%s",       NULL,
+        "pair:pipe:",
+        "pair:unix:",
+        "fifo://%d/f",
+        "unix://%d/s",
+        "unix+seqpacket://%d/s",
+        "unix+dgram://%d/s",
+        "mq://%s",
+        "sysvmq://%s",
+        "sysvshm://%s",
+        "shm://%s",
+        NULL,
 };
 
 static const size_t sizes[] = {0, 1, 100, 4096, 65536, 262144};

@@ -138,8 +138,8 @@ finish_bg_polling(struct bg *b, ipc_channel *ch, char *out, size_t n)
 			b->status = st;
 			break;
 		}
-		ipc_pollitem it = {.channel = ch, .fd = -1,
-		                   .events = IPC_POLLIN};
+		ipc_pollitem it = {
+		        .channel = ch, .fd = -1, .events = IPC_POLLIN};
 		(void)ipc_poll(&it, 1, 50);
 	}
 	return finish_bg(b, out, n);
@@ -167,22 +167,19 @@ t_dbus_send_hi(void **state)
 	(void)state;
 	need_bus();
 	if (!have("dbus-send")) {
-		printf("SKIP: dbus-send is not installed (Debian: dbus-bin)\n");
+		printf("SKIP: dbus-send is not installed (Debian: "
+		       "dbus-bin)\n");
 		skip();
 	}
 	setenv("DBUS_SESSION_BUS_ADDRESS", bus.address, 1);
-	assert_int_equal(
-	        ipc_open(&ch, "dbus://session/org.example.Telemetry",
-	                 IPC_CREATE),
-	        0);
-	char *const argv[] = {"dbus-send",
-	                      "--session",
-	                      "--print-reply",
-	                      "--dest=org.example.Telemetry",
-	                      "/org/libipc/Channel",
-	                      "org.libipc.Channel1.Send",
-	                      "array:byte:104,105",
-	                      NULL};
+	assert_int_equal(ipc_open(&ch, "dbus://session/org.example.Telemetry",
+	                          IPC_CREATE),
+	                 0);
+	char *const argv[] = {
+	        "dbus-send",           "--session",
+	        "--print-reply",       "--dest=org.example.Telemetry",
+	        "/org/libipc/Channel", "org.libipc.Channel1.Send",
+	        "array:byte:104,105",  NULL};
 	start_bg(&b, argv);
 	assert_int_equal(ipc_set_timeout(ch, 10000), 0);
 	assert_int_equal(ipc_recv(ch, buf, sizeof(buf), 0), 2);
@@ -243,10 +240,19 @@ t_all_bytes(void **state)
 		assert_int_equal(ipc_open(&ch, uri, IPC_CREATE), 0);
 		assert_int_equal(ipc_set_timeout(ch, 10000), 0);
 		snprintf(addr, sizeof(addr), "--address=%s", bus.address);
-		char *const argv[] = {"busctl", addr, "call", name,
+		char *const argv[] = {"busctl",
+		                      addr,
+		                      "call",
+		                      name,
 		                      "/org/libipc/Channel",
-		                      "org.libipc.Channel1", "Send", "ay", "3",
-		                      "0", "255", "7", NULL};
+		                      "org.libipc.Channel1",
+		                      "Send",
+		                      "ay",
+		                      "3",
+		                      "0",
+		                      "255",
+		                      "7",
+		                      NULL};
 		struct bg b;
 		start_bg(&b, argv);
 		assert_int_equal(ipc_recv(ch, buf, sizeof(buf), 0), 3);
@@ -264,11 +270,17 @@ t_all_bytes(void **state)
 		fresh_uri(uri, sizeof(uri), name, sizeof(name));
 		assert_int_equal(ipc_open(&ch, uri, IPC_CREATE), 0);
 		assert_int_equal(ipc_set_timeout(ch, 10000), 0);
-		char *const argv[] = {"gdbus", "call", "--session", "--dest",
-		                      name, "--object-path",
-		                      "/org/libipc/Channel", "--method",
+		char *const argv[] = {"gdbus",
+		                      "call",
+		                      "--session",
+		                      "--dest",
+		                      name,
+		                      "--object-path",
+		                      "/org/libipc/Channel",
+		                      "--method",
 		                      "org.libipc.Channel1.Send",
-		                      "[byte 0, 255, 7, 10]", NULL};
+		                      "[byte 0, 255, 7, 10]",
+		                      NULL};
 		struct bg b;
 		start_bg(&b, argv);
 		assert_int_equal(ipc_recv(ch, buf, sizeof(buf), 0), 4);
@@ -298,7 +310,8 @@ t_third_party_and_bad_calls(void **state)
 	(void)state;
 	need_bus();
 	if (!have("dbus-send")) {
-		printf("SKIP: dbus-send is not installed (Debian: dbus-bin)\n");
+		printf("SKIP: dbus-send is not installed (Debian: "
+		       "dbus-bin)\n");
 		skip();
 	}
 	fresh_uri(uri, sizeof(uri), name, sizeof(name));
@@ -322,28 +335,22 @@ t_third_party_and_bad_calls(void **state)
 	assert_int_equal(uid, geteuid());
 
 	snprintf(dest, sizeof(dest), "--dest=%s", name);
-	char *const third[] = {"dbus-send",
-	                       "--session",
-	                       "--print-reply",
-	                       dest,
-	                       "/org/libipc/Channel",
-	                       "org.libipc.Channel1.Send",
-	                       "array:byte:1,2,3",
-	                       NULL};
+	char *const third[] = {
+	        "dbus-send",           "--session",
+	        "--print-reply",       dest,
+	        "/org/libipc/Channel", "org.libipc.Channel1.Send",
+	        "array:byte:1,2,3",    NULL};
 	struct bg bgp;
 	start_bg(&bgp, third);
 	assert_int_not_equal(finish_bg_polling(&bgp, a, out, sizeof(out)), 0);
 	if (strstr(out, "org.libipc.Error.NotPeer") == NULL) {
 		fail_msg("a third caller was not refused: %s", out);
 	}
-	char *const badsig[] = {"dbus-send",
-	                        "--session",
-	                        "--print-reply",
-	                        dest,
-	                        "/org/libipc/Channel",
-	                        "org.libipc.Channel1.Send",
-	                        "string:hi",
-	                        NULL};
+	char *const badsig[] = {
+	        "dbus-send",           "--session",
+	        "--print-reply",       dest,
+	        "/org/libipc/Channel", "org.libipc.Channel1.Send",
+	        "string:hi",           NULL};
 	start_bg(&bgp, badsig);
 	assert_int_not_equal(finish_bg_polling(&bgp, a, out, sizeof(out)), 0);
 	if (strstr(out, "InvalidArgs") == NULL) {
@@ -351,8 +358,7 @@ t_third_party_and_bad_calls(void **state)
 	}
 
 	/* Nothing of theirs arrived; the peer's next message does. */
-	assert_int_equal(ipc_recv(a, buf, sizeof(buf), IPC_NONBLOCK),
-	                 -EAGAIN);
+	assert_int_equal(ipc_recv(a, buf, sizeof(buf), IPC_NONBLOCK), -EAGAIN);
 	assert_int_equal(ipc_send(b, "second", 6, 0), 6);
 	assert_int_equal(ipc_recv(a, buf, sizeof(buf), 0), 6);
 	assert_memory_equal(buf, "second", 6);
@@ -387,10 +393,10 @@ r_send(sd_bus_message *m, void *userdata, sd_bus_error *e)
 		r->quit = 1;
 	}
 	sd_bus *b = sd_bus_message_get_bus(m);
-	if (sd_bus_message_new_method_call(b, &call,
-	                                   sd_bus_message_get_sender(m),
-	                                   "/org/libipc/Channel",
-	                                   "org.libipc.Channel1", "Send") < 0 ||
+	if (sd_bus_message_new_method_call(
+	            b, &call, sd_bus_message_get_sender(m),
+	            "/org/libipc/Channel", "org.libipc.Channel1",
+	            "Send") < 0 ||
 	    sd_bus_message_append_array(call, 'y', data, len) < 0 ||
 	    sd_bus_send(b, call, NULL) < 0) {
 		sd_bus_message_unref(call);
@@ -581,8 +587,7 @@ t_fd_level(void **state)
 	assert_int_equal(ipc_send(a, "ack", 3, 0), 3);
 	assert_int_equal(ipc_recv(b, buf, sizeof(buf), 0), 3);
 	tu_sleep_ms(300);
-	assert_int_equal(ipc_recv(a, buf, sizeof(buf), IPC_NONBLOCK),
-	                 -EAGAIN);
+	assert_int_equal(ipc_recv(a, buf, sizeof(buf), IPC_NONBLOCK), -EAGAIN);
 	assert_int_equal(ipc_send(b, "one", 3, 0), 3);
 	assert_int_equal(ipc_send(b, "two", 3, 0), 3);
 	struct pollfd p = {.fd = ipc_fd(a), .events = POLLIN};
@@ -596,8 +601,7 @@ t_fd_level(void **state)
 	assert_int_equal(poll(&p, 1, 2000), 1);
 	assert_int_equal(ipc_recv(a, buf, sizeof(buf), IPC_NONBLOCK), 3);
 	assert_memory_equal(buf, "two", 3);
-	assert_int_equal(ipc_recv(a, buf, sizeof(buf), IPC_NONBLOCK),
-	                 -EAGAIN);
+	assert_int_equal(ipc_recv(a, buf, sizeof(buf), IPC_NONBLOCK), -EAGAIN);
 	assert_int_equal(ipc_close(b), 0);
 	p.revents = 0;
 	assert_int_equal(poll(&p, 1, 10000), 1);
@@ -651,7 +655,7 @@ burst_fill(unsigned char *b, size_t len, unsigned round, unsigned i)
 }
 
 #define STOP_ROUNDS 3
-#define STOP_MSGS   24     /* 24 x 4 KiB: fits the socket, under window */
+#define STOP_MSGS   24 /* 24 x 4 KiB: fits the socket, under window */
 #define STOP_LEN    4096u
 
 struct stopkid {

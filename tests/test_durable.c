@@ -294,9 +294,8 @@ test_kill_writer(void **state)
 	pid_t pids[WORKERS];
 	for (int i = 0; i < WORKERS; i++) {
 		memset(&wk[i], 0, sizeof(wk[i]));
-		assert_int_equal(tu_tmpdir(wk[i].dir, sizeof(wk[i].dir),
-		                           "ipcdur"),
-		                 0);
+		assert_int_equal(
+		        tu_tmpdir(wk[i].dir, sizeof(wk[i].dir), "ipcdur"), 0);
 		wk[i].runs = kills / WORKERS + (i < kills % WORKERS);
 		wk[i].seed = 12345u + (unsigned)i * 7919u;
 		pids[i] = tu_fork(worker_main, &wk[i], 240);
@@ -323,7 +322,7 @@ test_kill_writer(void **state)
 struct holder {
 	const char *uri;
 	int flags;
-	int ctl; /* write end: one byte when done */
+	int ctl;  /* write end: one byte when done */
 	int mode; /* 0: send 1 and 2; 1: receive 1 */
 };
 
@@ -335,8 +334,8 @@ holder_main(void *arg)
 	unsigned char buf[MAXLEN];
 	int r;
 	/* The reader retries until the writer has made the file. */
-	for (int i = 0; (r = ipc_open(&ch, h->uri, h->flags)) == -ENOENT &&
-	                i < 5000;
+	for (int i = 0;
+	     (r = ipc_open(&ch, h->uri, h->flags)) == -ENOENT && i < 5000;
 	     i++) {
 		usleep(1000);
 	}
@@ -374,8 +373,7 @@ test_kill_both(void **state)
 	int p[2];
 	assert_int_equal(pipe(p), 0);
 	struct holder wr = {.uri = uri, .flags = IPC_CREATE, .ctl = p[1]};
-	struct holder rd = {
-	        .uri = uri, .flags = 0, .ctl = p[1], .mode = 1};
+	struct holder rd = {.uri = uri, .flags = 0, .ctl = p[1], .mode = 1};
 	pid_t w = tu_fork(holder_main, &wr, 30);
 	assert_true(w > 0);
 	pid_t r = tu_fork(holder_main, &rd, 30);
@@ -396,8 +394,7 @@ test_kill_both(void **state)
 	ssize_t n = ipc_recv(b, buf, sizeof(buf), 0);
 	assert_true(n > 0);
 	assert_int_equal(check_msg(buf, (size_t)n), 2);
-	assert_int_equal(ipc_recv(b, buf, sizeof(buf), IPC_NONBLOCK),
-	                 -EAGAIN);
+	assert_int_equal(ipc_recv(b, buf, sizeof(buf), IPC_NONBLOCK), -EAGAIN);
 	/* And the channel works on. */
 	size_t len = make_msg(buf, 3);
 	assert_int_equal(ipc_send(a, buf, len, 0), (ssize_t)len);
@@ -447,8 +444,11 @@ damage(const char *dir, unsigned *seed, int flip)
 				off_t at = cut - 1 - rand_r(seed) % 64;
 				unsigned char b;
 				if (at >= 0 && pread(fd, &b, 1, at) == 1) {
-					b ^= (unsigned char)(1u << (rand_r(seed) % 8));
-					assert_int_equal(pwrite(fd, &b, 1, at), 1);
+					b ^= (unsigned char)(1u
+					                     << (rand_r(seed) %
+					                         8));
+					assert_int_equal(pwrite(fd, &b, 1, at),
+					                 1);
 				}
 			}
 			close(fd);

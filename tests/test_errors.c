@@ -46,10 +46,12 @@ static const struct {
         {"udp", "udp://127.0.0.1:0", NULL},
         {"mmap", "mmap://%d/ring", NULL},
         {"file", "file://%d/log", NULL},
-        {"signal", NULL, "a process has one signal:// channel per "
-                         "signal: the peer must be another process"},
-        {"dbus", NULL, "needs a bus: run as errors-dbus (test_errors "
-                       "TEMPLATE under tests/dbus_run)"},
+        {"signal", NULL,
+         "a process has one signal:// channel per "
+         "signal: the peer must be another process"},
+        {"dbus", NULL,
+         "needs a bus: run as errors-dbus (test_errors "
+         "TEMPLATE under tests/dbus_run)"},
         {"nats", NULL, "needs a server: run as errors-nats"},
         {"tls+tcp", NULL, "needs certificates: run as errors-tls"},
 };
@@ -57,8 +59,7 @@ static const struct {
 static char dir[64];
 
 static void
-form_fail(const char *what, const char *uri, const char *text,
-          const char *why)
+form_fail(const char *what, const char *uri, const char *text, const char *why)
 {
 	fail_msg("%s on %s: \"%s\": %s", what, uri, text, why);
 }
@@ -131,8 +132,7 @@ open_peer(void *arg)
 
 /* Two connected ends a, b of the template. */
 static void
-make(const char *tmpl, ipc_channel **a, ipc_channel **b, char *uri,
-     size_t n)
+make(const char *tmpl, ipc_channel **a, ipc_channel **b, char *uri, size_t n)
 {
 	if (strncmp(tmpl, "pair:", 5) == 0) {
 		snprintf(uri, n, "%s", tmpl + 5);
@@ -203,7 +203,8 @@ walk(const char *scheme, const char *tmpl)
 	assert_int_equal(ipc_send(b, p, big, 0), -EMSGSIZE);
 	free(p);
 	/* b was opened by the URI a peer uses to reach a. */
-	const char *bu = strncmp(tmpl, "pair:", 5) == 0 ? au : ipc_local_uri(a);
+	const char *bu =
+	        strncmp(tmpl, "pair:", 5) == 0 ? au : ipc_local_uri(a);
 	check_form("send-size", bu, 3);
 
 	/* -EINVAL of a misuse. */

@@ -105,9 +105,9 @@ t_geometry(void **state)
 	assert_int_equal(ipc_fan_geometry(4, 64, 0, &g), -EINVAL);
 	assert_int_equal(ipc_fan_geometry(4, 64, IPC_FAN_MAXSUBS + 1, &g),
 	                 -EINVAL);
-	assert_int_equal(ipc_fan_geometry(IPC_FAN_MAXSLOTS, IPC_FAN_MAXSLOT, 1,
-	                                  &g),
-	                 -EINVAL); /* region too large */
+	assert_int_equal(
+	        ipc_fan_geometry(IPC_FAN_MAXSLOTS, IPC_FAN_MAXSLOT, 1, &g),
+	        -EINVAL); /* region too large */
 	assert_int_equal(ipc_fan_geometry(16, 100, 1000, &g), 0);
 	assert_int_equal(g.stride % 128, 0);
 	assert_true(g.stride >= 116);
@@ -228,7 +228,7 @@ t_history(void **state)
 	publish(&p, 0, 8);
 	publish(&p, 1, 8);
 	assert_int_equal(p.dropped, 0); /* sent to nobody, kept */
-	sub_join(&p, &r, &s, 0); /* fewer than history: gets both */
+	sub_join(&p, &r, &s, 0);        /* fewer than history: gets both */
 	assert_int_equal(take(&s), 0);
 	assert_int_equal(take(&s), 1);
 	ipc_fan_evict(&p, 0);
@@ -258,8 +258,7 @@ t_evict_holder(void **state)
 		struct ipc_fan_pub p;
 		struct ipc_fan_sub live, dead;
 		assert_int_equal(
-		        ipc_fan_pub_init(&p, r.mem, &r.g, 0, &ops, NULL),
-		        0);
+		        ipc_fan_pub_init(&p, r.mem, &r.g, 0, &ops, NULL), 0);
 		sub_join(&p, &r, &dead, drop);
 		sub_join(&p, &r, &live, drop);
 		for (uint32_t v = 0; v < 4; v++) {
@@ -283,8 +282,10 @@ t_evict_holder(void **state)
 			assert_int_equal(take(&live), v);
 		}
 		assert_int_equal(
-		        atomic_load((_Atomic uint32_t *)(void *)(
-		                r.mem + IPC_FAN_OFF_NOTIFIERS)),
+		        atomic_load(
+		                (_Atomic uint32_t
+		                         *)(void *)(r.mem +
+		                                    IPC_FAN_OFF_NOTIFIERS)),
 		        0);
 		/* The entry is reused for a newcomer, fresh. */
 		struct ipc_fan_sub again;
@@ -502,17 +503,15 @@ run_stream(int drop, uint64_t n)
 	st.r = region_new(16, 256, NSUB);
 	st.drop = drop;
 	st.n = n;
-	assert_int_equal(ipc_fan_pub_init(&st.p, st.r.mem, &st.r.g, 0, &ops,
-	                                  NULL),
-	                 0);
+	assert_int_equal(
+	        ipc_fan_pub_init(&st.p, st.r.mem, &st.r.g, 0, &ops, NULL), 0);
 	pthread_barrier_init(&st.go, NULL, NSUB + 1);
 	for (int i = 0; i < NSUB; i++) {
 		rd[i].st = &st;
 		rd[i].drop = drop && (i & 1) == 0; /* drop: half of them */
 		sub_join(&st.p, &st.r, &rd[i].s, rd[i].drop);
-		assert_int_equal(pthread_create(&th[i], NULL, reader_main,
-		                                &rd[i]),
-		                 0);
+		assert_int_equal(
+		        pthread_create(&th[i], NULL, reader_main, &rd[i]), 0);
 	}
 	pthread_barrier_wait(&st.go);
 	uint64_t sum = 0;
@@ -541,7 +540,8 @@ run_stream(int drop, uint64_t n)
 			assert_int_equal(rd[i].got, n);
 			assert_true(rd[i].sum == sum);
 		} else {
-			assert_int_equal(rd[i].first + rd[i].got + rd[i].lost, n);
+			assert_int_equal(rd[i].first + rd[i].got + rd[i].lost,
+			                 n);
 			assert_int_equal(rd[i].s.dropped, rd[i].lost);
 		}
 	}

@@ -52,7 +52,7 @@
 #include "testutil.h"
 
 #define MAX_SITES 1024
-#define BIG 20000 /* above a pipe's atomic write and mq's message size */
+#define BIG       20000 /* above a pipe's atomic write and mq's message size */
 
 static const char *g_tmpl;
 static int g_heap = 1; /* compare the heap in use (see main) */
@@ -94,9 +94,9 @@ struct run {
 	char peer_uri[300];
 	int pair;
 	ipc_channel *a, *b;
-	atomic_int stop;   /* a side gave up: the other stops waiting */
+	atomic_int stop; /* a side gave up: the other stops waiting */
 	int deadline_ms;
-	int a_ok, b_ok;    /* each side's steps all succeeded */
+	int a_ok, b_ok; /* each side's steps all succeeded */
 	unsigned char big[BIG];
 	size_t bigsz;
 };
@@ -331,8 +331,8 @@ compare(const struct snap *before, const char *dir)
 	if (after.fds != before->fds) {
 		char d[1024];
 		tu_fd_describe(d, sizeof d);
-		report_fail("%d descriptors before, %d after (%s)", before->fds,
-		            after.fds, d);
+		report_fail("%d descriptors before, %d after (%s)",
+		            before->fds, after.fds, d);
 	} else if (g_heap && after.heap != before->heap) {
 		report_fail("%zu bytes of heap in use before, %zu after",
 		            before->heap, after.heap);
@@ -356,7 +356,8 @@ child_count(int child)
 
 	run_init(&r, child);
 	if (!scenario(&r)) {
-		return 2; /* the warm-up itself failed: reported by the parent */
+		return 2; /* the warm-up itself failed: reported by the parent
+		           */
 	}
 	ipc__fault_count(1);
 	int ok = scenario(&r);
@@ -534,8 +535,8 @@ test_faults(void **state)
 				bad = "the clean warm-up failed";
 			} else if (rc != 0) {
 				/* LeakSanitizer's exit code, for one */
-				snprintf(ex, sizeof ex, "the child exited with %d",
-				         rc);
+				snprintf(ex, sizeof ex,
+				         "the child exited with %d", rc);
 				bad = ex;
 			}
 			if (bad != NULL) {
@@ -570,7 +571,8 @@ main(int argc, char **argv)
 	/* Heap in use is compared before and after a scenario: without the
 	 * per-thread caches of freed blocks (which count as in use) and with
 	 * one arena, glibc's figure is exact. */
-	const char *tun = "glibc.malloc.tcache_count=0:glibc.malloc.arena_max=1";
+	const char *tun =
+	        "glibc.malloc.tcache_count=0:glibc.malloc.arena_max=1";
 	const char *cur = getenv("GLIBC_TUNABLES");
 	if (cur == NULL || strcmp(cur, tun) != 0) {
 		setenv("GLIBC_TUNABLES", tun, 1);
@@ -581,7 +583,8 @@ main(int argc, char **argv)
 	/* OpenSSL, libnats and sd-bus keep memory of their own (caches,
 	 * per-thread state) that moves between runs: there, leaks are left
 	 * to the ASan build (LeakSanitizer checks every child at exit). */
-	if (strncmp(g_tmpl, "tls+", 4) == 0 || strncmp(g_tmpl, "nats:", 5) == 0 ||
+	if (strncmp(g_tmpl, "tls+", 4) == 0 ||
+	    strncmp(g_tmpl, "nats:", 5) == 0 ||
 	    strncmp(g_tmpl, "dbus:", 5) == 0) {
 		g_heap = 0;
 		printf("note: the heap in use is not compared over %s (a "

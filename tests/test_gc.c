@@ -131,7 +131,8 @@ opener(const char *uri)
 		ipc_channel *c;
 		close(p[0]);
 		if (ipc_open(&c, uri, 0) != 0 || ipc_send(c, "x", 1, 0) != 1) {
-			fprintf(stderr, "open %s: %s\n", uri, ipc_last_error());
+			fprintf(stderr, "open %s: %s\n", uri,
+			        ipc_last_error());
 			_exit(1);
 		}
 		if (write(p[1], "y", 1) != 1) {

@@ -503,7 +503,8 @@ test_many_threads(void **state)
 
 	(void)state;
 	for (int i = 0; i < NCHAN; i++) {
-		uri_for(uri, sizeof(uri), "many", i % 2 ? "?capacity=4096" : NULL);
+		uri_for(uri, sizeof(uri), "many",
+		        i % 2 ? "?capacity=4096" : NULL);
 		memset(&prod[i], 0, sizeof(prod[i]));
 		memset(&cons[i], 0, sizeof(cons[i]));
 		prod[i].id = cons[i].id = i;

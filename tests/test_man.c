@@ -112,8 +112,7 @@ check_functions(const char *hdr, const char *page)
 {
 	int n = 0;
 
-	for (const char *p = hdr; (p = strstr(p, "IPC_API ")) != NULL;
-	     p++) {
+	for (const char *p = hdr; (p = strstr(p, "IPC_API ")) != NULL; p++) {
 		const char *paren = strchr(p, '(');
 		const char *nl = strchr(p, '\n');
 		if (paren == NULL || (nl != NULL && nl < paren) ||
@@ -122,7 +121,8 @@ check_functions(const char *hdr, const char *page)
 		}
 		const char *e = paren;
 		const char *b = e;
-		while (b > p && (isalnum((unsigned char)b[-1]) || b[-1] == '_')) {
+		while (b > p &&
+		       (isalnum((unsigned char)b[-1]) || b[-1] == '_')) {
 			b--;
 		}
 		char name[128];

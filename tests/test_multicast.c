@@ -66,8 +66,9 @@ setup(void **state)
 	if (tu_free_port("127.0.0.1", &port) != 0) {
 		return -1;
 	}
-	snprintf(group_uri, sizeof group_uri, "udp://239.255.%d.%d:%d?iface=lo",
-	         (int)(getpid() >> 8) & 255, (int)getpid() & 255, port);
+	snprintf(group_uri, sizeof group_uri,
+	         "udp://239.255.%d.%d:%d?iface=lo", (int)(getpid() >> 8) & 255,
+	         (int)getpid() & 255, port);
 	printf("group: %s\n", group_uri);
 	return 0;
 }

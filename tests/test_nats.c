@@ -111,8 +111,9 @@ srv_start(struct srv *all, int idx, int n, const char *dir)
 	        "max_file_store: 1GB }\n",
 	        s->name, s->port, srv_max_payload, s->dir);
 	if (n > 1) {
-		fprintf(f, "cluster {\n  name: ipctest\n  listen: "
-		           "127.0.0.1:%d\n  routes: [\n",
+		fprintf(f,
+		        "cluster {\n  name: ipctest\n  listen: "
+		        "127.0.0.1:%d\n  routes: [\n",
 		        s->cport);
 		for (int i = 0; i < n; i++) {
 			if (i != idx - 1) {
@@ -215,20 +216,26 @@ t_options(void **state)
 	need_server();
 	single(s, dir, sizeof(dir));
 	const char *bad[][2] = {
-	        {"?bogus=1", "bogus"},     {"?js=2", "js"},
-	        {"?replicas=0", "replicas"}, {"?replicas=9", "replicas"},
-	        {"?storage=tape", "storage"}, {"?hb=5", "hb"},
-	        {"?hb=500&dead=400", "dead"}, {"?window=0", "window"},
-	        {"?js=0&replicas=3", "replicas"}, {"?password=x", "password"},
-	        {"?resend=1", "resend"},   {"?ackwait=x", "ackwait"},
+	        {"?bogus=1", "bogus"},
+	        {"?js=2", "js"},
+	        {"?replicas=0", "replicas"},
+	        {"?replicas=9", "replicas"},
+	        {"?storage=tape", "storage"},
+	        {"?hb=5", "hb"},
+	        {"?hb=500&dead=400", "dead"},
+	        {"?window=0", "window"},
+	        {"?js=0&replicas=3", "replicas"},
+	        {"?password=x", "password"},
+	        {"?resend=1", "resend"},
+	        {"?ackwait=x", "ackwait"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(u, sizeof(u), "nats://127.0.0.1:%d/opt%s", s->port,
 		         bad[i][0]);
 		expect_einval(u, bad[i][1]);
 	}
-	const char *subj[] = {"a..b", "a.*", "a.>", "_INBOX.x", "a%20b", ".a",
-	                      "a."};
+	const char *subj[] = {"a..b",  "a.*", "a.>", "_INBOX.x",
+	                      "a%20b", ".a",  "a."};
 	for (size_t i = 0; i < sizeof(subj) / sizeof(subj[0]); i++) {
 		snprintf(u, sizeof(u), "nats://127.0.0.1:%d/%s", s->port,
 		         subj[i]);
@@ -672,9 +679,10 @@ t_failover(void **state)
  * a message longer than a NATS message can carry goes in fragments and
  * arrives whole. */
 static const size_t frag_sizes[] = {
-        0,          1,          65535 - 512, 65536 - 512,
-        65537 - 512, 65536,     100000,      (1u << 20),
-        3u * (1u << 20) + 7,    200000,      17,  (1u << 20) - 1,
+        0,           1,           65535 - 512,
+        65536 - 512, 65537 - 512, 65536,
+        100000,      (1u << 20),  3u * (1u << 20) + 7,
+        200000,      17,          (1u << 20) - 1,
 };
 #define NFRAG (sizeof(frag_sizes) / sizeof(frag_sizes[0]))
 
@@ -778,10 +786,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(t_options),
-	        cmocka_unit_test(t_refused),
-	        cmocka_unit_test(t_interop),
-	        cmocka_unit_test(t_failover),
+	        cmocka_unit_test(t_options),   cmocka_unit_test(t_refused),
+	        cmocka_unit_test(t_interop),   cmocka_unit_test(t_failover),
 	        cmocka_unit_test(t_fragments),
 	};
 

@@ -137,8 +137,9 @@ row_largest(const char *line, unsigned long long *min, unsigned long long *max)
 static int
 open_one(const char *scheme, ipc_channel **a, ipc_channel **b, char *dir)
 {
-	static const char *const pairs[] = {"pipe", "unix", "unix+seqpacket",
-	                                    "unix+dgram", "shm", "inproc"};
+	static const char *const pairs[] = {
+	        "pipe",       "unix", "unix+seqpacket",
+	        "unix+dgram", "shm",  "inproc"};
 	char uri[512], name[64];
 	*a = *b = NULL;
 	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
@@ -156,7 +157,8 @@ open_one(const char *scheme, ipc_channel **a, ipc_channel **b, char *dir)
 	}
 	if (strcmp(scheme, "fifo") == 0) {
 		snprintf(uri, sizeof(uri), "fifo://%s/f", dir);
-	} else if (strcmp(scheme, "mq") == 0 || strcmp(scheme, "sysvmq") == 0 ||
+	} else if (strcmp(scheme, "mq") == 0 ||
+	           strcmp(scheme, "sysvmq") == 0 ||
 	           strcmp(scheme, "sysvshm") == 0) {
 		snprintf(uri, sizeof(uri), "%s://%s", scheme, name);
 	} else if (strcmp(scheme, "tcp") == 0 || strcmp(scheme, "udp") == 0) {

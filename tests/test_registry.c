@@ -41,14 +41,14 @@ t_every_driver_has_an_entry(void **state)
 	     d++) {
 		n++;
 		if (!has_entry((*d)->scheme)) {
-			printf("driver %s:// has no conformance entry: add one "
+			printf("driver %s:// has no conformance entry: add "
+			       "one "
 			       "to conformance_uris in tests/meson.build\n",
 			       (*d)->scheme);
 			missing++;
 		}
 	}
-	printf("%d drivers registered, %d conformance entries\n", n,
-	       nentries);
+	printf("%d drivers registered, %d conformance entries\n", n, nentries);
 	assert_int_equal(missing, 0);
 	assert_true(n > 0);
 }

@@ -46,7 +46,8 @@ static void
 mkuri(char *buf, size_t n, const char *tag, const char *opts)
 {
 	if (uri_base[0] == '\0') {
-		snprintf(uri_base, sizeof(uri_base), "fanout-%d", (int)getpid());
+		snprintf(uri_base, sizeof(uri_base), "fanout-%d",
+		         (int)getpid());
 	}
 	snprintf(buf, n, "shm://%s-%s%s", uri_base, tag, opts);
 }
@@ -213,8 +214,8 @@ t_four_subscribers(void **state)
 	assert_int_equal(ipc_open(&pub, uri, IPC_PUBLISH), 0);
 	assert_true(ipc_caps(pub) & IPC_CAP_PUBSUB);
 	pid_t pid[NSUB];
-	struct sub_args a = {.uri = uri, .first = 0, .count = NMSG,
-	                     .zerocopy = 1};
+	struct sub_args a = {
+	        .uri = uri, .first = 0, .count = NMSG, .zerocopy = 1};
 	for (int i = 0; i < NSUB; i++) {
 		pid[i] = tu_fork(sub_main, &a, 600);
 		assert_true(pid[i] > 0);
@@ -223,7 +224,8 @@ t_four_subscribers(void **state)
 	for (uint64_t v = 0; v < NMSG; v++) {
 		if (v & 1) {
 			void *p;
-			assert_int_equal(ipc_reserve(pub, msg_len(v), &p, 0), 0);
+			assert_int_equal(ipc_reserve(pub, msg_len(v), &p, 0),
+			                 0);
 			fill(p, v);
 			assert_int_equal(ipc_commit(pub, msg_len(v)), 0);
 		} else {
@@ -408,7 +410,8 @@ map_pub_segment(const char *name, size_t *len)
 		int fd = atoi(e->d_name);
 		assert_int_equal(fstat(fd, &st), 0);
 		*len = (size_t)st.st_size;
-		m = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		m = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		         0);
 		assert_true(m != MAP_FAILED);
 	}
 	closedir(d);

@@ -42,13 +42,13 @@
 #define SANITIZED 0
 #endif
 
-#define LIMIT_S   120
-#define FLOOD_N   100000
-#define W_FLOOD   256 /* the driver's default window */
-#define W_OTHER   32
+#define LIMIT_S    120
+#define FLOOD_N    100000
+#define W_FLOOD    256 /* the driver's default window */
+#define W_OTHER    32
 #define SIGQ_SLACK 16 /* credit and close signals, a stray SIGCHLD */
-#define DEATH_S   (SANITIZED ? 2.5 : 1.0)
-#define DEFSIG    (SIGRTMAX - 4)
+#define DEATH_S    (SANITIZED ? 2.5 : 1.0)
+#define DEFSIG     (SIGRTMAX - 4)
 
 /* ------------------------------------------------------------ helpers -- */
 
@@ -183,8 +183,8 @@ run(tu_child_fn fn, const char *name)
 	char why[1024], token[64];
 
 	tu_unique(token, sizeof token, "ipcsig");
-	enum tu_result r = tu_run_isolated(fn, NULL, LIMIT_S, token, NULL,
-	                                   why, sizeof why);
+	enum tu_result r = tu_run_isolated(fn, NULL, LIMIT_S, token, NULL, why,
+	                                   sizeof why);
 	if (r == TU_SKIP) {
 		printf("SKIP %s: %s\n", name, why);
 		skip();
@@ -237,8 +237,7 @@ other_ping(void *arg)
 	char u[64];
 
 	(void)arg;
-	TU_OK(ipc_open(&ch, peer_uri(u, sizeof u, other_creator,
-	                             "?window=32"),
+	TU_OK(ipc_open(&ch, peer_uri(u, sizeof u, other_creator, "?window=32"),
 	               0));
 	TU_OK(ipc_set_timeout(ch, 20000));
 	pipe_put(ready_w, 2);
@@ -246,7 +245,8 @@ other_ping(void *arg)
 		memset(b, (int)(i & 0xff), sizeof b);
 		put32(b, (uint32_t)i);
 		TU_CHECK_EQ(ipc_send(ch, b, sizeof b, 0), (long long)sizeof b);
-		TU_CHECK_EQ(ipc_recv(ch, in, sizeof in, 0), (long long)sizeof in);
+		TU_CHECK_EQ(ipc_recv(ch, in, sizeof in, 0),
+		            (long long)sizeof in);
 		TU_CHECK(memcmp(b, in, sizeof b) == 0);
 		atomic_fetch_add(&sh->other_trips, 1);
 	}
@@ -436,7 +436,8 @@ case_kill(void *arg)
 			pid = tu_fork(hold_create, NULL, LIMIT_S);
 			TU_CHECK(pid > 0);
 			TU_CHECK_EQ(pipe_get(ready_r), 1);
-			TU_OK(ipc_open(&ch, peer_uri(u, sizeof u, pid, ""), 0));
+			TU_OK(ipc_open(&ch, peer_uri(u, sizeof u, pid, ""),
+			               0));
 			TU_CHECK_EQ(ipc_send(ch, "hi", 2, 0), 2);
 		} else {
 			TU_OK(ipc_open(&ch, "signal://", IPC_CREATE));
@@ -848,14 +849,12 @@ case_process(void *arg)
 	pid_t by = tu_fork(bystander, NULL, LIMIT_S);
 	TU_CHECK(by > 0);
 	TU_CHECK_EQ(pipe_get(p[0]), 1);
-	TU_ERR(ipc_open(&a, peer_uri(u, sizeof u, by, ""), 0),
-	       -ECONNREFUSED);
+	TU_ERR(ipc_open(&a, peer_uri(u, sizeof u, by, ""), 0), -ECONNREFUSED);
 	printf("no channel there: %s\n", ipc_last_error());
 	pipe_put(q[1], 7);
 	TU_CHECK_EQ(tu_wait_ok(by, 10000), 0);
 	/* A process that is gone. */
-	TU_ERR(ipc_open(&a, peer_uri(u, sizeof u, by, ""), 0),
-	       -ECONNREFUSED);
+	TU_ERR(ipc_open(&a, peer_uri(u, sizeof u, by, ""), 0), -ECONNREFUSED);
 	/* Ourselves. */
 	TU_ERR(ipc_open(&a, peer_uri(u, sizeof u, getpid(), ""), 0),
 	       -ECONNREFUSED);
@@ -877,10 +876,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(t_process), cmocka_unit_test(t_second),
-	        cmocka_unit_test(t_hostile), cmocka_unit_test(t_kill),
-	        cmocka_unit_test(t_detached),
-	        cmocka_unit_test(t_flood),
+	        cmocka_unit_test(t_process),  cmocka_unit_test(t_second),
+	        cmocka_unit_test(t_hostile),  cmocka_unit_test(t_kill),
+	        cmocka_unit_test(t_detached), cmocka_unit_test(t_flood),
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);

@@ -825,8 +825,9 @@ t_tcp_open_does_not_wait(void **state)
 	assert_int_equal(listen(l, 0), 0);
 	assert_int_equal(getsockname(l, (struct sockaddr *)&sa, &sl), 0);
 	for (; nfill < 8; nfill++) {
-		fill[nfill] = socket(AF_INET,
-		                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		fill[nfill] =
+		        socket(AF_INET,
+		               SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		assert_true(fill[nfill] >= 0);
 		(void)connect(fill[nfill], (struct sockaddr *)&sa, sizeof sa);
 	}

@@ -243,9 +243,10 @@ t_options(void **state)
 	         "tls+tcp://127.0.0.1:0?cert=%s/peer.pem&key=%s/wrong.key", D,
 	         D);
 	expect_einval(u, IPC_CREATE, "mismatch");
-	snprintf(u, sizeof(u),
-	         "tls+tcp://127.0.0.1:0?cert=%s/peer.pem&key=%s/peer.key&sni=x",
-	         D, D);
+	snprintf(
+	        u, sizeof(u),
+	        "tls+tcp://127.0.0.1:0?cert=%s/peer.pem&key=%s/peer.key&sni=x",
+	        D, D);
 	expect_einval(u, IPC_CREATE, "sni");
 	snprintf(u, sizeof(u), "tls+tcp://127.0.0.1:9?ca=%s/nonexistent.pem",
 	         D);
@@ -354,9 +355,18 @@ t_s_client(void **state)
 	assert_int_equal(ipc_open(&s, su, IPC_CREATE), 0);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
 	snprintf(ca, sizeof(ca), "%s/ca.pem", D);
-	char *argv[] = {"openssl", "s_client", "-connect", addr, "-CAfile", ca,
-	                "-verify_return_error", "-verify_ip", "127.0.0.1",
-	                "-tls1_3", "-quiet", NULL};
+	char *argv[] = {"openssl",
+	                "s_client",
+	                "-connect",
+	                addr,
+	                "-CAfile",
+	                ca,
+	                "-verify_return_error",
+	                "-verify_ip",
+	                "127.0.0.1",
+	                "-tls1_3",
+	                "-quiet",
+	                NULL};
 	spawn(&p, argv);
 	talk(s, &p, "openssl s_client -> libipc server");
 	prog_end(&p);
@@ -396,8 +406,8 @@ t_socat(void **state)
 	         port, D, D);
 	char *argv2[] = {"socat", "-", addr, NULL};
 	spawn(&p, argv2);
-	snprintf(cu, sizeof(cu), "tls+tcp://127.0.0.1:%d?ca=%s/ca.pem&framing=line",
-	         port, D);
+	snprintf(cu, sizeof(cu),
+	         "tls+tcp://127.0.0.1:%d?ca=%s/ca.pem&framing=line", port, D);
 	int r = -1;
 	for (int i = 0; i < 100 && r < 0; i++) {
 		r = ipc_open(&ch, cu, 0);
@@ -415,9 +425,12 @@ int
 main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(t_untrusted), cmocka_unit_test(t_wrong_name),
-	        cmocka_unit_test(t_client_cert), cmocka_unit_test(t_options),
-	        cmocka_unit_test(t_s_client),    cmocka_unit_test(t_socat),
+	        cmocka_unit_test(t_untrusted),
+	        cmocka_unit_test(t_wrong_name),
+	        cmocka_unit_test(t_client_cert),
+	        cmocka_unit_test(t_options),
+	        cmocka_unit_test(t_s_client),
+	        cmocka_unit_test(t_socat),
 	};
 
 	if (argc < 2) {
@@ -426,6 +439,7 @@ main(int argc, char **argv)
 	}
 	certs_sh = argv[1];
 	signal(SIGPIPE, SIG_DFL);
-	alarm(100); /* a hang fails here, naming the case, before meson's limit */
+	alarm(100); /* a hang fails here, naming the case, before meson's limit
+	             */
 	return cmocka_run_group_tests(tests, setup_certs, teardown_certs);
 }

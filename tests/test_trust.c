@@ -53,10 +53,10 @@ struct drv {
 };
 
 static const struct drv drivers[] = {
-        {"mq", 0, 1, 1},          {"sysvmq", 0, 1, 1},
-        {"sysvshm", 0, 1, 1},     {"shm", 0, 1, 1},
-        {"unix", 1, 1, 1},        {"unix+seqpacket", 1, 1, 1},
-        {"unix+dgram", 1, 0, 1},  {"fifo", 1, 0, 0},
+        {"mq", 0, 1, 1},         {"sysvmq", 0, 1, 1},
+        {"sysvshm", 0, 1, 1},    {"shm", 0, 1, 1},
+        {"unix", 1, 1, 1},       {"unix+seqpacket", 1, 1, 1},
+        {"unix+dgram", 1, 0, 1}, {"fifo", 1, 0, 0},
 };
 #define NDRV (sizeof(drivers) / sizeof(drivers[0]))
 
@@ -403,7 +403,8 @@ test_listener_refuses_foreign_peer(void **state)
 	}
 	for (size_t i = 0; i < NDRV; i++) {
 		const char *sc = drivers[i].scheme;
-		if (strcmp(sc, "unix") != 0 && strcmp(sc, "unix+seqpacket") != 0 &&
+		if (strcmp(sc, "unix") != 0 &&
+		    strcmp(sc, "unix+seqpacket") != 0 &&
 		    strcmp(sc, "shm") != 0) {
 			continue; /* the drivers with ipc_listen */
 		}
@@ -446,8 +447,8 @@ check_self(ipc_channel *ch)
 static void
 test_peer_cred_local(void **state)
 {
-	static const char *const pairs[] = {"unix:", "unix+seqpacket:",
-	                                    "unix+dgram:", "shm:"};
+	static const char *const pairs[] = {
+	        "unix:", "unix+seqpacket:", "unix+dgram:", "shm:"};
 	ipc_channel *a, *b;
 	char uri[128];
 
@@ -502,8 +503,8 @@ static void
 test_bad_options(void **state)
 {
 	static const char *const bad[] = {
-	        "allow_uid=",    "allow_uid=abc", "allow_uid=1,",
-	        "allow_uid=-1",  "allow_uid=0x10", "allow_gid=any",
+	        "allow_uid=",     "allow_uid=abc",       "allow_uid=1,",
+	        "allow_uid=-1",   "allow_uid=0x10",      "allow_gid=any",
 	        "allow_uid=1,,2", "allow_uid=4294967295"};
 	char uri[256];
 	ipc_channel *c;

@@ -955,7 +955,8 @@ tu_wait_asleep(pid_t tid, int timeout_ms)
 		close(fd);
 		if (n > 0) {
 			buf[n] = '\0';
-			/* "tid (comm) S ...": the state follows the last ')' */
+			/* "tid (comm) S ...": the state follows the last ')'
+			 */
 			const char *p = strrchr(buf, ')');
 			if (p != NULL && p[1] == ' ' &&
 			    (p[2] == 'S' || p[2] == 'D')) {
@@ -1257,7 +1258,8 @@ tu_open_retry(const char *uri, int flags, int timeout_ms)
 			return ch;
 		}
 		if ((r != -ECONNREFUSED && r != -ENOENT) || tu_now() > end) {
-			fprintf(stderr, "open %s: %s\n", uri, ipc_last_error());
+			fprintf(stderr, "open %s: %s\n", uri,
+			        ipc_last_error());
 			return NULL;
 		}
 		usleep(1000);

@@ -89,8 +89,9 @@ struct bench_ops {
 #define BENCH_ZEROCOPY 0x2 /* measure with reserve/commit/acquire/release */
 #define BENCH_THREADS  0x4 /* A and B are threads of one process */
 #define BENCH_ROUDI    0x8 /* needs the iceoryx daemon running */
-#define BENCH_SLOW     0x10 /* a message costs milliseconds (a disk sync):
-                              * 1/50 of the plan's pings */
+#define BENCH_SLOW                                                            \
+	0x10 /* a message costs milliseconds (a disk sync):                   \
+	      * 1/50 of the plan's pings */
 
 struct bench_row {
 	const char *name;  /* "unix", "raw-unix", "zmq-ipc" */

@@ -48,7 +48,7 @@ bench_max_size(void)
 	}
 	return m;
 }
-#define MAXSIZE bench_max_size()
+#define MAXSIZE      bench_max_size()
 #define END_MARK_LEN 1
 /* B's receive timeout on lossy rows: while echoing (a loss there is a
  * failure) and at the end of a stream (the end marker may be lost). */

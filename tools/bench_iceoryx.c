@@ -479,7 +479,8 @@ ips_cleanup(struct bench_ps_env *e)
 		char path[160];
 		snprintf(path, sizeof(path), "/tmp/%.31s-%d", e->token, i);
 		unlink(path);
-		snprintf(path, sizeof(path), "/tmp/%.31s-%d.lock", e->token, i);
+		snprintf(path, sizeof(path), "/tmp/%.31s-%d.lock", e->token,
+		         i);
 		unlink(path);
 	}
 }
@@ -492,7 +493,8 @@ ips_open(struct bench_ps_env *e, int pub, void **ep, char *why)
 	if (p == NULL) {
 		return bench_why(why, BENCH_FAIL, "out of memory");
 	}
-	snprintf(name, sizeof(name), "%.31s-%d", e->token, pub ? -1 : e->index);
+	snprintf(name, sizeof(name), "%.31s-%d", e->token,
+	         pub ? -1 : e->index);
 	iox_set_loglevel(Iceoryx_LogLevel_Warn);
 	iox_runtime_init(name);
 	if (pub) {
@@ -561,7 +563,8 @@ ips_next(void *ep, const void **buf, size_t *len, int timeout_ms)
 			uint64_t missed = 0;
 			struct timespec to = {
 			        .tv_sec = timeout_ms / 1000,
-			        .tv_nsec = (long)(timeout_ms % 1000) * 1000000};
+			        .tv_nsec =
+			                (long)(timeout_ms % 1000) * 1000000};
 			iox_ws_timed_wait(p->ws, to, info, 1, &missed);
 		}
 	}

@@ -71,7 +71,8 @@ expand(const struct bench_env *e, const char *tmpl, char *buf, size_t n)
 		} else if (strncmp(p, "{apid}", 6) == 0) {
 			/* A's pid: set in B's copy; A is the 0 case. */
 			snprintf(val, sizeof(val), "%d",
-			         e->pid[0] > 0 ? (int)e->pid[0] : (int)getpid());
+			         e->pid[0] > 0 ? (int)e->pid[0]
+			                       : (int)getpid());
 			v = val;
 			skip = 6;
 		} else if (strncmp(p, "{port}", 6) == 0) {
@@ -512,8 +513,9 @@ n_cleanup(struct bench_env *e, const void *arg)
 		free(ps);
 		e->state = NULL;
 	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s/js' '%s/nats.conf' '%s/nats.log'",
-	         e->dir, e->dir, e->dir);
+	snprintf(cmd, sizeof(cmd),
+	         "rm -rf '%s/js' '%s/nats.conf' '%s/nats.log'", e->dir, e->dir,
+	         e->dir);
 	if (system(cmd) != 0) {
 		/* left for the harness's sweep */
 	}
@@ -522,8 +524,8 @@ n_cleanup(struct bench_env *e, const void *arg)
 
 static const struct bench_ops nats_ops = LIBIPC_OPS(n_prepare, n_cleanup);
 static const struct lrow r_nats = {"nats://127.0.0.1:{port}/{token}", NULL};
-static const struct lrow r_nats_core = {
-        "nats://127.0.0.1:{port}/{token}?js=0", NULL};
+static const struct lrow r_nats_core = {"nats://127.0.0.1:{port}/{token}?js=0",
+                                        NULL};
 
 /* tls+tcp:// rows use a self-signed certificate for 127.0.0.1 that the
  * row makes with the openssl command in its directory. */
@@ -605,8 +607,8 @@ const struct bench_row bench_libipc_rows[] = {
             "shm://NAME, ipc_reserve/commit + acquire/release; "
             "payload untouched unless --touch",
             &r_shm, BENCH_ZEROCOPY),
-        ROW("mmap", "mmap:///PATH, rings in a mapped file, sync=none",
-            &r_mmap, 0),
+        ROW("mmap", "mmap:///PATH, rings in a mapped file, sync=none", &r_mmap,
+            0),
         ROW("mmap-zc", "mmap:///PATH, ipc_reserve/commit + acquire/release",
             &r_mmap, BENCH_ZEROCOPY),
         ROW("mmap-interval", "mmap:///PATH?sync=interval, msync every 100 ms",

@@ -15,7 +15,7 @@
 #undef BENCH_HAVE_ZMQ
 #undef BENCH_HAVE_NNG
 #define BENCH_NO_PEERS_WHY                                                    \
-	"not in the installed ipc-bench, which links no peer library: "     \
+	"not in the installed ipc-bench, which links no peer library: "       \
 	"run `make bench` in libipc's source tree"
 #undef BENCH_ICEORYX_WHY
 #undef BENCH_ZMQ_WHY
@@ -53,13 +53,15 @@ const struct bench_row bench_peer_rows[] = {
 };
 
 #define ZMQ_PS_NOTES                                                          \
-	"ZeroMQ ipc:// PUB/SUB, zmq_send/zmq_msg_recv, default options (the "  \
+	"ZeroMQ ipc:// PUB/SUB, zmq_send/zmq_msg_recv, default options (the " \
 	"publisher drops at the high-water mark: delivered counts)"
 #define NNG_PS_NOTES                                                          \
-	"nng ipc:// pub0/sub0, nng_send/nng_recvmsg, default options (a full " \
+	"nng ipc:// pub0/sub0, nng_send/nng_recvmsg, default options (a "     \
+	"full "                                                               \
 	"subscriber loses messages: delivered counts)"
 #define IOX_PS_NOTES                                                          \
-	"iceoryx C binding, loan/publish + take/release, subscriber queue 16, " \
+	"iceoryx C binding, loan/publish + take/release, subscriber queue "   \
+	"16, "                                                                \
 	"the publisher waits for a full queue; RouDi started by ipc-bench"
 
 const struct bench_ps_row bench_ps_peer_rows[] = {

@@ -42,8 +42,8 @@
 
 #include "bench_pubsub.h"
 
-#define MAXSUBS 16
-#define LAT_MAX 400
+#define MAXSUBS    16
+#define LAT_MAX    400
 #define OPEN_TRIES 10000 /* x 1 ms */
 enum { PH_WARM = 1, PH_LAT, PH_THR, PH_END };
 
@@ -231,17 +231,20 @@ LIBIPC_PS_OPS(unix_ps_ops, unix_open_ps, unix_cleanup);
 LIBIPC_PS_OPS(tcp_ps_ops, tcp_open_ps, NULL);
 
 static const struct bench_ps_row libipc_rows[] = {
-        {"shm", "shm://NAME IPC_PUBLISH/IPC_SUBSCRIBE, reserve/commit + "
-                "acquire/release in place",
+        {"shm",
+         "shm://NAME IPC_PUBLISH/IPC_SUBSCRIBE, reserve/commit + "
+         "acquire/release in place",
          &shm_ps_ops, NULL},
-        {"shm-drop", "the same with slow=drop: the publisher never waits, "
-                     "so its msg/s and CPU per message are its own cost; "
-                     "delivered counts",
+        {"shm-drop",
+         "the same with slow=drop: the publisher never waits, "
+         "so its msg/s and CPU per message are its own cost; "
+         "delivered counts",
          &shm_drop_ps_ops, NULL},
         {"unix", "unix:///PATH IPC_PUBLISH/IPC_SUBSCRIBE, ipc_send/ipc_recv",
          &unix_ps_ops, NULL},
-        {"tcp", "tcp://127.0.0.1:PORT IPC_PUBLISH/IPC_SUBSCRIBE, "
-                "ipc_send/ipc_recv",
+        {"tcp",
+         "tcp://127.0.0.1:PORT IPC_PUBLISH/IPC_SUBSCRIBE, "
+         "ipc_send/ipc_recv",
          &tcp_ps_ops, NULL},
         {NULL, NULL, NULL, NULL},
 };
@@ -249,8 +252,7 @@ static const struct bench_ps_row libipc_rows[] = {
 /* ------------------------------------------------------------ a cell -- */
 
 static int
-sub_main(const struct bench_ps_row *row, struct bench_ps_env *e,
-         struct ctl *c)
+sub_main(const struct bench_ps_row *row, struct bench_ps_env *e, struct ctl *c)
 {
 	void *ep;
 	char why[BENCH_WHY];
@@ -326,8 +328,8 @@ pub_fail(struct ctl *c, int status, const char *what, int err)
 }
 
 static int
-pub_main(const struct bench_ps_row *row, struct bench_ps_env *e,
-         struct ctl *c, int lat_n, double thr_s)
+pub_main(const struct bench_ps_row *row, struct bench_ps_env *e, struct ctl *c,
+         int lat_n, double thr_s)
 {
 	void *ep;
 	int n = e->nsubs, r;
@@ -461,8 +463,8 @@ run_cell(const struct bench_ps_row *row, const char *tmpdir, size_t size,
 	memset(&e, 0, sizeof(e));
 	memset(out, 0, sizeof(*out));
 	snprintf(e.dir, sizeof(e.dir), "%s", tmpdir);
-	snprintf(e.token, sizeof(e.token), "ipcbench-ps-%d-%s",
-	         (int)getpid(), row->name);
+	snprintf(e.token, sizeof(e.token), "ipcbench-ps-%d-%s", (int)getpid(),
+	         row->name);
 	e.port = bench_free_port();
 	e.size = size;
 	e.nsubs = nsubs;
@@ -487,10 +489,10 @@ run_cell(const struct bench_ps_row *row, const char *tmpdir, size_t size,
 		pid_t p = fork();
 		if (p == 0) {
 			alarm(120);
-			int rc = i < nsubs
-			                 ? sub_main(row, &e, c)
-			                 : pub_main(row, &e, c, quick ? 50 : 200,
-			                            quick ? 0.2 : 1.0);
+			int rc = i < nsubs ? sub_main(row, &e, c)
+			                   : pub_main(row, &e, c,
+			                              quick ? 50 : 200,
+			                              quick ? 0.2 : 1.0);
 			_exit(rc);
 		}
 		if (p > 0) {
@@ -513,7 +515,8 @@ run_cell(const struct bench_ps_row *row, const char *tmpdir, size_t size,
 		out->status = BENCH_OK;
 		summarise(c, nsubs, out);
 	} else {
-		out->status = c->status == BENCH_SKIP ? BENCH_SKIP : BENCH_FAIL;
+		out->status =
+		        c->status == BENCH_SKIP ? BENCH_SKIP : BENCH_FAIL;
 		snprintf(out->why, sizeof(out->why), "%s",
 		         c->why[0] ? c->why : "a process failed (see stderr)");
 	}
@@ -542,7 +545,8 @@ listed(const char *list, const char *name)
 	size_t n = strlen(name);
 	for (const char *p = list; p != NULL; p = strchr(p, ',')) {
 		p += *p == ',';
-		if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0')) {
+		if (strncmp(p, name, n) == 0 &&
+		    (p[n] == ',' || p[n] == '\0')) {
 			return 1;
 		}
 	}
@@ -584,7 +588,8 @@ bench_pubsub_run(const char *tmpdir, int quick, const char *only,
 					}
 					const char *sz = s ? "1 MiB" : "64 B";
 					if (c.status != BENCH_OK) {
-						printf("| %s | %s | %d | %s: %s "
+						printf("| %s | %s | %d | %s: "
+						       "%s "
 						       "| | | | | |\n",
 						       row->name, sz, subs[k],
 						       c.status == BENCH_SKIP
@@ -602,23 +607,30 @@ bench_pubsub_run(const char *tmpdir, int quick, const char *only,
 					fmt_ns(f, sizeof(f), c.p50_first);
 					fmt_ns(l, sizeof(l), c.p50_last);
 					fmt_ns(cpu, sizeof(cpu), c.cpu_ns);
-					printf("| %s | %s | %d | %.0f (%.0f) | "
+					printf("| %s | %s | %d | %.0f (%.0f) "
+					       "| "
 					       "%.0f | %s | %s | %s | %s |\n",
-					       row->name, sz, subs[k], c.per_sub,
-					       c.per_sub_min, c.pub_rate, cpu, f,
-					       l, row->notes);
+					       row->name, sz, subs[k],
+					       c.per_sub, c.per_sub_min,
+					       c.pub_rate, cpu, f, l,
+					       row->notes);
 					fflush(stdout);
 					if (s == 0 && subs[k] == 4) {
 						if (t == 0 &&
-						    strcmp(row->name, "shm") == 0) {
+						    strcmp(row->name, "shm") ==
+						            0) {
 							shm4 = c.per_sub;
-						} else if (t == 1 && npeer < 8) {
-							peer_name[npeer] = row->name;
-							peer4[npeer++] = c.per_sub;
+						} else if (t == 1 &&
+						           npeer < 8) {
+							peer_name[npeer] =
+							        row->name;
+							peer4[npeer++] =
+							        c.per_sub;
 						}
 					}
 					if (t == 0 && s == 1 &&
-					    strcmp(row->name, "shm-drop") == 0 &&
+					    strcmp(row->name, "shm-drop") ==
+					            0 &&
 					    subs[k] != 4) {
 						cpu1m[k == 2] = c.cpu_ns;
 						rate1m[k == 2] = c.pub_rate;
@@ -647,7 +659,8 @@ bench_pubsub_run(const char *tmpdir, int quick, const char *only,
 		}
 	}
 	if (cpu1m[0] > 0 && cpu1m[1] > 0) {
-		printf("- shm-drop 1 MiB, the publisher's cost: %.0f msg/s and "
+		printf("- shm-drop 1 MiB, the publisher's cost: %.0f msg/s "
+		       "and "
 		       "%.1f µs CPU per message with 1 subscriber, %.0f msg/s "
 		       "and %.1f µs with 16 (CPU %.2fx)\n",
 		       rate1m[0], cpu1m[0] / 1e3, rate1m[1], cpu1m[1] / 1e3,

@@ -633,7 +633,8 @@ rsig_send(void *ep, const void *buf, size_t len)
 		}
 		w = len;
 		if (i > 0) {
-			size_t k = len - (i - 1) * 8 < 8 ? len - (i - 1) * 8 : 8;
+			size_t k =
+			        len - (i - 1) * 8 < 8 ? len - (i - 1) * 8 : 8;
 			w = 0;
 			memcpy(&w, p + (i - 1) * 8, k);
 		}
@@ -773,8 +774,7 @@ static const enum raw_msg_kind arg_udp = RAW_UDP;
 const struct bench_row bench_raw_rows[] = {
         {"raw-pipe", "raw", "2 pipe(2)s, blocking, 4 B length, writev",
          &raw_stream_ops, &arg_pipe, 0, NULL},
-        {"raw-fifo", "raw",
-         "2 FIFOs (mkfifo), blocking, 4 B length, writev",
+        {"raw-fifo", "raw", "2 FIFOs (mkfifo), blocking, 4 B length, writev",
          &raw_stream_ops, &arg_fifo, 0, NULL},
         {"raw-unix", "raw", "AF_UNIX stream, blocking, 4 B length, sendmsg",
          &raw_stream_ops, &arg_unix, 0, NULL},

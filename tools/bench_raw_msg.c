@@ -49,21 +49,21 @@ struct sv_unit {
 
 /* What prepare() made, inherited by A and B. */
 struct rmsg_state {
-	int fd[2];       /* socket rows: A's, B's */
-	int msqid;       /* raw-sysvmq */
-	char mq[2][80];  /* raw-mq: A to B, B to A */
+	int fd[2];      /* socket rows: A's, B's */
+	int msqid;      /* raw-sysvmq */
+	char mq[2][80]; /* raw-mq: A to B, B to A */
 };
 
 struct rmsg {
 	enum raw_msg_kind kind;
-	int fd;              /* socket rows */
-	mqd_t tx, rx;        /* raw-mq */
-	int msqid;           /* raw-sysvmq */
-	long ttype, rtype;   /* raw-sysvmq: message types */
-	size_t unit;         /* queue rows: bytes per queue message */
-	size_t max;          /* largest message */
+	int fd;               /* socket rows */
+	mqd_t tx, rx;         /* raw-mq */
+	int msqid;            /* raw-sysvmq */
+	long ttype, rtype;    /* raw-sysvmq: message types */
+	size_t unit;          /* queue rows: bytes per queue message */
+	size_t max;           /* largest message */
 	struct sv_unit *sbuf; /* raw-sysvmq: mtype + unit */
-	unsigned char *rbuf; /* queue rows: one unit */
+	unsigned char *rbuf;  /* queue rows: one unit */
 };
 
 static long
@@ -93,11 +93,13 @@ grow_buffers(int fd, size_t msg)
 	}
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) <
 	    0) {
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want,
+		                 sizeof(want));
 	}
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) <
 	    0) {
-		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want,
+		                 sizeof(want));
 	}
 }
 
@@ -148,7 +150,8 @@ rm_prepare(struct bench_env *e, const void *arg, char *why)
 			                  0600, NULL);
 			if (q == (mqd_t)-1) {
 				st->mq[i][0] = '\0';
-				return bench_why(why, BENCH_FAIL, "mq_open: %s",
+				return bench_why(why, BENCH_FAIL,
+				                 "mq_open: %s",
 				                 strerror(errno));
 			}
 			mq_close(q);

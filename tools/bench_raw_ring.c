@@ -244,14 +244,17 @@ ring_prepare(struct bench_env *e, const void *arg, char *why)
 		e->state = p;
 		return BENCH_OK;
 	}
-	int shmid = shmget(IPC_PRIVATE, sizeof(struct rings), IPC_CREAT | 0600);
+	int shmid =
+	        shmget(IPC_PRIVATE, sizeof(struct rings), IPC_CREAT | 0600);
 	if (shmid < 0) {
-		return bench_why(why, BENCH_FAIL, "shmget: %s", strerror(errno));
+		return bench_why(why, BENCH_FAIL, "shmget: %s",
+		                 strerror(errno));
 	}
 	p = shmat(shmid, NULL, 0);
 	(void)shmctl(shmid, IPC_RMID, NULL);
 	if (p == (void *)-1) {
-		return bench_why(why, BENCH_FAIL, "shmat: %s", strerror(errno));
+		return bench_why(why, BENCH_FAIL, "shmat: %s",
+		                 strerror(errno));
 	}
 	int semid = semget(IPC_PRIVATE, 4, IPC_CREAT | 0600);
 	if (semid < 0) {

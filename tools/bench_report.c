@@ -32,8 +32,9 @@ bench_entry_spread(const struct bench_entry *e)
 static const char *
 status_name(int status)
 {
-	return status == BENCH_OK ? "ok" : status == BENCH_SKIP ? "skipped"
-	                                                        : "failed";
+	return status == BENCH_OK     ? "ok"
+	       : status == BENCH_SKIP ? "skipped"
+	                              : "failed";
 }
 
 /* ------------------------------------------------------------- JSON -- */
@@ -101,20 +102,22 @@ bench_write_json(FILE *f, const struct bench_run *run,
 		}
 		fprintf(f, ", \"lossy\": %s, \"noisy\": %s,\n      ",
 		        x->row->flags & BENCH_LOSSY ? "true" : "false",
-		        bench_entry_spread(x) > BENCH_NOISY ? "true" : "false");
+		        bench_entry_spread(x) > BENCH_NOISY ? "true"
+		                                            : "false");
 		json_fig(f, "p50_ns", &x->p50);
 		fprintf(f, ",\n      ");
 		json_fig(f, "p99_ns", &x->p99);
 		fprintf(f, ",\n      \"throughput\": [");
 		for (int k = 0; k < bench_nsizes; k++) {
-			fprintf(f, "%s\n        {\"size\": %zu, ", k ? "," : "",
-			        bench_sizes[k]);
+			fprintf(f, "%s\n        {\"size\": %zu, ",
+			        k ? "," : "", bench_sizes[k]);
 			if (x->res.cell[k] != BENCH_CELL_OK) {
 				fprintf(f, "\"msgs_s\": null}");
 				continue;
 			}
 			json_fig(f, "msgs_s", &x->tput[k]);
-			fprintf(f, ", \"received\": %.4f}", x->res.received[k]);
+			fprintf(f, ", \"received\": %.4f}",
+			        x->res.received[k]);
 		}
 		fprintf(f, "]}");
 	}
@@ -170,7 +173,9 @@ bench_write_csv(FILE *f, const struct bench_entry *e, size_t n)
 			if (x->res.cell[k] != BENCH_CELL_OK) {
 				continue;
 			}
-			fprintf(f, "%s,%s,ok,throughput,%zu,%.6g,%.6g,%.6g,msg/s\n",
+			fprintf(f,
+			        "%s,%s,ok,throughput,%zu,%.6g,%.6g,%.6g,msg/"
+			        "s\n",
 			        x->row->name, x->row->group, bench_sizes[k],
 			        x->tput[k].med, x->tput[k].min,
 			        x->tput[k].max);
@@ -185,10 +190,10 @@ bench_write_csv(FILE *f, const struct bench_entry *e, size_t n)
  * one-way p50 latency (shorter is better) and 64 B throughput (the first
  * size; longer is better), with the spread as a whisker. */
 
-#define SVG_W      900
-#define SVG_ROW_H  18
-#define SVG_LABEL  150
-#define SVG_CHART  (SVG_W / 2 - SVG_LABEL - 20)
+#define SVG_W     900
+#define SVG_ROW_H 18
+#define SVG_LABEL 150
+#define SVG_CHART (SVG_W / 2 - SVG_LABEL - 20)
 
 static const char *
 group_color(const char *group)
@@ -258,8 +263,8 @@ svg_axis(FILE *f, double lo, double hi, double x0, double y, const char *unit)
 }
 
 static void
-svg_chart(FILE *f, const struct bench_entry *e, size_t n, int which,
-          double x0, double y_end, const char *title)
+svg_chart(FILE *f, const struct bench_entry *e, size_t n, int which, double x0,
+          double y_end, const char *title)
 {
 	double lo = 1e300, hi = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -284,8 +289,7 @@ svg_chart(FILE *f, const struct bench_entry *e, size_t n, int which,
 	if (hi <= lo) {
 		hi = lo * 10;
 	}
-	fprintf(f,
-	        "<text x='%.1f' y='24' font-size='13' font-weight='bold'>",
+	fprintf(f, "<text x='%.1f' y='24' font-size='13' font-weight='bold'>",
 	        x0 - SVG_LABEL + 10);
 	svg_escape(f, title);
 	fprintf(f, "</text>\n");
@@ -309,9 +313,9 @@ svg_chart(FILE *f, const struct bench_entry *e, size_t n, int which,
 			        "<text x='%.1f' y='%.1f' font-size='10' "
 			        "fill='#a0aec0'>%s</text>\n",
 			        x0 + 4, y + 12,
-			        x->res.status == BENCH_OK ? "n/a"
-			                                  : status_name(
-			                                            x->res.status));
+			        x->res.status == BENCH_OK
+			                ? "n/a"
+			                : status_name(x->res.status));
 			y += SVG_ROW_H;
 			continue;
 		}
@@ -329,7 +333,8 @@ svg_chart(FILE *f, const struct bench_entry *e, size_t n, int which,
 			fprintf(f, ": %.3g µs (%.3g..%.3g)</title></rect>\n",
 			        g->med / 1000, g->min / 1000, g->max / 1000);
 		} else {
-			fprintf(f, ": %.4g msg/s (%.4g..%.4g)</title></rect>\n",
+			fprintf(f,
+			        ": %.4g msg/s (%.4g..%.4g)</title></rect>\n",
 			        g->med, g->min, g->max);
 		}
 		fprintf(f,
@@ -361,8 +366,9 @@ bench_write_svg(FILE *f, const struct bench_run *run,
 	        SVG_W, h, SVG_W, h);
 	svg_chart(f, e, n, 0, SVG_LABEL, y_end,
 	          "One-way latency, 64 B, p50 (log; shorter is better)");
-	snprintf(t2, sizeof t2, "Throughput, %zu B, msg/s (log; longer is "
-	                        "better)",
+	snprintf(t2, sizeof t2,
+	         "Throughput, %zu B, msg/s (log; longer is "
+	         "better)",
 	         bench_sizes[0]);
 	svg_chart(f, e, n, 1, SVG_W / 2 + SVG_LABEL, y_end, t2);
 	fprintf(f,
@@ -402,22 +408,24 @@ static const struct method {
         {"unix+seqpacket", "Linux", "as unix", "as unix",
          "message boundaries kept by the kernel"},
         {"unix+dgram", "POSIX", "as unix", "as unix", "datagrams"},
-        {"tcp", "POSIX, across hosts", "none of its own (network)",
-         "a port", "listener, pollable, framing=line"},
-        {"udp", "POSIX, across hosts", "none (network); lossy",
-         "a port", "datagrams, loss allowed"},
+        {"tcp", "POSIX, across hosts", "none of its own (network)", "a port",
+         "listener, pollable, framing=line"},
+        {"udp", "POSIX, across hosts", "none (network); lossy", "a port",
+         "datagrams, loss allowed"},
         {"pipe", "POSIX", "inherited descriptors only", "fork",
          "related processes only"},
         {"fifo", "POSIX", "file mode of the FIFOs", "a path",
          "pollable, works with shell tools"},
         {"mq", "Linux, POSIX", "queue mode bits",
-         "mqueue limits (msg_max, msgsize_max)", "pollable, priorities "
-                                                 "unused"},
+         "mqueue limits (msg_max, msgsize_max)",
+         "pollable, priorities "
+         "unused"},
         {"sysvmq", "POSIX/SysV", "object mode bits; key by name",
          "System V limits (msgmnb)", "pollable through libipc"},
         {"inproc", "any", "one process", "nothing", "threads only"},
-        {"signal", "Linux (signalfd, pidfd)", "same uid or root (kill "
-                                              "rules)",
+        {"signal", "Linux (signalfd, pidfd)",
+         "same uid or root (kill "
+         "rules)",
          "the signal blocked in every thread", "pollable; small messages"},
         {"dbus", "Linux, BSD (D-Bus)", "bus policy; well-known names",
          "a running bus daemon", "interoperable with D-Bus tools"},
@@ -465,7 +473,8 @@ bench_print_compare(const struct bench_entry *e, size_t n)
 		if (x->res.status == BENCH_OK) {
 			snprintf(lat, sizeof lat, "%.2f", x->p50.med / 1000);
 			if (x->res.cell[0] == BENCH_CELL_OK) {
-				snprintf(eff, sizeof eff, "%.3g", x->tput[0].med);
+				snprintf(eff, sizeof eff, "%.3g",
+				         x->tput[0].med);
 			}
 		}
 		printf("| %s | %s | %s | %s | %s | %s | %s |\n", x->row->name,

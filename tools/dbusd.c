@@ -54,7 +54,8 @@ child(int wfd, const char *listen)
 	if (null >= 0) {
 		dup2(null, 0);
 		dup2(null, 1);
-		dup2(null, 2); /* it complains about RLIMIT_NOFILE as non-root */
+		dup2(null,
+		     2); /* it complains about RLIMIT_NOFILE as non-root */
 	}
 	execlp("dbus-daemon", "dbus-daemon", "--session", "--nofork",
 	       "--nopidfile", listen, pa, (char *)NULL);
@@ -70,8 +71,9 @@ dbusd_start(struct dbusd *d, const char *sock, char *why, size_t n)
 
 	memset(d, 0, sizeof(*d));
 	if (!on_path("dbus-daemon")) {
-		snprintf(why, n, "dbus-daemon is not installed (Debian: "
-		                 "dbus-daemon)");
+		snprintf(why, n,
+		         "dbus-daemon is not installed (Debian: "
+		         "dbus-daemon)");
 		return -ENOENT;
 	}
 	if (strlen(sock) >= sizeof(d->sock)) {
@@ -108,8 +110,9 @@ dbusd_start(struct dbusd *d, const char *sock, char *why, size_t n)
 			continue;
 		}
 		if (r <= 0) {
-			snprintf(why, n, "dbus-daemon did not start within "
-			                 "%d ms",
+			snprintf(why, n,
+			         "dbus-daemon did not start within "
+			         "%d ms",
 			         READY_MS);
 			break;
 		}

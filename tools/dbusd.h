@@ -12,9 +12,9 @@
 #include <sys/types.h>
 
 struct dbusd {
-	pid_t pid;          /* the daemon; 0 when not running */
-	char sock[256];     /* its socket */
-	char address[320];  /* "unix:path=SOCK" */
+	pid_t pid;         /* the daemon; 0 when not running */
+	char sock[256];    /* its socket */
+	char address[320]; /* "unix:path=SOCK" */
 };
 
 /* Start dbus-daemon (found on PATH) listening on the socket path sock and

@@ -269,7 +269,8 @@ fmt_tput(char *buf, size_t n, double msgs_s, int k)
 	if (counts_messages(k)) {
 		fmt_count(buf, n, msgs_s);
 	} else {
-		snprintf(buf, n, "%.0f", msgs_s * (double)bench_sizes[k] / 1e6);
+		snprintf(buf, n, "%.0f",
+		         msgs_s * (double)bench_sizes[k] / 1e6);
 	}
 }
 
@@ -420,16 +421,11 @@ static const struct {
 #define RAW_TPUT_MIN 0.90 /* driver throughput at least this times raw's */
 
 static const struct ratio ratios[] = {
-        {"inproc", "shm", M_P50, 1, 1},
-        {"inproc", "shm", M_MSGS64, 0, 1},
-        {"shm", "unix", M_MSGS64, 0, 10},
-        {"shm-zc", "unix", M_MBS1M, 0, 5},
-        {"shm", "iceoryx", M_P50, 1, 1},
-        {"shm", "iceoryx", M_MSGS64, 0, 1},
-        {"shm", "zmq-ipc", M_P50, 1, 1},
-        {"shm", "zmq-ipc", M_MSGS64, 0, 1},
-        {"shm", "nng-ipc", M_P50, 1, 1},
-        {"shm", "nng-ipc", M_MSGS64, 0, 1},
+        {"inproc", "shm", M_P50, 1, 1},   {"inproc", "shm", M_MSGS64, 0, 1},
+        {"shm", "unix", M_MSGS64, 0, 10}, {"shm-zc", "unix", M_MBS1M, 0, 5},
+        {"shm", "iceoryx", M_P50, 1, 1},  {"shm", "iceoryx", M_MSGS64, 0, 1},
+        {"shm", "zmq-ipc", M_P50, 1, 1},  {"shm", "zmq-ipc", M_MSGS64, 0, 1},
+        {"shm", "nng-ipc", M_P50, 1, 1},  {"shm", "nng-ipc", M_MSGS64, 0, 1},
 };
 
 static const char *const metric_name[] = {
@@ -464,7 +460,7 @@ metric(const char *row, enum metric m, double *v, const char **why)
 	case M_MSGS64:
 	case M_MBS64K:
 	case M_MBS1M: {
-		size_t want = m == M_MSGS64    ? 64
+		size_t want = m == M_MSGS64   ? 64
 		              : m == M_MBS64K ? 64 * 1024
 		                              : 1024 * 1024;
 		for (int k = 0; k < bench_nsizes; k++) {
@@ -756,8 +752,7 @@ main(int argc, char **argv)
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "qo:lr:ths:J:C:S:", longopts,
-	                        NULL)) !=
-	       -1) {
+	                        NULL)) != -1) {
 		switch (c) {
 		case 'q':
 			quick = 1;
@@ -953,8 +948,8 @@ main(int argc, char **argv)
 	         u.sysname, u.release, u.machine,
 	         sysconf(_SC_NPROCESSORS_ONLN), cpu[0], cpu[1],
 	         touch ? ", --touch" : "");
-	struct bench_run run = {machine, plan.rounds, quick, touch,
-	                        {cpu[0], cpu[1]}};
+	struct bench_run run = {
+	        machine, plan.rounds, quick, touch, {cpu[0], cpu[1]}};
 	if ((json != NULL && write_out(json, 'j', &run) < 0) ||
 	    (csv != NULL && write_out(csv, 'c', &run) < 0) ||
 	    (svg != NULL && write_out(svg, 'S', &run) < 0)) {

@@ -43,8 +43,8 @@ one(void *arg, const struct ipc_obj *o)
 	l->n++;
 	l->stale += o->stale;
 	if (!l->gc) {
-		printf("%-8s %-6s %6u", o->scheme, o->stale ? "stale" : "alive",
-		       (unsigned)o->uid);
+		printf("%-8s %-6s %6u", o->scheme,
+		       o->stale ? "stale" : "alive", (unsigned)o->uid);
 		print_pid(o->pid[0]);
 		print_pid(o->pid[1]);
 		printf("  %s\n", o->name);
@@ -59,7 +59,8 @@ one(void *arg, const struct ipc_obj *o)
 		printf("removed %s\n", o->name);
 	} else {
 		l->failed++;
-		fprintf(stderr, "ipc-cat: %s: not removed: %s\n", o->name, why);
+		fprintf(stderr, "ipc-cat: %s: not removed: %s\n", o->name,
+		        why);
 	}
 	return 0;
 }
@@ -71,13 +72,14 @@ ipc_cat_objects(int argc, char **argv)
 	struct listing l = {0};
 
 	l.gc = strcmp(argv[1], "--gc") == 0;
-	const char *const *dirs = argc > 2 ? (const char *const *)argv + 2
-	                                   : def;
+	const char *const *dirs =
+	        argc > 2 ? (const char *const *)argv + 2 : def;
 	int ndirs = argc > 2 ? argc - 2 : 1;
 	for (int i = 0; i < ndirs; i++) {
 		if (dirs[i][0] != '/') {
-			fprintf(stderr, "ipc-cat: %s: not an absolute "
-			                "directory\n",
+			fprintf(stderr,
+			        "ipc-cat: %s: not an absolute "
+			        "directory\n",
 			        dirs[i]);
 			return 2;
 		}

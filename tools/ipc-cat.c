@@ -185,13 +185,13 @@ struct dir {
 
 struct cat {
 	int raw, once, verbose;
-	int dump;                /* -x: 'x' hex, 'a' --ascii, 0 none */
-	const char *data;        /* -d TEXT or the contents of -f PATH */
+	int dump;         /* -x: 'x' hex, 'a' --ascii, 0 none */
+	const char *data; /* -d TEXT or the contents of -f PATH */
 	size_t data_len;
-	char *file_buf;          /* -f: owned */
-	unsigned long count;     /* -n: messages to send (0: no limit) */
-	int interval_ms;         /* -i */
-	int forking;             /* -k */
+	char *file_buf;            /* -f: owned */
+	unsigned long count;       /* -n: messages to send (0: no limit) */
+	int interval_ms;           /* -i */
+	int forking;               /* -k */
 	struct timespec next_send; /* -i: not before */
 	int timeout_ms, wait_ms;
 	ipc_channel *ch[2];
@@ -698,7 +698,8 @@ dump(const struct cat *c, const struct dir *d)
 	}
 	if (fclose(out) == 0) {
 		for (size_t off = 0; off < textlen;) {
-			ssize_t w = write(STDERR_FILENO, text + off, textlen - off);
+			ssize_t w = write(STDERR_FILENO, text + off,
+			                  textlen - off);
 			if (w < 0 && errno == EINTR) {
 				continue;
 			}
@@ -888,7 +889,8 @@ read_file(struct cat *c, const char *path)
 	char *buf = malloc(cap + 1);
 	for (;;) {
 		if (buf == NULL) {
-			fprintf(stderr, "ipc-cat: -f %s: out of memory\n", path);
+			fprintf(stderr, "ipc-cat: -f %s: out of memory\n",
+			        path);
 			close(fd);
 			return -1;
 		}
@@ -1214,8 +1216,8 @@ main(int argc, char **argv)
 	struct cat c;
 	int status;
 
-	if (argc >= 2 && (strcmp(argv[1], "--list") == 0 ||
-	                  strcmp(argv[1], "--gc") == 0)) {
+	if (argc >= 2 &&
+	    (strcmp(argv[1], "--list") == 0 || strcmp(argv[1], "--gc") == 0)) {
 		return ipc_cat_objects(argc, argv);
 	}
 	memset(&c, 0, sizeof(c));

@@ -111,9 +111,9 @@ IPC_API ssize_t ipc_send(ipc_channel *ch, const void *buf, size_t len,
  * Errors: -EMSGSIZE (cap is smaller than the message; the message stays
  * queued: ipc_last_error() ends in "needs N bytes", so a caller may grow
  * its buffer to N, at most ipc_max_msg(), and call again; ipc_acquire
- * sizes its buffer itself), -EAGAIN, -ETIMEDOUT, -EPIPE (the peer closed or died and every
- * message it sent has been received), -EPROTO (the peer sent a malformed
- * frame or corrupted shared memory; the channel is failed), -EINVAL.
+ * sizes its buffer itself), -EAGAIN, -ETIMEDOUT, -EPIPE (the peer closed or
+ * died and every message it sent has been received), -EPROTO (the peer sent a
+ * malformed frame or corrupted shared memory; the channel is failed), -EINVAL.
  */
 IPC_API ssize_t ipc_recv(ipc_channel *ch, void *buf, size_t cap, int flags);
 
@@ -175,7 +175,8 @@ typedef struct ipc_pollitem {
  * IPC_POLLHUP and IPC_POLLERR are reported whether asked for or not.
  * timeout_ms: -1 forever, 0 do not wait.
  * Returns the number of ready items, 0 on timeout, or -EINVAL (an item
- * names both a channel and a listener), -ENOMEM.  Interruptions are retried with the deadline kept.
+ * names both a channel and a listener), -ENOMEM.  Interruptions are retried
+ * with the deadline kept.
  */
 IPC_API int ipc_poll(ipc_pollitem *items, size_t n, int timeout_ms);
 

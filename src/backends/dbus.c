@@ -53,12 +53,12 @@
 #define ERR_LIMIT "org.libipc.Error.LimitsExceeded"
 #define ERR_SIZE  "org.libipc.Error.TooLarge"
 
-#define DEF_MAXMSG (4u << 20)  /* dbus-daemon moves ~5 MB/s of one message */
-#define MAX_MAXMSG (64u << 20) /* D-Bus arrays are at most 2^26 bytes */
-#define DEF_WINDOW 64          /* the system bus allows 128 pending replies */
-#define WIN_BYTES  (8u << 20)  /* bytes in flight, at least one message */
-#define RX_MAXMSGS 1100        /* > the largest window, for hostile peers */
-#define PUMP_MAX   4096        /* sd_bus_process rounds per call */
+#define DEF_MAXMSG    (4u << 20) /* dbus-daemon moves ~5 MB/s of one message */
+#define MAX_MAXMSG    (64u << 20) /* D-Bus arrays are at most 2^26 bytes */
+#define DEF_WINDOW    64 /* the system bus allows 128 pending replies */
+#define WIN_BYTES     (8u << 20) /* bytes in flight, at least one message */
+#define RX_MAXMSGS    1100       /* > the largest window, for hostile peers */
+#define PUMP_MAX      4096       /* sd_bus_process rounds per call */
 #define CLOSE_SYNC_US (10u * 1000000u) /* close's wait for the daemon */
 
 static const struct ipc_optspec dbus_opts[] = {
@@ -110,8 +110,7 @@ struct call_ctx {
 
 /* ---------------------------------------------------------- helpers -- */
 
-static void
-set_why(struct dbus_ch *p, const char *fmt, ...)
+static void set_why(struct dbus_ch *p, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
 static void
@@ -204,7 +203,8 @@ on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *e)
 		return 0; /* malformed: not from the bus driver */
 	}
 	if (p->peer != NULL && strcmp(name, p->peer) == 0 && new[0] == '\0') {
-		set_why(p, "the peer closed the channel or exited (%s left "
+		set_why(p,
+		        "the peer closed the channel or exited (%s left "
 		        "the bus)",
 		        p->peer);
 		p->gone = 1;
@@ -220,7 +220,8 @@ on_has_owner(sd_bus_message *m, void *userdata, sd_bus_error *e)
 
 	if (sd_bus_message_is_method_error(m, NULL) ||
 	    sd_bus_message_read(m, "b", &has) < 0 || !has) {
-		set_why(p, "the peer closed the channel or exited (%s left "
+		set_why(p,
+		        "the peer closed the channel or exited (%s left "
 		        "the bus)",
 		        p->peer);
 		p->gone = 1;
@@ -368,8 +369,8 @@ method_send(sd_bus_message *m, void *userdata, sd_bus_error *e)
 	}
 	if (len > p->rx_max_bytes) {
 		return sd_bus_reply_method_errorf(
-		        m, ERR_SIZE, "%zu bytes exceed this channel's %zu", len,
-		        p->rx_max_bytes);
+		        m, ERR_SIZE, "%zu bytes exceed this channel's %zu",
+		        len, p->rx_max_bytes);
 	}
 	if (p->rx_count >= RX_MAXMSGS ||
 	    (p->rx_count > 0 && p->rx_bytes + len > 8 * p->rx_max_bytes)) {
@@ -396,8 +397,7 @@ static const sd_bus_vtable channel_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD("Send", "ay", "", method_send,
                       SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD("Open", "", "", method_open,
-                      SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Open", "", "", method_open, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 
@@ -414,7 +414,8 @@ on_send_reply(sd_bus_message *m, void *userdata, sd_bus_error *e)
 	c->len = 0;
 	/* NoReply is a timeout of the bus, not a refusal: the message may
 	 * well have been taken, so it only opens the window. */
-	if (err != NULL && !sd_bus_error_has_name(err, SD_BUS_ERROR_NO_REPLY)) {
+	if (err != NULL &&
+	    !sd_bus_error_has_name(err, SD_BUS_ERROR_NO_REPLY)) {
 		if (!p->gone) {
 			set_why(p, "peer %s answered Send with %s: %s",
 			        p->peer, err->name,
@@ -805,8 +806,7 @@ dbus_close(ipc_channel *ch)
 /* ---------------------------------------------------------- waiting -- */
 
 static int
-dbus_pollfds(ipc_channel *ch, short events, struct pollfd *pfd,
-             int *retry_ms)
+dbus_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 {
 	struct dbus_ch *p = ipc__priv(ch);
 	int n = 0;

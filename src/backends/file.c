@@ -81,9 +81,9 @@ struct fl_chan {
 	size_t max_msg;
 	int sync;
 	uint64_t sync_ns, last_sync;
-	int ino;   /* inotify on the directory, made on demand */
-	int efd;   /* ipc_fd(): kept readable while records wait */
-	int epfd;  /* ipc_fd() */
+	int ino;            /* inotify on the directory, made on demand */
+	int efd;            /* ipc_fd(): kept readable while records wait */
+	int epfd;           /* ipc_fd() */
 	unsigned char *buf; /* one record */
 	size_t buf_cap;
 };
@@ -143,8 +143,8 @@ check_fd(const struct fl_chan *s, int fd, const char *name)
 	}
 	if (st.st_uid != geteuid() && st.st_uid != 0) {
 		return ipc__err(-EACCES, s->uri,
-		                "%s belongs to uid %u, not to us or root", name,
-		                (unsigned)st.st_uid);
+		                "%s belongs to uid %u, not to us or root",
+		                name, (unsigned)st.st_uid);
 	}
 	if ((st.st_mode & 0077 & ~s->mode) != 0) {
 		return ipc__err(-EACCES, s->uri,
@@ -330,8 +330,7 @@ pos_read(struct fl_chan *s, struct fl_dir *d, int fd)
 	int best = -1;
 	for (int i = 0; i < 2; i++) {
 		if (sl[i].crc == ipc__crc32c(0, &sl[i], 28) &&
-		    sl[i].seq != 0 &&
-		    (best < 0 || sl[i].gen > sl[best].gen)) {
+		    sl[i].seq != 0 && (best < 0 || sl[i].gen > sl[best].gen)) {
 			best = i;
 		}
 	}
@@ -474,19 +473,18 @@ fl_send(ipc_channel *ch, const void *buf, size_t len)
 			return r;
 		}
 	}
-	struct rec_hdr h = {.magic = REC_MAGIC,
-	                    .len = (uint32_t)len,
-	                    .seq = d->next_seq};
+	struct rec_hdr h = {
+	        .magic = REC_MAGIC, .len = (uint32_t)len, .seq = d->next_seq};
 	h.crc = rec_crc(&h, buf);
 	char nl = '\n';
-	struct iovec iov[3] = {{&h, REC_HDR},
-	                       {(void *)buf, len},
-	                       {&nl, REC_TRAILER}};
+	struct iovec iov[3] = {
+	        {&h, REC_HDR}, {(void *)buf, len}, {&nl, REC_TRAILER}};
 	ssize_t n = pwritev(d->fd, iov, 3, (off_t)d->off);
 	if (n != (ssize_t)size) {
 		int e = n < 0 ? errno : ENOSPC;
 		if (ftruncate(d->fd, (off_t)d->off) < 0) {
-			/* the reader skips a bad tail; the next open cuts it */
+			/* the reader skips a bad tail; the next open cuts it
+			 */
 		}
 		return ipc__errno(-e, ch->uri, "appending a record");
 	}
@@ -734,8 +732,7 @@ fl_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 	}
 	if (events & IPC_POLLOUT) {
 		char name[300];
-		snprintf(name, sizeof(name), "%s.%s.pos", s->base,
-		         s->tx.name);
+		snprintf(name, sizeof(name), "%s.%s.pos", s->base, s->tx.name);
 		if (s->tx.arrived || exists(s, name)) {
 			r |= IPC_POLLOUT;
 		}
@@ -887,10 +884,11 @@ fl_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 		/* Side b needs side a to have made the channel. */
 		snprintf(name, sizeof(name), "%s.b2a.pos", s->base);
 		if (!exists(s, name)) {
-			r = ipc__err(-ENOENT, u->text,
-			             "no channel at %s (open it with IPC_CREATE "
-			             "first)",
-			             u->fspath);
+			r = ipc__err(
+			        -ENOENT, u->text,
+			        "no channel at %s (open it with IPC_CREATE "
+			        "first)",
+			        u->fspath);
 			goto fail;
 		}
 	}

@@ -81,9 +81,9 @@ inp_kick(struct ipc_rchan *c, int peer, enum ipc_ring_role role)
 	struct inp_end *e = (struct inp_end *)c;
 	int side = peer ? 1 - e->side : e->side;
 	uint64_t one = 1;
-	ssize_t n = write(e->pair->efd[2 * side +
-	                               (role == IPC_RING_CONSUMER ? 0 : 1)],
-	                  &one, sizeof(one));
+	ssize_t n = write(
+	        e->pair->efd[2 * side + (role == IPC_RING_CONSUMER ? 0 : 1)],
+	        &one, sizeof(one));
 	(void)n; /* EAGAIN: the counter is already non-zero */
 }
 
@@ -325,12 +325,13 @@ inp_attach(ipc_channel *ch, const struct ipc_uri *u)
 			struct inp_pair q = {0};
 			pair_sizes(&q, u);
 			if (q.ring_size != p->ring_size) {
-				err = ipc__err(-EINVAL, u->text,
-				               "capacity=%llu differs from the "
-				               "creator's %zu (options are set "
-				               "by IPC_CREATE)",
-				               ipc__opt_num(u, "capacity", 0),
-				               p->ring_size);
+				err = ipc__err(
+				        -EINVAL, u->text,
+				        "capacity=%llu differs from the "
+				        "creator's %zu (options are set "
+				        "by IPC_CREATE)",
+				        ipc__opt_num(u, "capacity", 0),
+				        p->ring_size);
 			}
 		}
 		if (err == 0) {

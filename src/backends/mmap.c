@@ -423,10 +423,9 @@ mm_wait(ipc_channel *ch, short events, const struct timespec *deadline)
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += 1;
-		if (deadline != NULL &&
-		    (deadline->tv_sec < ts.tv_sec ||
-		     (deadline->tv_sec == ts.tv_sec &&
-		      deadline->tv_nsec < ts.tv_nsec))) {
+		if (deadline != NULL && (deadline->tv_sec < ts.tv_sec ||
+		                         (deadline->tv_sec == ts.tv_sec &&
+		                          deadline->tv_nsec < ts.tv_nsec))) {
 			ts = *deadline;
 		}
 		long rc = syscall(SYS_futex, w, FUTEX_WAIT_BITSET, 0, &ts,
@@ -513,8 +512,8 @@ bind_dgram(struct mm_chan *s, int k, const char *uri)
 	if (fd < 0) {
 		return ipc__errno(-errno, uri, "socket");
 	}
-	if (bind(fd, (const struct sockaddr *)&s->addr[s->side][k],
-	         s->alen) < 0) {
+	if (bind(fd, (const struct sockaddr *)&s->addr[s->side][k], s->alen) <
+	    0) {
 		int e = errno;
 		close(fd);
 		return ipc__errno(-e, uri,
@@ -618,8 +617,8 @@ read_header(int fd, off_t fsize, size_t *ring_size, const char *uri)
 	if (n < 0) {
 		return ipc__errno(-errno, uri, "reading the header");
 	}
-	size_t cmp = (size_t)n < sizeof(mm_magic) ? (size_t)n
-	                                          : sizeof(mm_magic);
+	size_t cmp =
+	        (size_t)n < sizeof(mm_magic) ? (size_t)n : sizeof(mm_magic);
 	if (memcmp(h.magic, mm_magic, cmp) != 0) {
 		return ipc__err(-EPROTO, uri,
 		                "not a libipc mmap ring (no \"libipcMM\" "
@@ -636,10 +635,11 @@ read_header(int fd, off_t fsize, size_t *ring_size, const char *uri)
 	}
 	if (h.hdr_size != MM_HDR || !ipc_ring_size_ok(h.ring_size) ||
 	    h.file_size != file_len_for((size_t)h.ring_size)) {
-		return ipc__err(-EPROTO, uri,
-		                "corrupt header (header %u bytes, ring %" PRIu64
-		                ", file %" PRIu64 ")",
-		                h.hdr_size, h.ring_size, h.file_size);
+		return ipc__err(
+		        -EPROTO, uri,
+		        "corrupt header (header %u bytes, ring %" PRIu64
+		        ", file %" PRIu64 ")",
+		        h.hdr_size, h.ring_size, h.file_size);
 	}
 	*ring_size = (size_t)h.ring_size;
 	return 0;
@@ -685,9 +685,10 @@ prepare(struct mm_chan *s, const struct ipc_uri *u, int flags,
 	}
 	if (r == -ENODATA) {
 		if (!(flags & IPC_CREATE) && st.st_size == 0) {
-			return ipc__err(-ENOENT, u->text,
-			                "the file is empty: nobody created the "
-			                "channel yet");
+			return ipc__err(
+			        -ENOENT, u->text,
+			        "the file is empty: nobody created the "
+			        "channel yet");
 		}
 		if (!alone) {
 			return ipc__err(-EPROTO, u->text,
@@ -723,11 +724,12 @@ prepare(struct mm_chan *s, const struct ipc_uri *u, int flags,
 		}
 		if (ftruncate(s->fd, (off_t)len) < 0) {
 			return ipc__errno(-errno, u->text,
-			                  "extending the cut file to %zu", len);
+			                  "extending the cut file to %zu",
+			                  len);
 		}
 	}
-	unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
-	                        s->fd, 0);
+	unsigned char *m =
+	        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
 	if (m == MAP_FAILED) {
 		return ipc__errno(-errno, u->text, "mmap of %zu bytes", len);
 	}

@@ -79,7 +79,7 @@ struct mq_chan {
 	struct ipc_frag_rx fr;
 	int reof; /* the peer closed and everything was delivered */
 	enum ipc_peer_end rdied; /* ... without a close record */
-	int rerr; /* sticky error */
+	int rerr;                /* sticky error */
 
 	/* send side, under tx_mu */
 	pthread_mutex_t tx_mu;
@@ -224,8 +224,7 @@ peer_gone_(struct mq_chan *m, int thorough)
 
 /* ------------------------------------------------------------ receive -- */
 
-static int send_ctl(struct mq_chan *m, enum ipc_frag_kind kind,
-                    uint32_t arg);
+static int send_ctl(struct mq_chan *m, enum ipc_frag_kind kind, uint32_t arg);
 
 /* The creator: may the opener whose hello names pid be our peer?  A queue
  * does not say who sent: the pid is the opener's word, checked to be a
@@ -771,10 +770,10 @@ mq_drv_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	if (r < 0) {
 		goto fail;
 	}
-	snprintf(m->rx_name, sizeof(m->rx_name), IPC_MQ_PREFIX "%s.%d", u->name,
-	         m->creator ? 1 : 0);
-	snprintf(m->tx_name, sizeof(m->tx_name), IPC_MQ_PREFIX "%s.%d", u->name,
-	         m->creator ? 0 : 1);
+	snprintf(m->rx_name, sizeof(m->rx_name), IPC_MQ_PREFIX "%s.%d",
+	         u->name, m->creator ? 1 : 0);
+	snprintf(m->tx_name, sizeof(m->tx_name), IPC_MQ_PREFIX "%s.%d",
+	         u->name, m->creator ? 0 : 1);
 	m->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (m->epfd < 0) {
 		r = ipc__errno(-errno, m->uri, "epoll_create1");
@@ -1047,10 +1046,11 @@ mq_drv_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
 	if (atomic_load(&m->peer) != PEER_NONE) {
 		c = m->cred;
 		if (!c.known) {
-			return ipc__err(-ESRCH, ch->uri,
-			                "ipc_peer_cred: the peer (pid %ld) was "
-			                "gone before it could be identified",
-			                (long)c.pid);
+			return ipc__err(
+			        -ESRCH, ch->uri,
+			        "ipc_peer_cred: the peer (pid %ld) was "
+			        "gone before it could be identified",
+			        (long)c.pid);
 		}
 	}
 	return ipc__cred_out(&c, ch->uri, pid, uid, gid);

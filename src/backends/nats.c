@@ -76,7 +76,7 @@ struct nats_ch {
 	const char *uri;
 
 	/* receive side */
-	struct ipc_nats_rxq rq; /* in order; rq.next: the next Ipc-Seq */
+	struct ipc_nats_rxq rq;    /* in order; rq.next: the next Ipc-Seq */
 	_Atomic uint64_t rx_taken; /* Ipc-Seq after the last one taken */
 	uint64_t rx_credited;      /* rx_taken last told to the peer */
 
@@ -166,9 +166,9 @@ tx_ready(struct nats_ch *p)
 	if (!p->peer_here) {
 		return 0;
 	}
-	return !p->use_js || (p->tx_next - p->tx_base < p->window &&
-	                      p->tx_next - atomic_load(&p->peer_taken) <
-	                              p->window);
+	return !p->use_js ||
+	       (p->tx_next - p->tx_base < p->window &&
+	        p->tx_next - atomic_load(&p->peer_taken) < p->window);
 }
 
 /* Under mu. */
@@ -233,7 +233,8 @@ on_data(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 	} else {
 		/* From a NATS client that is not libipc (no Ipc-Seq): as
 		 * it comes. */
-		int has = from != NULL && ipc__nats_hdr_u64(m, "Ipc-Seq", &seq);
+		int has =
+		        from != NULL && ipc__nats_hdr_u64(m, "Ipc-Seq", &seq);
 		keep = ipc__nats_rxq_put(&p->rq, m, has, seq, p->use_js) == 1;
 	}
 	if (!keep) {
@@ -269,7 +270,8 @@ on_ack(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 			e->acked = 1;
 		} else if (!e->acked) {
 			/* refused: the stream is full (the peer has not read
-			 * window= messages yet), or it has no leader just now */
+			 * window= messages yet), or it has no leader just now
+			 */
 			e->due = now_ms() + 100;
 		}
 		while (p->tx_base < p->tx_next &&
@@ -310,7 +312,8 @@ on_hb(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 		sync_efd(p);
 		pthread_mutex_unlock(&p->mu);
 	}
-	if (strcmp(op, "close") == 0 && ipc__nats_hdr_u64(m, "Ipc-Sent", &sent)) {
+	if (strcmp(op, "close") == 0 &&
+	    ipc__nats_hdr_u64(m, "Ipc-Sent", &sent)) {
 		pthread_mutex_lock(&p->mu);
 		if (!p->peer_closed) {
 			p->peer_closed = 1;
@@ -332,7 +335,8 @@ on_echo(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 	uint64_t t;
 
 	if (from != NULL && strcmp(from, p->id) == 0 &&
-	    ipc__nats_hdr_u64(m, "Ipc-T", &t) && (int64_t)t > atomic_load(&p->echo_pub)) {
+	    ipc__nats_hdr_u64(m, "Ipc-T", &t) &&
+	    (int64_t)t > atomic_load(&p->echo_pub)) {
 		atomic_store(&p->echo_pub, (int64_t)t);
 	}
 	natsMsg_Destroy(m);
@@ -602,7 +606,8 @@ teardown(struct nats_ch *p)
 static int
 names(struct nats_ch *p, const char *subject)
 {
-	const char *me = p->creator ? "c" : "o", *them = p->creator ? "o" : "c";
+	const char *me = p->creator ? "c" : "o",
+	           *them = p->creator ? "o" : "c";
 	natsInbox *inbox = NULL;
 
 	if (asprintf(&p->s_tx, "%s.%s2%s", subject, me, them) < 0 ||
@@ -641,14 +646,14 @@ nats_open2(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	int r;
 
 	if (u->path == NULL || !ipc__nats_subject_ok(subject)) {
-		return ipc__err(-EINVAL, u->text,
-		                "SUBJECT: want tokens of [A-Za-z0-9_-] joined "
-		                "by '.', at most 200 bytes, after the servers");
+		return ipc__err(
+		        -EINVAL, u->text,
+		        "SUBJECT: want tokens of [A-Za-z0-9_-] joined "
+		        "by '.', at most 200 bytes, after the servers");
 	}
 	if (p->dead_ms <= p->hb_ms) {
-		return ipc__err(-EINVAL, u->text,
-		                "dead=%d must exceed hb=%d", p->dead_ms,
-		                p->hb_ms);
+		return ipc__err(-EINVAL, u->text, "dead=%d must exceed hb=%d",
+		                p->dead_ms, p->hb_ms);
 	}
 	if (ipc__opt_isset(u, "password") && !ipc__opt_isset(u, "user")) {
 		return ipc__err(-EINVAL, u->text, "password: without user=");
@@ -656,9 +661,10 @@ nats_open2(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	if (!p->use_js &&
 	    (ipc__opt_isset(u, "replicas") || ipc__opt_isset(u, "storage") ||
 	     ipc__opt_isset(u, "ackwait") || ipc__opt_isset(u, "maxage"))) {
-		return ipc__err(-EINVAL, u->text,
-		                "replicas, storage, ackwait, maxage: JetStream "
-		                "options, but js=0");
+		return ipc__err(
+		        -EINVAL, u->text,
+		        "replicas, storage, ackwait, maxage: JetStream "
+		        "options, but js=0");
 	}
 	if (names(p, subject) < 0) {
 		return ipc__err(-ENOMEM, u->text, "out of memory");
@@ -702,8 +708,8 @@ nats_open2(ipc_channel *ch, const struct ipc_uri *u, int flags)
 		r = subscribe(p, &p->sub_echo, p->s_hbtx, on_echo);
 	}
 	if (r == 0) {
-		r = subscribe(p, &p->sub_data, p->use_js ? p->deliver : p->s_rx,
-		              on_data);
+		r = subscribe(p, &p->sub_data,
+		              p->use_js ? p->deliver : p->s_rx, on_data);
 	}
 	if (r < 0) {
 		return r;
@@ -724,9 +730,10 @@ nats_open2(ipc_channel *ch, const struct ipc_uri *u, int flags)
 			}
 		}
 		r = subscribe(p, &p->sub_hello, p->s_hello, on_hello);
-		if (r == 0 &&
-		    natsConnection_FlushTimeout(p->nc, p->optimeout) != NATS_OK) {
-			r = ipc__err(-ETIMEDOUT, u->text, "flush to the server");
+		if (r == 0 && natsConnection_FlushTimeout(
+		                      p->nc, p->optimeout) != NATS_OK) {
+			r = ipc__err(-ETIMEDOUT, u->text,
+			             "flush to the server");
 		}
 	} else {
 		r = hello(p, u, "hello");
@@ -821,9 +828,9 @@ static ssize_t
 peer_end(struct nats_ch *p, const char *what)
 {
 	if (p->fail < 0) {
-		return ipc__err(p->fail, p->uri,
-		                "%s: the connection to the NATS servers closed",
-		                what);
+		return ipc__err(
+		        p->fail, p->uri,
+		        "%s: the connection to the NATS servers closed", what);
 	}
 	if (p->peer_closed) {
 		return ipc__err_peer(p->uri, what, IPC_PEER_CLOSED);
@@ -972,7 +979,8 @@ taken(struct nats_ch *p, natsMsg *m)
 	    seq >= atomic_load(&p->rx_taken)) {
 		atomic_store(&p->rx_taken, seq + 1);
 	}
-	if (atomic_load(&p->rx_taken) - p->rx_credited >= (p->window + 3) / 4) {
+	if (atomic_load(&p->rx_taken) - p->rx_credited >=
+	    (p->window + 3) / 4) {
 		p->rx_credited = atomic_load(&p->rx_taken);
 		publish_ctl(p, "credit", 0);
 	}
@@ -1007,8 +1015,9 @@ feed_frag(struct nats_ch *p, natsMsg *m, const char *fr)
 
 	if (!parse_frag(fr, &off, &total) || total > p->max_msg ||
 	    off >= total || n > total - off || n == 0) {
-		return ipc__err(-EPROTO, p->uri, "bad fragment header "
-		                                 "Ipc-Frag: %.40s (%zu bytes)",
+		return ipc__err(-EPROTO, p->uri,
+		                "bad fragment header "
+		                "Ipc-Frag: %.40s (%zu bytes)",
 		                fr ? fr : "", n);
 	}
 	if (p->rcap < n + IPC_FRAG_HDR) {
@@ -1162,9 +1171,8 @@ nats_close(ipc_channel *ch)
 	struct nats_ch *p = ipc__priv(ch);
 	int last, ret = 0;
 
-	int t = ch->timeout_ms >= 0 && ch->timeout_ms < 10000
-	                ? ch->timeout_ms
-	                : 10000;
+	int t = ch->timeout_ms >= 0 && ch->timeout_ms < 10000 ? ch->timeout_ms
+	                                                      : 10000;
 	/* The rest of a detached fragmented message, as the window lets. */
 	int64_t fend = now_ms() + t;
 	pthread_mutex_lock(&p->mu);

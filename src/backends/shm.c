@@ -15,10 +15,10 @@
  *
  * The socket stays open for the life of the channel and carries nothing
  * after the hello: its hang-up is the peer's death.  A side blocked in the
- * futex sleeps in slices of IPC_RCHAN_SLICE_MS and looks at the socket between them,
- * and poll watches it, so a dead peer is reported as -EPIPE / IPC_POLLHUP
- * within a slice.  A clean close sets the rings' close flags (and wakes a
- * sleeper), which is seen at once and costs nothing per message.
+ * futex sleeps in slices of IPC_RCHAN_SLICE_MS and looks at the socket between
+ * them, and poll watches it, so a dead peer is reported as -EPIPE /
+ * IPC_POLLHUP within a slice.  A clean close sets the rings' close flags (and
+ * wakes a sleeper), which is seen at once and costs nothing per message.
  *
  * Fork.  Each end counts the processes holding it (holders[] in the
  * segment, raised for every open channel in a pthread_atfork child
@@ -61,7 +61,7 @@
 
 #define SHM_DEFAULT_SIZE    (4u << 20) /* carries 1 MiB messages, 3 in flight */
 #define SHM_DEFAULT_SPIN_US 50u        /* longer than a futex wake-up */
-#define SEG_HDR             4096u                 /* segment header page */
+#define SEG_HDR             4096u      /* segment header page */
 #define SEG_MAGIC           0x31676573636d6873ull /* "shmcseg1" */
 #define NFDS                5 /* memfd, then data/room eventfds of end 0, then of end 1 */
 
@@ -73,7 +73,6 @@ struct shm_seg {
 	uint64_t seg_len;
 	_Atomic uint32_t holders[2]; /* processes holding each end */
 };
-
 
 enum { ST_WAIT_PEER, ST_READY, ST_FAILED };
 
@@ -355,11 +354,12 @@ map_segment(struct shm_chan *s, int memfd, size_t ring_size, int end)
 	/* Our copy of the size decides the layout, not the header. */
 	size_t stride = page_round(ipc_ring_region_size(ring_size));
 	unsigned char *base = (unsigned char *)m + SEG_HDR;
-	int r = ipc_ring_attach(&s->rc.tx, base + (size_t)end * stride, ring_size,
-	                        IPC_RING_PRODUCER, &ipc__rchan_ring_ops,
-	                        &s->rc);
+	int r = ipc_ring_attach(&s->rc.tx, base + (size_t)end * stride,
+	                        ring_size, IPC_RING_PRODUCER,
+	                        &ipc__rchan_ring_ops, &s->rc);
 	if (r == 0) {
-		r = ipc_ring_attach(&s->rc.rx, base + (size_t)(1 - end) * stride,
+		r = ipc_ring_attach(&s->rc.rx,
+		                    base + (size_t)(1 - end) * stride,
 		                    ring_size, IPC_RING_CONSUMER,
 		                    &ipc__rchan_ring_ops, &s->rc);
 	}
@@ -478,7 +478,8 @@ recv_hello(struct shm_chan *s, int conn)
 		if (n == -EAGAIN || n == -EWOULDBLOCK || n == -EINTR) {
 			return -EAGAIN;
 		}
-		return ipc__errno((int)-EPIPE, s->rc.uri, "a client went away");
+		return ipc__errno((int)-EPIPE, s->rc.uri,
+		                  "a client went away");
 	}
 	if (n == 0) {
 		return ipc__err(-EPIPE, s->rc.uri,
@@ -605,7 +606,8 @@ acc_serve(struct acceptor *a, struct shm_chan *s, int epfd)
 			}
 			return ipc__errno(-errno, s->rc.uri, "accept");
 		}
-		int r = ipc__shm_peer_allowed(conn, s->mode, &s->trust, 1, s->rc.uri);
+		int r = ipc__shm_peer_allowed(conn, s->mode, &s->trust, 1,
+		                              s->rc.uri);
 		if (r == 0) {
 			r = recv_hello(s, conn);
 		}
@@ -641,7 +643,8 @@ connect_slow(ipc_channel *ch, struct shm_chan *s)
 		goto out;
 	}
 	if (st == ST_FAILED) {
-		r = ipc__err(s->failed, s->rc.uri, "the channel failed earlier");
+		r = ipc__err(s->failed, s->rc.uri,
+		             "the channel failed earlier");
 		goto out;
 	}
 	r = acc_serve(&s->acc, s, s->rc.epfd);
@@ -682,7 +685,6 @@ ensure_ready(ipc_channel *ch, struct shm_chan *s)
 	}
 	return connect_slow(ch, s);
 }
-
 
 /* Look at the socket without waiting: has the peer gone?  Nothing but
  * the hello is ever sent on it, so readable means gone (a server that
@@ -943,7 +945,9 @@ shm_open_chan(ipc_channel *ch, const struct ipc_uri *u, int flags)
 		uint64_t spin;
 		unsigned mode;
 		int r = parse_opts(u, flags, &size, &size_set, &spin, &mode);
-		return r < 0 ? r : ipc__fan_open(ch, fan(ch), u, flags, spin, mode);
+		return r < 0 ? r
+		             : ipc__fan_open(ch, fan(ch), u, flags, spin,
+		                             mode);
 	}
 	chan_init(s, ch->uri);
 	int r = parse_opts(u, flags, &s->rc.ring_size, &s->size_set,
@@ -971,7 +975,8 @@ shm_open_chan(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	if (r < 0) {
 		goto fail;
 	}
-	r = ipc__shm_peer_allowed(s->rc.live_fd, s->mode, &s->trust, 0, u->text);
+	r = ipc__shm_peer_allowed(s->rc.live_fd, s->mode, &s->trust, 0,
+	                          u->text);
 	if (r < 0) {
 		goto fail;
 	}
@@ -1158,14 +1163,16 @@ static int
 shm_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
 {
 	if (ch->role) {
-		return ipc__err(-EOPNOTSUPP, ch->uri, "peer_cred: a publish/subscribe end has many peers");
+		return ipc__err(
+		        -EOPNOTSUPP, ch->uri,
+		        "peer_cred: a publish/subscribe end has many peers");
 	}
 	const struct shm_chan *s = ipc__cpriv(ch);
 	int ready = atomic_load(&s->state) != ST_WAIT_PEER;
 
 	/* The rendezvous socket stays for the channel's life. */
-	return ipc__sock_peer_cred(ready ? s->rc.live_fd : -1, ch->uri, pid, uid,
-	                           gid);
+	return ipc__sock_peer_cred(ready ? s->rc.live_fd : -1, ch->uri, pid,
+	                           uid, gid);
 }
 
 const struct ipc_driver ipc_driver_shm = {

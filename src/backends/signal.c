@@ -68,9 +68,9 @@
 #define MAXMSG_DEFAULT       ((size_t)1 << 20)
 #define MAXMSG_MAX           ((size_t)16 << 20)
 #define WORD                 IPC_SW_WORD
-#define BATCH                32 /* signalfd records per read */
-#define LIVE_RETRY           200 /* ms: liveness polling without pidfd */
-#define CLOSE_WAIT_MS        1000 /* a close's flush without a timeout */
+#define BATCH                32    /* signalfd records per read */
+#define LIVE_RETRY           200   /* ms: liveness polling without pidfd */
+#define CLOSE_WAIT_MS        1000  /* a close's flush without a timeout */
 #define SPIN_NS              50000 /* reading on while a chunk arrives */
 
 enum { PEER_NONE, PEER_UP, PEER_GONE };
@@ -81,16 +81,16 @@ struct sg_chan {
 	int signo;
 	pid_t self, owner;
 	uid_t uid;
-	unsigned window;   /* what we let the peer have queued */
+	unsigned window; /* what we let the peer have queued */
 	size_t max_msg;
-	int sfd, epfd;     /* signalfd; ipc_fd(): sfd, rxev, pidfd */
-	int rxev, txev;    /* eventfds: whole message queued; credit came */
+	int sfd, epfd;  /* signalfd; ipc_fd(): sfd, rxev, pidfd */
+	int rxev, txev; /* eventfds: whole message queued; credit came */
 
 	_Atomic int peer_state;
 	_Atomic pid_t peer;
 	int pidfd;             /* set before PEER_UP */
 	struct ipc_cred cred;  /* the peer's ids; set before PEER_UP */
-	_Atomic int credit; /* signals we may still send */
+	_Atomic int credit;    /* signals we may still send */
 	_Atomic unsigned owed; /* counted signals to return to the peer */
 	_Atomic unsigned long long returned_total; /* ... and returned */
 	_Atomic int refused;
@@ -108,7 +108,8 @@ struct sg_chan {
 	/* send side, under tx_mu */
 	pthread_mutex_t tx_mu;
 	unsigned tseq;
-	uint64_t pend[IPC_SW_CHUNK_MAX + 1]; /* a chunk the kernel took only part of */
+	uint64_t pend[IPC_SW_CHUNK_MAX +
+	              1]; /* a chunk the kernel took only part of */
 	unsigned pend_n, pend_i;
 	_Atomic int tx_stuck; /* pend_n > 0, for readers without tx_mu */
 	struct ipc_frag_tx ft;
@@ -317,9 +318,9 @@ push(struct sg_chan *s)
 		        t->detached ? t->copy + (t->off - t->coff)
 		                    : t->src + t->off;
 		size_t bytes = n * WORD < left ? n * WORD : left;
-		s->pend[0] = ipc__sw_hdr(t->off == 0 ? IPC_SW_DATA : IPC_SW_MORE,
-		                         (unsigned)n,
-		                 s->tseq++, (uint32_t)t->len);
+		s->pend[0] =
+		        ipc__sw_hdr(t->off == 0 ? IPC_SW_DATA : IPC_SW_MORE,
+		                    (unsigned)n, s->tseq++, (uint32_t)t->len);
 		for (size_t i = 0; i < n; i++) {
 			uint64_t w = 0;
 			size_t k = bytes - i * WORD < WORD ? bytes - i * WORD
@@ -484,8 +485,8 @@ on_signal(struct sg_chan *s, const struct signalfd_siginfo *si)
 	if ((o.credit > 0 || o.close) && atomic_load(&s->tx_waiting)) {
 		ev_set(s->txev);
 	}
-	if (s->rx.consumed > atomic_load(&s->returned_total) + s->window +
-	                             INIT_CREDIT) {
+	if (s->rx.consumed >
+	    atomic_load(&s->returned_total) + s->window + INIT_CREDIT) {
 		/* More queued at once than the window allows. */
 		return proto(s, "more signals than the window allows");
 	}
@@ -638,8 +639,8 @@ sg_connect(struct sg_chan *s, pid_t pid)
 		                "signal %d (%s)",
 		                (int)pid, s->signo,
 		                r == 0 && tid == 0 ? "it has a handler for it"
-		                : r == 0           ? "a thread does not block it"
-		                                   : "it is gone");
+		                : r == 0 ? "a thread does not block it"
+		                         : "it is gone");
 	}
 	atomic_store(&s->credit, INIT_CREDIT);
 	peer_up(s, pid, fd);
@@ -677,16 +678,18 @@ sg_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	s->self = s->owner = getpid();
 	if (flags & IPC_CREATE) {
 		if (pid != 0 && pid != s->self) {
-			return ipc__err(-EINVAL, u->text,
-			                "IPC_CREATE makes an end in this process: "
-			                "write signal:// (or signal://%d)",
-			                (int)s->self);
+			return ipc__err(
+			        -EINVAL, u->text,
+			        "IPC_CREATE makes an end in this process: "
+			        "write signal:// (or signal://%d)",
+			        (int)s->self);
 		}
 		s->creator = 1;
 	} else if (pid == 0) {
-		return ipc__err(-EINVAL, u->text,
-		                "signal:// without IPC_CREATE needs the PID of "
-		                "the process to talk to: signal://PID");
+		return ipc__err(
+		        -EINVAL, u->text,
+		        "signal:// without IPC_CREATE needs the PID of "
+		        "the process to talk to: signal://PID");
 	} else if (pid == s->self) {
 		return ipc__err(-ECONNREFUSED, u->text,
 		                "signal://%d is this process: a channel joins "
@@ -694,9 +697,9 @@ sg_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 		                (int)pid);
 	}
 	s->uri = ch->uri;
-	s->signo = (int)ipc__opt_num(u, "signo",
-	                             (unsigned long long)(SIGRTMAX -
-	                                                  SIG_DEFAULT_FROM_MAX));
+	s->signo = (int)ipc__opt_num(
+	        u, "signo",
+	        (unsigned long long)(SIGRTMAX - SIG_DEFAULT_FROM_MAX));
 	if (s->signo < SIGRTMIN || s->signo > SIGRTMAX) {
 		return ipc__err(-EINVAL, u->text,
 		                "signo=%d is not a realtime signal here "
@@ -782,7 +785,8 @@ sg_send(ipc_channel *ch, const void *buf, size_t len)
 		r = -EAGAIN; /* no peer yet: wait as for room */
 		goto out;
 	}
-	if (atomic_load(&s->peer_state) == PEER_GONE || (low && peer_gone(s))) {
+	if (atomic_load(&s->peer_state) == PEER_GONE ||
+	    (low && peer_gone(s))) {
 		r = tx_fail(s, -EPIPE);
 		goto out;
 	}
@@ -802,7 +806,8 @@ sg_send(ipc_channel *ch, const void *buf, size_t len)
 			goto out;
 		}
 	}
-	size_t need = 1 + ipc__sw_words(len) + ipc__sw_words(len) / IPC_SW_CHUNK_MAX;
+	size_t need =
+	        1 + ipc__sw_words(len) + ipc__sw_words(len) / IPC_SW_CHUNK_MAX;
 	if (ch->send_nowait && need <= s->window / 2 &&
 	    (size_t)atomic_load(&s->credit) < need) {
 		r = -EAGAIN; /* it would go out in part only */
@@ -882,7 +887,8 @@ sg_recv(ipc_channel *ch, void *buf, size_t cap)
 		r = take(s, buf, cap);
 	} else if (s->rerr != 0) {
 		r = fresh ? s->rerr
-		          : ipc__err(s->rerr, s->uri, "channel failed earlier");
+		          : ipc__err(s->rerr, s->uri,
+		                     "channel failed earlier");
 	} else if (atomic_load(&s->refused)) {
 		r = ipc__err(-ECONNREFUSED, s->uri,
 		             "process %d has a peer already",
@@ -920,7 +926,8 @@ sg_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 		pfd[n++] = (struct pollfd){.fd = s->txev, .events = POLLIN};
 		pfd[n++] = (struct pollfd){.fd = s->sfd, .events = POLLIN};
 		if (pidfd >= 0) {
-			pfd[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
+			pfd[n++] =
+			        (struct pollfd){.fd = pidfd, .events = POLLIN};
 		}
 	}
 	if (*retry_ms < 0 && atomic_load(&s->peer_state) == PEER_UP &&
@@ -987,8 +994,9 @@ sg_wait(ipc_channel *ch, short events, const struct timespec *dl)
 		int ready = s->rx.head != NULL || s->rerr != 0 || s->reof;
 		pthread_mutex_unlock(&s->rx_mu);
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		long long ns = (long long)(t.tv_sec - t0.tv_sec) * 1000000000LL +
-		               (t.tv_nsec - t0.tv_nsec);
+		long long ns =
+		        (long long)(t.tv_sec - t0.tv_sec) * 1000000000LL +
+		        (t.tv_nsec - t0.tv_nsec);
 		if (ready) {
 			return 0;
 		}
@@ -1024,10 +1032,11 @@ sg_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
 		return ipc__cred_out(&none, s->uri, pid, uid, gid);
 	}
 	if (!s->cred.known) {
-		return ipc__err(-EOPNOTSUPP, s->uri,
-		                "ipc_peer_cred: process %d was gone before its "
-		                "ids could be read",
-		                (int)atomic_load(&s->peer));
+		return ipc__err(
+		        -EOPNOTSUPP, s->uri,
+		        "ipc_peer_cred: process %d was gone before its "
+		        "ids could be read",
+		        (int)atomic_load(&s->peer));
 	}
 	return ipc__cred_out(&s->cred, s->uri, pid, uid, gid);
 }
@@ -1048,8 +1057,8 @@ flush_on_close(ipc_channel *ch, struct sg_chan *s)
 	struct timespec dl;
 	int r = 0;
 
-	ipc__deadline(&dl, ch->timeout_ms >= 0 ? ch->timeout_ms
-	                                       : CLOSE_WAIT_MS);
+	ipc__deadline(&dl,
+	              ch->timeout_ms >= 0 ? ch->timeout_ms : CLOSE_WAIT_MS);
 	for (;;) {
 		pthread_mutex_lock(&s->tx_mu);
 		if ((!s->ft.active && s->pend_n == 0) || s->werr != 0) {

@@ -8,11 +8,11 @@
  * and the set stores a tag in four semaphores of 15 bits: 45 bits of a
  * second FNV-1a-64 of the same string (other offset basis), and 15 bits
  * hashed from K and the key alone (sv_tag_key), by which a tool that does
- * not know the name (ipc-cat --list) recognises a libipc set and its kind.  A creator takes
- * the first probe whose key is free (or holds its own stale channel); a
- * set whose tag differs, or that has another size, belongs to somebody
- * else and the next probe is tried.  An opener looks at all probes for
- * its tag.  So two names whose keys collide, or a foreign object on the
+ * not know the name (ipc-cat --list) recognises a libipc set and its kind.  A
+ * creator takes the first probe whose key is free (or holds its own stale
+ * channel); a set whose tag differs, or that has another size, belongs to
+ * somebody else and the next probe is tried.  An opener looks at all probes
+ * for its tag.  So two names whose keys collide, or a foreign object on the
  * key, cost a probe, never a mixed channel.
  *
  * The set.  Per side (creator 0, opener 1):

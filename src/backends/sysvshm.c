@@ -75,7 +75,7 @@ struct svs_chan {
 	struct ipc_cred cred; /* the peer's: set before PEER_UP */
 	_Atomic int refused;  /* creator: the peer failed allow_uid= */
 	_Atomic int backoff;
-	_Atomic size_t want_tx; /* the size a blocked send waits for */
+	_Atomic size_t want_tx;      /* the size a blocked send waits for */
 	_Atomic uint64_t checked_ns; /* last liveness look of an empty recv */
 };
 
@@ -194,8 +194,7 @@ peer_check_lazy(struct svs_chan *s)
 		    (uint64_t)IPC_RCHAN_LAZY_MS * 1000000u) {
 			return PEER_UP;
 		}
-		atomic_store_explicit(&s->checked_ns, t,
-		                      memory_order_relaxed);
+		atomic_store_explicit(&s->checked_ns, t, memory_order_relaxed);
 	}
 	return peer_check(s);
 }

@@ -79,8 +79,8 @@ bio_write(BIO *b, const char *buf, int len)
 	ssize_t r = send(fd, buf, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 	BIO_clear_retry_flags(b);
-	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-	              errno == EINTR)) {
+	if (r < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
 		BIO_set_retry_write(b);
 	}
 	return (int)r;
@@ -93,8 +93,8 @@ bio_read(BIO *b, char *buf, int len)
 	ssize_t r = recv(fd, buf, (size_t)len, MSG_DONTWAIT);
 
 	BIO_clear_retry_flags(b);
-	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-	              errno == EINTR)) {
+	if (r < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
 		BIO_set_retry_read(b);
 	}
 	return (int)r;
@@ -104,9 +104,10 @@ static void
 bio_init(void)
 {
 	const BIO_METHOD *sock = BIO_s_socket();
-	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK |
-	                                     BIO_TYPE_DESCRIPTOR,
-	                             "libipc socket");
+	BIO_METHOD *m =
+	        BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK |
+	                             BIO_TYPE_DESCRIPTOR,
+	                     "libipc socket");
 	if (m == NULL) {
 		return;
 	}
@@ -159,11 +160,13 @@ load_ca(SSL_CTX *ctx, const char *ca, const char *uri)
 	if (stat(ca, &st) < 0) {
 		return ipc__errno(-errno, uri, "ca=%s", ca);
 	}
-	ok = S_ISDIR(st.st_mode) ? SSL_CTX_load_verify_locations(ctx, NULL, ca)
-	                         : SSL_CTX_load_verify_locations(ctx, ca, NULL);
+	ok = S_ISDIR(st.st_mode)
+	             ? SSL_CTX_load_verify_locations(ctx, NULL, ca)
+	             : SSL_CTX_load_verify_locations(ctx, ca, NULL);
 	if (ok != 1) {
-		return ipc__err(-EINVAL, uri, "ca=%s: cannot load: %s", ca,
-		                ssl_reason(why, sizeof(why), "no certificate"));
+		return ipc__err(
+		        -EINVAL, uri, "ca=%s: cannot load: %s", ca,
+		        ssl_reason(why, sizeof(why), "no certificate"));
 	}
 	return 0;
 }
@@ -176,9 +179,8 @@ make_ctx(SSL_CTX **out, const struct ipc_uri *u, int server)
 	const char *cert = ipc__opt_str(u, "cert", NULL);
 	const char *key = ipc__opt_str(u, "key", NULL);
 	const char *ca = ipc__opt_str(u, "ca", NULL);
-	int verify = (int)ipc__opt_num(u, "verify", server && ca == NULL
-	                                                    ? VERIFY_NONE
-	                                                    : VERIFY_PEER);
+	int verify = (int)ipc__opt_num(
+	        u, "verify", server && ca == NULL ? VERIFY_NONE : VERIFY_PEER);
 	char why[256];
 	SSL_CTX *ctx;
 	int r = 0;
@@ -192,14 +194,16 @@ make_ctx(SSL_CTX **out, const struct ipc_uri *u, int server)
 		                "cert= and key= are required to serve TLS");
 	}
 	if ((cert == NULL) != (key == NULL)) {
-		return ipc__err(-EINVAL, u->text, "%s= without %s=",
-		                cert ? "cert" : "key", cert ? "key" : "cert");
+		return ipc__err(-EINVAL, u->text,
+		                "%s= without %s=", cert ? "cert" : "key",
+		                cert ? "key" : "cert");
 	}
 	if (server && verify == VERIFY_PEER && ca == NULL &&
 	    ipc__opt_isset(u, "verify")) {
-		return ipc__err(-EINVAL, u->text,
-		                "verify=peer on the serving end needs ca= (the "
-		                "CAs that sign client certificates)");
+		return ipc__err(
+		        -EINVAL, u->text,
+		        "verify=peer on the serving end needs ca= (the "
+		        "CAs that sign client certificates)");
 	}
 	if (server && ipc__opt_isset(u, "sni")) {
 		return ipc__err(-EINVAL, u->text,
@@ -221,22 +225,22 @@ make_ctx(SSL_CTX **out, const struct ipc_uri *u, int server)
 		r = ipc__err(access(cert, R_OK) < 0 ? -ENOENT : -EINVAL,
 		             u->text, "cert=%s: cannot load: %s", cert,
 		             ssl_reason(why, sizeof(why), "?"));
-	} else if (key != NULL &&
-	           SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) !=
-	                   1) {
-		r = ipc__err(access(key, R_OK) < 0 ? -ENOENT : -EINVAL, u->text,
-		             "key=%s: cannot load: %s", key,
+	} else if (key != NULL && SSL_CTX_use_PrivateKey_file(
+	                                  ctx, key, SSL_FILETYPE_PEM) != 1) {
+		r = ipc__err(access(key, R_OK) < 0 ? -ENOENT : -EINVAL,
+		             u->text, "key=%s: cannot load: %s", key,
 		             ssl_reason(why, sizeof(why), "?"));
 	} else if (key != NULL && SSL_CTX_check_private_key(ctx) != 1) {
 		r = ipc__err(-EINVAL, u->text, "key=%s does not match cert=%s",
 		             key, cert);
 	} else if (verify == VERIFY_PEER) {
 		r = load_ca(ctx, ca, u->text);
-		SSL_CTX_set_verify(ctx,
-		                   server ? SSL_VERIFY_PEER |
-		                                    SSL_VERIFY_FAIL_IF_NO_PEER_CERT
-		                          : SSL_VERIFY_PEER,
-		                   NULL);
+		SSL_CTX_set_verify(
+		        ctx,
+		        server ? SSL_VERIFY_PEER |
+		                         SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+		               : SSL_VERIFY_PEER,
+		        NULL);
 	} else {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	}
@@ -280,12 +284,14 @@ tls_start(ipc_channel *ch, int fd, int is_server)
 	}
 	if (SSL_get_verify_mode(p->ssl) & SSL_VERIFY_PEER) {
 		X509_VERIFY_PARAM *vp = SSL_get0_param(p->ssl);
-		int ok = p->name_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, p->name)
-		                       : SSL_set1_host(p->ssl, p->name);
+		int ok = p->name_is_ip
+		                 ? X509_VERIFY_PARAM_set1_ip_asc(vp, p->name)
+		                 : SSL_set1_host(p->ssl, p->name);
 		if (ok != 1) {
-			return ipc__err(-EINVAL, ch->uri,
-			                "cannot check the server's name \"%s\"",
-			                p->name);
+			return ipc__err(
+			        -EINVAL, ch->uri,
+			        "cannot check the server's name \"%s\"",
+			        p->name);
 		}
 	}
 	return 0;
@@ -314,8 +320,9 @@ hs_error(struct tls_ch *p, ipc_channel *ch, int err)
 		                X509_verify_cert_error_string(vr));
 	}
 	if (err == SSL_ERROR_SYSCALL && ERR_peek_last_error() == 0) {
-		return ipc__err(-ECONNRESET, ch->uri,
-		                "TLS handshake: the peer closed the connection");
+		return ipc__err(
+		        -ECONNRESET, ch->uri,
+		        "TLS handshake: the peer closed the connection");
 	}
 	return ipc__err(-EPROTO, ch->uri, "TLS handshake failed: %s",
 	                ssl_reason(why, sizeof(why), "?"));
@@ -449,7 +456,7 @@ io_writev(void *ctx, const struct iovec *v, int n)
 		} else {
 			ERR_clear_error();
 			r = e == SSL_ERROR_SYSCALL && errno != 0 ? -errno
-			                                          : -EPIPE;
+			                                         : -EPIPE;
 		}
 	}
 out:
@@ -621,8 +628,7 @@ tls_listener_close(ipc_listener *l)
 const struct ipc_driver ipc_driver_tls = {
         .scheme = "tls+tcp",
         .caps = IPC_CAP_RELIABLE | IPC_CAP_ORDERED | IPC_CAP_LISTEN |
-                IPC_CAP_PEERCLOSE | IPC_CAP_CROSSHOST |
-                IPC_CAP_PUBSUB,
+                IPC_CAP_PEERCLOSE | IPC_CAP_CROSSHOST | IPC_CAP_PUBSUB,
         .addr = IPC_ADDR_HOSTPORT,
         .opts = tls_opts,
         .priv_size = sizeof(struct tls_ch),

@@ -172,8 +172,8 @@ group_publish(int fd, const struct ipc_uri *u, const struct ipc_sockaddr *g,
 			               "open: multicast interface");
 		}
 	}
-	if (r == 0 && connect(fd, (const struct sockaddr *)&g->ss, g->len) <
-	                      0) {
+	if (r == 0 &&
+	    connect(fd, (const struct sockaddr *)&g->ss, g->len) < 0) {
 		r = ipc__errno(-errno, u->text, "open: connect to the group");
 	}
 	return r;
@@ -212,8 +212,7 @@ group_join(int fd, const struct ipc_uri *u, const struct ipc_sockaddr *g,
 			               sizeof(mr));
 		}
 	}
-	return x < 0 ? ipc__errno(-errno, u->text, "open: join the group")
-	             : 0;
+	return x < 0 ? ipc__errno(-errno, u->text, "open: join the group") : 0;
 }
 
 static int
@@ -227,8 +226,9 @@ open_group(ipc_channel *ch, const struct ipc_uri *u)
 	int r;
 
 	if (u->port == 0) {
-		return ipc__err(-EINVAL, u->text,
-		                "open: publish/subscribe needs the group's port");
+		return ipc__err(
+		        -EINVAL, u->text,
+		        "open: publish/subscribe needs the group's port");
 	}
 	if (iface != NULL && (ifindex = if_nametoindex(iface)) == 0) {
 		return ipc__err(-ENODEV, u->text,
@@ -247,13 +247,15 @@ open_group(ipc_channel *ch, const struct ipc_uri *u)
 	r = ipc__sock_new(v[0].ss.ss_family, SOCK_DGRAM, u->text);
 	if (r >= 0) {
 		p->m.fd = r;
-		r = ch->role == IPC_PUBLISH ? group_publish(r, u, &v[0], ifindex)
-		                            : group_join(r, u, &v[0], ifindex);
+		r = ch->role == IPC_PUBLISH
+		            ? group_publish(r, u, &v[0], ifindex)
+		            : group_join(r, u, &v[0], ifindex);
 		ch->max_msg = max_for(&v[0]);
 	}
 	free(v);
-	return r < 0 ? r : ipc__msg_init(&p->m, p->m.fd, 0, 0, ch->max_msg,
-	                                 ch->uri);
+	return r < 0 ? r
+	             : ipc__msg_init(&p->m, p->m.fd, 0, 0, ch->max_msg,
+	                             ch->uri);
 }
 
 static int

@@ -204,11 +204,12 @@ opener_trust(const struct ipc_uri *u, const struct ipc_cred *c)
 	}
 	if (u->abstract) {
 		if (t.check && t.given) {
-			return ipc__err(-EOPNOTSUPP, u->text,
-			                "allow_uid=/allow_gid=: the creator of "
-			                "an abstract datagram socket cannot be "
-			                "identified (use a path in a private "
-			                "directory)");
+			return ipc__err(
+			        -EOPNOTSUPP, u->text,
+			        "allow_uid=/allow_gid=: the creator of "
+			        "an abstract datagram socket cannot be "
+			        "identified (use a path in a private "
+			        "directory)");
 		}
 		return 0;
 	}
@@ -245,7 +246,8 @@ open_opener(ipc_channel *ch, const struct ipc_uri *u,
 		/* The kernel names no datagram peer: the socket file's
 		 * owner is the creator. */
 		if (S_ISSOCK(st.st_mode)) {
-			p->cred = (struct ipc_cred){1, 0, st.st_uid, st.st_gid};
+			p->cred =
+			        (struct ipc_cred){1, 0, st.st_uid, st.st_gid};
 		}
 	}
 	r = opener_trust(u, &p->cred);
@@ -637,10 +639,11 @@ dg_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
 	if (has_peer((struct dg_ch *)p)) {
 		c = p->cred;
 		if (!c.known) {
-			return ipc__err(-EOPNOTSUPP, ch->uri,
-			                "ipc_peer_cred: this peer cannot be "
-			                "identified (an abstract address, or a "
-			                "peer that is not libipc)");
+			return ipc__err(
+			        -EOPNOTSUPP, ch->uri,
+			        "ipc_peer_cred: this peer cannot be "
+			        "identified (an abstract address, or a "
+			        "peer that is not libipc)");
 		}
 	}
 	return ipc__cred_out(&c, ch->uri, pid, uid, gid);

@@ -15,9 +15,9 @@
 #include "uri.h"
 #include "wait.h"
 
-#define IPC_ALL_FLAGS (IPC_CREATE | IPC_NONBLOCK)
+#define IPC_ALL_FLAGS  (IPC_CREATE | IPC_NONBLOCK)
 #define IPC_ROLE_FLAGS (IPC_PUBLISH | IPC_SUBSCRIBE)
-#define ACQUIRE_START (64u << 10)
+#define ACQUIRE_START  (64u << 10)
 
 static ipc_channel *
 channel_new(const struct ipc_driver *drv, const char *uri)
@@ -88,9 +88,10 @@ check_role(const char *uri, int flags)
 	int role = flags & IPC_ROLE_FLAGS;
 
 	if (role == IPC_ROLE_FLAGS) {
-		return ipc__err(-EINVAL, uri,
-		                "open: IPC_PUBLISH and IPC_SUBSCRIBE together: "
-		                "an end either publishes or subscribes");
+		return ipc__err(
+		        -EINVAL, uri,
+		        "open: IPC_PUBLISH and IPC_SUBSCRIBE together: "
+		        "an end either publishes or subscribes");
 	}
 	if (role == IPC_SUBSCRIBE && (flags & IPC_CREATE)) {
 		return ipc__err(-EINVAL, uri,
@@ -645,7 +646,8 @@ ipc_local_uri(const ipc_channel *ch)
 		} else if (ch->drv->local_uri != NULL) {
 			c->local_uri = ch->drv->local_uri(ch);
 		} else if ((c->local_uri = strdup(ch->uri)) == NULL) {
-			ipc__err(-ENOMEM, ch->uri, "ipc_local_uri: out of memory");
+			ipc__err(-ENOMEM, ch->uri,
+			         "ipc_local_uri: out of memory");
 		}
 	}
 	return c->local_uri;
@@ -655,7 +657,8 @@ int
 ipc_subscribers(const ipc_channel *pub)
 {
 	if (pub == NULL) {
-		return ipc__err(-EINVAL, NULL, "ipc_subscribers: channel is NULL");
+		return ipc__err(-EINVAL, NULL,
+		                "ipc_subscribers: channel is NULL");
 	}
 	if (pub->role != IPC_PUBLISH) {
 		return ipc__err(-EINVAL, pub->uri,
@@ -678,12 +681,14 @@ int
 ipc_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
 {
 	if (ch == NULL) {
-		return ipc__err(-EINVAL, NULL, "ipc_peer_cred: channel is NULL");
+		return ipc__err(-EINVAL, NULL,
+		                "ipc_peer_cred: channel is NULL");
 	}
 	if (ch->drv->peer_cred == NULL) {
-		return ipc__err(-EOPNOTSUPP, ch->uri,
-		                "ipc_peer_cred: %s cannot tell who the peer is",
-		                ch->drv->scheme);
+		return ipc__err(
+		        -EOPNOTSUPP, ch->uri,
+		        "ipc_peer_cred: %s cannot tell who the peer is",
+		        ch->drv->scheme);
 	}
 	return ch->drv->peer_cred(ch, pid, uid, gid);
 }

@@ -54,10 +54,9 @@ ask_u32(sd_bus *bus, const char *method, const char *name, uint32_t *v)
 {
 	sd_bus_error err = SD_BUS_ERROR_NULL;
 	sd_bus_message *reply = NULL;
-	int r = sd_bus_call_method(bus, "org.freedesktop.DBus",
-	                           "/org/freedesktop/DBus",
-	                           "org.freedesktop.DBus", method, &err,
-	                           &reply, "s", name);
+	int r = sd_bus_call_method(
+	        bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+	        "org.freedesktop.DBus", method, &err, &reply, "s", name);
 
 	if (r >= 0) {
 		r = sd_bus_message_read(reply, "u", v);
@@ -218,7 +217,8 @@ ipc__dbus_owner(sd_bus *bus, const struct ipc_uri *u, const char *name,
 	                       "/org/freedesktop/DBus", "org.freedesktop.DBus",
 	                       "GetNameOwner", &err, &reply, "s", name);
 	if (r < 0) {
-		if (sd_bus_error_has_name(&err, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
+		if (sd_bus_error_has_name(&err,
+		                          SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
 			r = ipc__err(-ENOENT, u->text,
 			             "no program owns bus name %s", name);
 		} else {
@@ -248,15 +248,13 @@ ipc__dbus_round_trip(sd_bus *bus, uint64_t usec)
 	sd_bus_message *m = NULL, *reply = NULL;
 
 	if (sd_bus_message_new_method_call(
-	            bus, &m, "org.freedesktop.DBus",
-	            "/org/freedesktop/DBus", "org.freedesktop.DBus",
-	            "GetId") >= 0) {
+	            bus, &m, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+	            "org.freedesktop.DBus", "GetId") >= 0) {
 		(void)sd_bus_call(bus, m, usec, NULL, &reply);
 	}
 	sd_bus_message_unref(reply);
 	sd_bus_message_unref(m);
 }
-
 
 void
 ipc__dbus_timeout(sd_bus *bus, int *retry_ms)

@@ -25,8 +25,7 @@ int ipc__dbus_address(const struct ipc_uri *u, const char **addr, char *buf,
                       size_t n);
 /* A new bus connection to addr, started (Hello done).  On failure *bus
  * may be set: the caller releases it. */
-int ipc__dbus_connect(sd_bus **bus, const struct ipc_uri *u,
-                      const char *addr);
+int ipc__dbus_connect(sd_bus **bus, const struct ipc_uri *u, const char *addr);
 /* Own name; *owned gets a copy.  -EADDRINUSE when somebody owns it. */
 int ipc__dbus_own(sd_bus *bus, const struct ipc_uri *u, const char *name,
                   char **owned);

@@ -108,11 +108,15 @@ int ipc__opt_isset(const struct ipc_uri *u, const char *key);
 extern const char *const ipc__slow_choices[]; /* "block", "drop" */
 #define IPC_PUBSUB_HISTORY_MAX 65536u
 #define IPC_PUBSUB_OPTS                                                       \
-	{"slow", IPC_OPT_ENUM, 0, 0, ipc__slow_choices,                       \
+	{"slow",                                                              \
+	 IPC_OPT_ENUM,                                                        \
+	 0,                                                                   \
+	 0,                                                                   \
+	 ipc__slow_choices,                                                   \
 	 "block (default: the publisher waits) or drop"},                     \
 	{                                                                     \
 		"history", IPC_OPT_UINT, 0, IPC_PUBSUB_HISTORY_MAX, NULL,     \
-		"messages replayed to a late subscriber, default 0"           \
+		        "messages replayed to a late subscriber, default 0"   \
 	}
 struct ipc_pubsub_opts {
 	int drop;         /* slow=drop */

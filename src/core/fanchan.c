@@ -19,11 +19,11 @@
 #include "ringchan.h"
 #include "shmrdv.h"
 
-#define REQ_MAGIC 0x71666e61u /* "anfq" */
-#define REP_MAGIC 0x72666e61u /* "anfr" */
-#define DEF_SLOTS 64u
+#define REQ_MAGIC  0x71666e61u /* "anfq" */
+#define REP_MAGIC  0x72666e61u /* "anfr" */
+#define DEF_SLOTS  64u
 #define DEF_MAXMSG (1u << 20)
-#define DEF_SUBS 256u
+#define DEF_SUBS   256u
 
 /* epoll data: what a descriptor of the publisher's set is. */
 #define EV_LISTEN 0ull
@@ -327,12 +327,12 @@ pub_open(ipc_channel *ch, struct ipc_fanchan *f, const struct ipc_uri *u)
 		                (unsigned long long)slots, f->history);
 	}
 	if (ipc_fan_geometry(slots, maxmsg, subs, &f->g) < 0) {
-		return ipc__err(-EINVAL, u->text,
-		                "slots=%llu of maxmsg=%llu bytes make a segment "
-		                "over %llu bytes",
-		                (unsigned long long)slots,
-		                (unsigned long long)maxmsg,
-		                (unsigned long long)IPC_FAN_MAXREGION);
+		return ipc__err(
+		        -EINVAL, u->text,
+		        "slots=%llu of maxmsg=%llu bytes make a segment "
+		        "over %llu bytes",
+		        (unsigned long long)slots, (unsigned long long)maxmsg,
+		        (unsigned long long)IPC_FAN_MAXREGION);
 	}
 	f->peers = calloc(f->g.max_subs, sizeof(*f->peers));
 	if (f->peers == NULL) {
@@ -343,7 +343,8 @@ pub_open(ipc_channel *ch, struct ipc_fanchan *f, const struct ipc_uri *u)
 	}
 	char label[64];
 	snprintf(label, sizeof(label), "libipc-shm-pub:%.40s", f->name);
-	int r = ipc__shm_memfd(label, f->g.region, f->mode, u->text, &f->memfd);
+	int r = ipc__shm_memfd(label, f->g.region, f->mode, u->text,
+	                       &f->memfd);
 	if (r < 0) {
 		return r;
 	}
@@ -446,8 +447,9 @@ ipc__fan_commit(ipc_channel *ch, struct ipc_fanchan *f, size_t len)
 	int r = ipc_fan_commit(&f->pub, len);
 	pthread_mutex_unlock(&f->lock);
 	if (r < 0) {
-		return ipc__err(r, ch->uri, "commit: nothing reserved, or "
-		                            "longer than reserved");
+		return ipc__err(r, ch->uri,
+		                "commit: nothing reserved, or "
+		                "longer than reserved");
 	}
 	return 0;
 }
@@ -492,7 +494,8 @@ sub_open(ipc_channel *ch, struct ipc_fanchan *f, const struct ipc_uri *u)
 	 * must match (so one URI serves both ends). */
 	ch->max_msg = (size_t)ipc__opt_num(u, "maxmsg", DEF_MAXMSG);
 	f->want_slots = ipc__opt_num(u, "slots", 0);
-	f->want_maxmsg = ipc__opt_isset(u, "maxmsg") ? ch->max_msg : UINT64_MAX;
+	f->want_maxmsg =
+	        ipc__opt_isset(u, "maxmsg") ? ch->max_msg : UINT64_MAX;
 	f->want_subs = ipc__opt_num(u, "subs", 0);
 	int r = ipc__shm_connect(f->name, u->text, &f->sock);
 	if (r < 0) {
@@ -547,7 +550,8 @@ sub_connect(ipc_channel *ch, struct ipc_fanchan *f)
 	} m;
 	int fds[3] = {-1, -1, -1}, nfd, tr;
 	memset(&m, 0, sizeof(m));
-	ssize_t n = ipc__shm_recvfds(f->sock, &m, sizeof(m), fds, 3, &nfd, &tr);
+	ssize_t n =
+	        ipc__shm_recvfds(f->sock, &m, sizeof(m), fds, 3, &nfd, &tr);
 	if (n == -EAGAIN || n == -EINTR) {
 		r = -EAGAIN;
 		goto out;
@@ -555,10 +559,11 @@ sub_connect(ipc_channel *ch, struct ipc_fanchan *f)
 	if (n == (ssize_t)sizeof(m.h) && m.h.magic == IPC_SHM_HELLO_MAGIC &&
 	    m.h.status > 0 && m.h.status < 4096) {
 		r = m.h.status == ECONNREFUSED || m.h.status == EPROTO
-		            ? sub_failed(f, -ECONNREFUSED,
-		                         "the server refused the subscription: "
-		                         "the name is a one-to-one channel, not "
-		                         "a publisher")
+		            ? sub_failed(
+		                      f, -ECONNREFUSED,
+		                      "the server refused the subscription: "
+		                      "the name is a one-to-one channel, not "
+		                      "a publisher")
 		            : sub_failed(f, -m.h.status,
 		                         "the publisher refused this "
 		                         "subscriber");
@@ -572,11 +577,13 @@ sub_connect(ipc_channel *ch, struct ipc_fanchan *f)
 	if (n != (ssize_t)sizeof(m.p) || m.p.magic != REP_MAGIC ||
 	    m.p.version != IPC_SHM_VERSION || m.p.status != 0 || nfd != 3 ||
 	    tr ||
-	    ipc_fan_geometry(m.p.nslots, m.p.slot_size, m.p.max_subs, &g) < 0 ||
+	    ipc_fan_geometry(m.p.nslots, m.p.slot_size, m.p.max_subs, &g) <
+	            0 ||
 	    g.region != m.p.region || m.p.index >= g.max_subs ||
 	    !ipc__shm_memfd_ok(fds[0], g.region)) {
-		r = sub_failed(f, -EPROTO,
-		               "the publisher's reply or segment is not valid");
+		r = sub_failed(
+		        f, -EPROTO,
+		        "the publisher's reply or segment is not valid");
 		goto close_fds;
 	}
 	if ((f->want_slots != 0 && f->want_slots != g.nslots) ||
@@ -584,7 +591,8 @@ sub_connect(ipc_channel *ch, struct ipc_fanchan *f)
 	    (f->want_maxmsg != UINT64_MAX && f->want_maxmsg != g.slot_size)) {
 		char why[200];
 		snprintf(why, sizeof(why),
-		         "the publisher has slots=%llu, maxmsg=%llu, subs=%llu: "
+		         "the publisher has slots=%llu, maxmsg=%llu, "
+		         "subs=%llu: "
 		         "the URI's differ",
 		         (unsigned long long)g.nslots,
 		         (unsigned long long)g.slot_size,
@@ -604,13 +612,15 @@ sub_connect(ipc_channel *ch, struct ipc_fanchan *f)
 	f->drop = m.p.drop != 0;
 	if (ipc_fan_sub_init(&f->sub, mem, &g, m.p.index, f->drop, &fan_ops,
 	                     f) < 0) {
-		r = sub_failed(f, -EPROTO,
-		               "the publisher's segment holds no fan-out ring");
+		r = sub_failed(
+		        f, -EPROTO,
+		        "the publisher's segment holds no fan-out ring");
 		goto close_fds;
 	}
 	if (ipc__fd_setup(fds[1]) < 0 || ipc__fd_setup(fds[2]) < 0) {
-		r = sub_failed(f, -EPROTO, "the publisher's eventfds are "
-		                           "unusable");
+		r = sub_failed(f, -EPROTO,
+		               "the publisher's eventfds are "
+		               "unusable");
 		goto close_fds;
 	}
 	close_fd(&fds[0]);
@@ -637,10 +647,10 @@ out:
 static inline int
 sub_ready(ipc_channel *ch, struct ipc_fanchan *f)
 {
-	if (__builtin_expect(atomic_load_explicit(&f->state,
-	                                          memory_order_acquire) ==
-	                             ST_READY,
-	                     1)) {
+	if (__builtin_expect(
+	            atomic_load_explicit(&f->state, memory_order_acquire) ==
+	                    ST_READY,
+	            1)) {
 		return 0;
 	}
 	return sub_connect(ch, f);
@@ -695,7 +705,8 @@ ipc__fan_acquire(ipc_channel *ch, struct ipc_fanchan *f, const void **buf,
 			if (r != -EAGAIN) {
 				return r == 0 ? 0
 				              : ipc__err(r, ch->uri,
-				                         "the publisher is gone");
+				                         "the publisher is "
+				                         "gone");
 			}
 			return ipc__err(-EPIPE, ch->uri, "the publisher died");
 		}
@@ -755,8 +766,8 @@ slice_end(const struct timespec *deadline, uint64_t *dl)
 		              : (uint64_t)deadline->tv_sec * 1000000000u +
 		                        (uint64_t)deadline->tv_nsec;
 	}
-	uint64_t until = ipc__rchan_now_ns() +
-	                 (uint64_t)IPC_RCHAN_SLICE_MS * 1000000u;
+	uint64_t until =
+	        ipc__rchan_now_ns() + (uint64_t)IPC_RCHAN_SLICE_MS * 1000000u;
 	return until < *dl ? until : *dl;
 }
 
@@ -844,7 +855,8 @@ ipc__fan_ready(ipc_channel *ch, struct ipc_fanchan *f, short events,
 			drain(f->room_efd);
 		}
 		long bad;
-		if ((events & IPC_POLLOUT) && ipc_fan_writable(&f->pub, &bad)) {
+		if ((events & IPC_POLLOUT) &&
+		    ipc_fan_writable(&f->pub, &bad)) {
 			out |= IPC_POLLOUT;
 			ipc_fan_pub_disarm(&f->pub);
 		}
@@ -885,7 +897,8 @@ ipc__fan_fd(struct ipc_fanchan *f)
 	if (f->epfd < 0) {
 		f->epfd = epoll_create1(EPOLL_CLOEXEC);
 		if (f->epfd < 0) {
-			int r = ipc__errno(-errno, f->uri, "ipc_fd: epoll_create1");
+			int r = ipc__errno(-errno, f->uri,
+			                   "ipc_fd: epoll_create1");
 			pthread_mutex_unlock(&f->lock);
 			return r;
 		}

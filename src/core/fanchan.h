@@ -45,15 +45,20 @@
 #define IPC_FANCHAN_MAXPEND 16 /* connected, request not read yet */
 
 /* The options a pub/sub shm:// URI takes, for the driver's table. */
-#define IPC_FANCHAN_OPTS                                                      \
-	{"slots", IPC_OPT_UINT, 2, IPC_FAN_MAXSLOTS, NULL,                    \
-	 "publish/subscribe: messages in flight, a power of two (default "    \
-	 "64)"},                                                              \
-	        {"maxmsg", IPC_OPT_SIZE, 0, IPC_FAN_MAXSLOT, NULL,            \
-	         "publish/subscribe: largest message (default 1M)"},          \
-	{                                                                     \
-		"subs", IPC_OPT_UINT, 1, IPC_FAN_MAXSUBS, NULL,               \
-		"publish/subscribe: most subscribers (default 256)"           \
+#define IPC_FANCHAN_OPTS                                                       \
+	{"slots",                                                              \
+	 IPC_OPT_UINT,                                                         \
+	 2,                                                                    \
+	 IPC_FAN_MAXSLOTS,                                                     \
+	 NULL,                                                                 \
+	 "publish/subscribe: messages in flight, a power of two (default "     \
+	 "64)"},                                                               \
+	        {"maxmsg", IPC_OPT_SIZE,                                       \
+	         0,        IPC_FAN_MAXSLOT,                                    \
+	         NULL,     "publish/subscribe: largest message (default 1M)"}, \
+	{                                                                      \
+		"subs", IPC_OPT_UINT, 1, IPC_FAN_MAXSUBS, NULL,                \
+		        "publish/subscribe: most subscribers (default 256)"    \
 	}
 
 struct ipc_fan_peer {
@@ -63,7 +68,7 @@ struct ipc_fan_peer {
 
 struct ipc_fanchan {
 	const char *uri;
-	int role; /* IPC_PUBLISH or IPC_SUBSCRIBE */
+	int role;             /* IPC_PUBLISH or IPC_SUBSCRIBE */
 	pthread_mutex_t lock; /* the publisher's state; connecting */
 	char name[208];
 	unsigned mode;
@@ -100,15 +105,15 @@ int ipc__fan_open(ipc_channel *ch, struct ipc_fanchan *f,
                   unsigned mode);
 int ipc__fan_close(ipc_channel *ch, struct ipc_fanchan *f);
 
-ssize_t ipc__fan_send(ipc_channel *ch, struct ipc_fanchan *f,
-                      const void *buf, size_t len);
+ssize_t ipc__fan_send(ipc_channel *ch, struct ipc_fanchan *f, const void *buf,
+                      size_t len);
 int ipc__fan_reserve(ipc_channel *ch, struct ipc_fanchan *f, size_t len,
                      void **buf);
 int ipc__fan_commit(ipc_channel *ch, struct ipc_fanchan *f, size_t len);
 ssize_t ipc__fan_recv(ipc_channel *ch, struct ipc_fanchan *f, void *buf,
                       size_t cap);
-int ipc__fan_acquire(ipc_channel *ch, struct ipc_fanchan *f,
-                     const void **buf, size_t *len);
+int ipc__fan_acquire(ipc_channel *ch, struct ipc_fanchan *f, const void **buf,
+                     size_t *len);
 int ipc__fan_release(ipc_channel *ch, struct ipc_fanchan *f);
 
 int ipc__fan_wait(ipc_channel *ch, struct ipc_fanchan *f, short events,

@@ -254,8 +254,8 @@ slot_free(struct ipc_fan_pub *p, long *bad)
 		if (p->live[i] != 1) {
 			continue;
 		}
-		uint64_t c =
-		        atomic_load(U64(entry_of(p->mem, i), IPC_FAN_E_CURSOR));
+		uint64_t c = atomic_load(
+		        U64(entry_of(p->mem, i), IPC_FAN_E_CURSOR));
 		if (c > s || c + n < s) {
 			*bad = (long)i;
 			return -EPROTO;
@@ -369,9 +369,11 @@ ipc_fan_pub_close(struct ipc_fan_pub *p)
 	atomic_fetch_add(U32(p->mem, IPC_FAN_OFF_DWAIT), 1);
 	wake_all(U32(p->mem, IPC_FAN_OFF_DWAIT));
 	for (uint64_t i = 0; i < p->hiwater; i++) {
-		_Atomic uint32_t *f = U32(entry_of(p->mem, i), IPC_FAN_E_NOTIFY);
+		_Atomic uint32_t *f =
+		        U32(entry_of(p->mem, i), IPC_FAN_E_NOTIFY);
 		if (p->live[i] && atomic_exchange(f, 0) != 0) {
-			atomic_fetch_sub(U32(p->mem, IPC_FAN_OFF_NOTIFIERS), 1);
+			atomic_fetch_sub(U32(p->mem, IPC_FAN_OFF_NOTIFIERS),
+			                 1);
 			if (p->ops != NULL && p->ops->notify != NULL) {
 				p->ops->notify(p->ctx, (long)i);
 			}
@@ -562,7 +564,8 @@ ipc_fan_sub_wait(struct ipc_fan_sub *s, uint64_t spin_ns,
 	uint32_t v = atomic_load(dw);
 	int r = 0;
 	if (!ipc_fan_readable(s)) {
-		r = ipc__ring_futex_wait(NULL, IPC_RING_CONSUMER, dw, v, until);
+		r = ipc__ring_futex_wait(NULL, IPC_RING_CONSUMER, dw, v,
+		                         until);
 	}
 	sub_unsleep(s);
 	return r;

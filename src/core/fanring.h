@@ -82,13 +82,13 @@
 #define IPC_FAN_OFF_NSLOTS    8u
 #define IPC_FAN_OFF_SLOTSIZE  16u
 #define IPC_FAN_OFF_MAXSUBS   24u
-#define IPC_FAN_OFF_CLOSED    32u /* u32: the publisher closed */
+#define IPC_FAN_OFF_CLOSED    32u          /* u32: the publisher closed */
 #define IPC_FAN_OFF_HEAD      IPC_FAN_LINE /* u64 */
-#define IPC_FAN_OFF_CLAIM     (2u * IPC_FAN_LINE) /* u64 */
-#define IPC_FAN_OFF_DWAIT     (3u * IPC_FAN_LINE) /* u32 futex word */
+#define IPC_FAN_OFF_CLAIM     (2u * IPC_FAN_LINE)      /* u64 */
+#define IPC_FAN_OFF_DWAIT     (3u * IPC_FAN_LINE)      /* u32 futex word */
 #define IPC_FAN_OFF_SLEEPERS  (3u * IPC_FAN_LINE + 4u) /* u32 */
 #define IPC_FAN_OFF_NOTIFIERS (3u * IPC_FAN_LINE + 8u) /* u32 */
-#define IPC_FAN_OFF_PWAIT     (4u * IPC_FAN_LINE) /* u32 */
+#define IPC_FAN_OFF_PWAIT     (4u * IPC_FAN_LINE)      /* u32 */
 /* In an entry (at IPC_FAN_HDR + i * IPC_FAN_ENTRY): */
 #define IPC_FAN_E_STATE   0u  /* u32, publisher-written: 1 live */
 #define IPC_FAN_E_NOTIFY  4u  /* u32 */
@@ -114,14 +114,14 @@ struct ipc_fan_pub {
 	struct ipc_fan_geom g;
 	const struct ipc_fan_ops *ops;
 	void *ctx;
-	uint64_t history;       /* kept for late joiners, < nslots */
-	uint64_t head;          /* messages published (private truth) */
-	uint64_t gate;          /* every live cursor was >= gate */
+	uint64_t history;    /* kept for late joiners, < nslots */
+	uint64_t head;       /* messages published (private truth) */
+	uint64_t gate;       /* every live cursor was >= gate */
 	unsigned char *live; /* private: entry i is 0 free, 1 block, 2 drop */
 	uint64_t nlive, hiwater; /* live entries; none at or above hiwater */
 	uint64_t ndrop;          /* live entries under slow=drop */
 	int reserved;
-	uint64_t dropped; /* sent to nobody; missed by slow=drop ones */
+	uint64_t dropped;      /* sent to nobody; missed by slow=drop ones */
 	uint64_t lost_pending; /* missed by the message being written */
 };
 
@@ -133,10 +133,10 @@ struct ipc_fan_sub {
 	void *ctx;
 	unsigned char *entry;
 	int drop;
-	int broken;     /* 0 or -EPROTO, sticky */
+	int broken;      /* 0 or -EPROTO, sticky */
 	uint64_t cursor; /* next message (private truth) */
 	int held;
-	int seen; /* has had a message */
+	int seen;         /* has had a message */
 	uint64_t dropped; /* lost since its first message */
 };
 

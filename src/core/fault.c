@@ -57,8 +57,8 @@ static const struct {
 	const char *name;
 	int err;
 } kinds[IPC_FAULT_NKINDS] = {
-        {"EINTR", EINTR},   {"EAGAIN", EAGAIN}, {"ENOMEM", ENOMEM},
-        {"EMFILE", EMFILE}, {"ENFILE", ENFILE}, {"ENOSPC", ENOSPC},
+        {"EINTR", EINTR},   {"EAGAIN", EAGAIN},   {"ENOMEM", ENOMEM},
+        {"EMFILE", EMFILE}, {"ENFILE", ENFILE},   {"ENOSPC", ENOSPC},
         {"EPERM", EPERM},   {"ENOBUFS", ENOBUFS}, {"EIO", EIO},
         {"short", 0},
 };
@@ -324,7 +324,8 @@ ipc__fi_openat(int d, const char *p, int fl, ...)
 int
 ipc__fi_shm_open(const char *p, int fl, mode_t m)
 {
-	SIMPLE(-1, shm_open(p, fl, m), F_NEWFD | (fl & O_CREAT ? F_ENOSPC : 0));
+	SIMPLE(-1, shm_open(p, fl, m),
+	       F_NEWFD | (fl & O_CREAT ? F_ENOSPC : 0));
 }
 
 int
@@ -452,7 +453,8 @@ msg_fault(void *ra, const char *fn, int fd, const struct msghdr *m, int fl,
 		return 0;
 	}
 	size_t len = iov_total(m->msg_iov, m->msg_iovlen);
-	unsigned f = hit(ra, fn, io_faults(fd, fl & MSG_DONTWAIT, writing, len));
+	unsigned f =
+	        hit(ra, fn, io_faults(fd, fl & MSG_DONTWAIT, writing, len));
 	if (f == F_SHORT) {
 		*h = *m;
 		h->msg_iov = v;
@@ -502,8 +504,9 @@ ipc__fi_recvmsg(int fd, struct msghdr *m, int fl)
 	do {                                                                  \
 		void *ra_ = RA;                                               \
 		if (watched(ra_)) {                                           \
-			unsigned f_ = hit(ra_, name,                          \
-			                  io_faults(fd, dontwait, writing, n)); \
+			unsigned f_ =                                         \
+			        hit(ra_, name,                                \
+			            io_faults(fd, dontwait, writing, n));     \
 			if (f_ == F_SHORT) {                                  \
 				n /= 2;                                       \
 			} else if (f_ != 0) {                                 \
@@ -752,7 +755,8 @@ ipc__fi_mq_open(const char *n, int fl, ...)
 		at = va_arg(ap, struct mq_attr *);
 		va_end(ap);
 	}
-	SIMPLE((mqd_t)-1, fl & O_CREAT ? mq_open(n, fl, m, at) : mq_open(n, fl),
+	SIMPLE((mqd_t)-1,
+	       fl & O_CREAT ? mq_open(n, fl, m, at) : mq_open(n, fl),
 	       F_NEWFD | (fl & O_CREAT ? F_ENOSPC : 0));
 }
 
@@ -802,9 +806,9 @@ int
 ipc__fi_epoll_ctl(int e, int op, int fd, struct epoll_event *ev)
 {
 	SIMPLE(-1, epoll_ctl(e, op, fd, ev),
-	       op == EPOLL_CTL_DEL ? 0
-	                           : F_ENOMEM | (op == EPOLL_CTL_ADD ? F_ENOSPC
-	                                                             : 0));
+	       op == EPOLL_CTL_DEL
+	               ? 0
+	               : F_ENOMEM | (op == EPOLL_CTL_ADD ? F_ENOSPC : 0));
 }
 
 int
@@ -930,7 +934,8 @@ ipc__fi_sigqueue(pid_t p, int s, const union sigval v)
 ssize_t
 ipc__fi_getrandom(void *b, size_t n, unsigned fl)
 {
-	SIMPLE(-1, getrandom(b, n, fl), fl & GRND_NONBLOCK ? F_EAGAIN : F_EINTR);
+	SIMPLE(-1, getrandom(b, n, fl),
+	       fl & GRND_NONBLOCK ? F_EAGAIN : F_EINTR);
 }
 
 int

@@ -45,9 +45,9 @@ enum {
 };
 
 struct ipc_fault_site {
-	void *site;            /* return address of the call */
-	const char *fn;        /* the system call's name */
-	unsigned faults;       /* IPC_FAULT_* plausible at some hit */
+	void *site;      /* return address of the call */
+	const char *fn;  /* the system call's name */
+	unsigned faults; /* IPC_FAULT_* plausible at some hit */
 	unsigned long hits;
 };
 

@@ -65,7 +65,6 @@ ipc__nats_err(int err, const char *uri, const char *what, natsStatus s)
 	return ipc__err(err, uri, "%s: %s", what, t);
 }
 
-
 /* SUBJECT: tokens of [A-Za-z0-9_-] joined by single dots, 1..200 bytes;
  * no wildcards, no "$" or "_INBOX" roots. */
 int
@@ -151,7 +150,6 @@ parse_servers(const struct ipc_uri *u, char **urls)
 	return n;
 }
 
-
 const char *
 ipc__nats_hdr(natsMsg *m, const char *key)
 {
@@ -181,7 +179,8 @@ ipc__nats_hdr_u64(natsMsg *m, const char *key, uint64_t *out)
 }
 
 natsMsg *
-ipc__nats_msg(const char *subj, const char *reply, const void *data, size_t len)
+ipc__nats_msg(const char *subj, const char *reply, const void *data,
+              size_t len)
 {
 	natsMsg *m = NULL;
 	if (natsMsg_Create(&m, subj, reply, data, (int)len) != NATS_OK) {
@@ -189,7 +188,6 @@ ipc__nats_msg(const char *subj, const char *reply, const void *data, size_t len)
 	}
 	return m;
 }
-
 
 void
 ipc__nats_make_id(char *out)
@@ -228,11 +226,9 @@ ipc__nats_stream_name(char *out, size_t cap, const char *subject)
 	snprintf(out + n, cap - n, "_%08x", h);
 }
 
-
 int
 ipc__nats_make_stream(jsCtx *js, const struct ipc_uri *u, const char *name,
-                      const char *owner, const char *subj1,
-                      const char *subj2)
+                      const char *owner, const char *subj1, const char *subj2)
 {
 	jsStreamConfig sc;
 	jsStreamInfo *si = NULL;
@@ -252,7 +248,7 @@ ipc__nats_make_stream(jsCtx *js, const struct ipc_uri *u, const char *name,
 	sc.SubjectsLen = 2;
 	sc.Retention = js_WorkQueuePolicy;
 	sc.Storage = ipc__opt_num(u, "storage", 0) ? js_MemoryStorage
-	                                            : js_FileStorage;
+	                                           : js_FileStorage;
 	sc.Replicas = (int64_t)ipc__opt_num(u, "replicas", 1);
 	sc.MaxAge = (int64_t)ipc__opt_num(u, "maxage", 86400) * 1000000000LL;
 	sc.Duplicates = 120LL * 1000000000LL;
@@ -261,21 +257,22 @@ ipc__nats_make_stream(jsCtx *js, const struct ipc_uri *u, const char *name,
 	if (s != NATS_OK) {
 		if (s == NATS_NO_RESPONDERS || jerr == JSNotEnabledErr ||
 		    jerr == JSNotEnabledForAccountErr) {
-			return ipc__err(-EOPNOTSUPP, u->text,
-			                "JetStream is not enabled on the server "
-			                "(js=0 for core NATS)");
+			return ipc__err(
+			        -EOPNOTSUPP, u->text,
+			        "JetStream is not enabled on the server "
+			        "(js=0 for core NATS)");
 		}
-		return ipc__nats_err(-EIO, u->text, "creating the JetStream stream", s);
+		return ipc__nats_err(-EIO, u->text,
+		                     "creating the JetStream stream", s);
 	}
 	jsStreamInfo_Destroy(si);
 	return 0;
 }
 
 int
-ipc__nats_make_consumer(jsCtx *js, const struct ipc_uri *u,
-                        const char *stream, const char *durable,
-                        const char *deliver, const char *filter,
-                        size_t window)
+ipc__nats_make_consumer(jsCtx *js, const struct ipc_uri *u, const char *stream,
+                        const char *durable, const char *deliver,
+                        const char *filter, size_t window)
 {
 	jsConsumerConfig cc;
 	jsConsumerInfo *ci = NULL;
@@ -297,17 +294,16 @@ ipc__nats_make_consumer(jsCtx *js, const struct ipc_uri *u,
 			                "the creator's stream %s is gone",
 			                stream);
 		}
-		return ipc__nats_err(-EIO, u->text, "creating the JetStream consumer",
-		            s);
+		return ipc__nats_err(-EIO, u->text,
+		                     "creating the JetStream consumer", s);
 	}
 	jsConsumerInfo_Destroy(ci);
 	return 0;
 }
 
-
 int
-ipc__nats_connect(natsConnection **nc, const struct ipc_uri *u,
-                  int optimeout, natsErrHandler on_error)
+ipc__nats_connect(natsConnection **nc, const struct ipc_uri *u, int optimeout,
+                  natsErrHandler on_error)
 {
 	char *urls[MAXSERVERS] = {0};
 	natsOptions *o = NULL;
@@ -374,7 +370,6 @@ out:
 	return n < 0 ? n : r;
 }
 
-
 void
 ipc__nats_delete_stream(jsCtx *js, const char *name, const char *owner,
                         jsOptions *o)
@@ -393,13 +388,12 @@ ipc__nats_delete_stream(jsCtx *js, const char *name, const char *owner,
 	}
 }
 
-
 /* The opener asks the creator in.  0, or -ECONNREFUSED (nobody serves
  * SUBJECT, or the creator has its peer) and the like. */
 int
-ipc__nats_hello(natsConnection *nc, const struct ipc_uri *u,
-                const char *subj, const char *id, int use_js, const char *op,
-                int optimeout, char *peer_id)
+ipc__nats_hello(natsConnection *nc, const struct ipc_uri *u, const char *subj,
+                const char *id, int use_js, const char *op, int optimeout,
+                char *peer_id)
 {
 	natsMsg *m = ipc__nats_msg(subj, NULL, NULL, 0), *r = NULL;
 	const char *st, *cid;
@@ -441,7 +435,8 @@ ipc__nats_hello(natsConnection *nc, const struct ipc_uri *u,
 		ret = ipc__err(-EINVAL, u->text,
 		               "js: the creator was opened with %s", st);
 	} else if (strcmp(st, "ok") != 0) {
-		ret = ipc__err(-EPROTO, u->text, "the creator says \"%s\"", st);
+		ret = ipc__err(-EPROTO, u->text, "the creator says \"%s\"",
+		               st);
 	} else {
 		memcpy(peer_id, cid, IPC_NATS_IDLEN + 1);
 	}
@@ -477,7 +472,8 @@ pend_drain(struct ipc_nats_rxq *r)
 {
 	while (r->npend > 0 && r->pend[0].seq <= r->next) {
 		struct ipc_nats_pend e = r->pend[0];
-		memmove(r->pend, r->pend + 1, (r->npend - 1) * sizeof(*r->pend));
+		memmove(r->pend, r->pend + 1,
+		        (r->npend - 1) * sizeof(*r->pend));
 		r->npend--;
 		if (e.seq == r->next && q_push(r, e.m) == 0) {
 			r->next++;
@@ -516,7 +512,8 @@ pend_add(struct ipc_nats_rxq *r, uint64_t seq, natsMsg *m)
 		r->pend = v;
 		r->pendcap = nc;
 	}
-	memmove(r->pend + i + 1, r->pend + i, (r->npend - i) * sizeof(*r->pend));
+	memmove(r->pend + i + 1, r->pend + i,
+	        (r->npend - i) * sizeof(*r->pend));
 	r->pend[i] = (struct ipc_nats_pend){seq, m};
 	r->npend++;
 	return 0;

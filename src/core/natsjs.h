@@ -42,9 +42,9 @@ void ipc__nats_make_id(char *out);
 void ipc__nats_stream_name(char *out, size_t cap, const char *subject);
 /* Create the channel's work-queue stream over two subjects (a leftover by
  * that name is deleted first); owner goes in its Description. */
-int ipc__nats_make_stream(jsCtx *js, const struct ipc_uri *u,
-                          const char *name, const char *owner,
-                          const char *subj1, const char *subj2);
+int ipc__nats_make_stream(jsCtx *js, const struct ipc_uri *u, const char *name,
+                          const char *owner, const char *subj1,
+                          const char *subj2);
 /* A durable push consumer with explicit acks; -ECONNREFUSED when the
  * stream is gone. */
 int ipc__nats_make_consumer(jsCtx *js, const struct ipc_uri *u,

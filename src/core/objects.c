@@ -33,8 +33,7 @@ struct scan {
 	void *arg;
 };
 
-static void
-say(const struct scan *s, const char *fmt, ...)
+static void say(const struct scan *s, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
 static void
@@ -69,7 +68,8 @@ flock_holder(ino_t ino)
 		unsigned long long i;
 		if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", type, &p,
 		           &maj, &min, &i) == 5 &&
-		    strcmp(type, "FLOCK") == 0 && i == (unsigned long long)ino) {
+		    strcmp(type, "FLOCK") == 0 &&
+		    i == (unsigned long long)ino) {
 			pid = (pid_t)p;
 		}
 	}
@@ -168,7 +168,8 @@ scan_sysv(const struct scan *s)
 		int semid;
 		unsigned long nsems;
 		struct ipc_obj o;
-		if (sscanf(line, "%lld %d %*o %lu", &key, &semid, &nsems) != 3 ||
+		if (sscanf(line, "%lld %d %*o %lu", &key, &semid, &nsems) !=
+		            3 ||
 		    nsems != SV_NSEMS) {
 			continue;
 		}
@@ -198,13 +199,15 @@ remove_sysv(const struct ipc_obj *o, char *why, size_t n)
 	if (strcmp(o->scheme, KIND_MQ) == 0) {
 		int id = msgget(o->key, 0);
 		if (id >= 0 && msgctl(id, IPC_RMID, NULL) < 0) {
-			snprintf(why, n, "msgctl IPC_RMID: %s", strerror(errno));
+			snprintf(why, n, "msgctl IPC_RMID: %s",
+			         strerror(errno));
 			return -errno;
 		}
 	} else {
 		int id = shmget(o->key, 0, 0);
 		if (id >= 0 && shmctl(id, IPC_RMID, NULL) < 0) {
-			snprintf(why, n, "shmctl IPC_RMID: %s", strerror(errno));
+			snprintf(why, n, "shmctl IPC_RMID: %s",
+			         strerror(errno));
 			return -errno;
 		}
 	}
@@ -256,8 +259,9 @@ mq_dir(const struct scan *s)
 	if (unshare(CLONE_NEWNS) < 0 ||
 	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
 	    mkdtemp(tmp) == NULL) {
-		say(s, "mq: cannot make a private mount of the mqueue file "
-		       "system: %s",
+		say(s,
+		    "mq: cannot make a private mount of the mqueue file "
+		    "system: %s",
 		    strerror(errno));
 		return NULL;
 	}
@@ -302,8 +306,8 @@ mq_examine(const char *name, struct ipc_obj *o)
 		snprintf(o->where, sizeof(o->where), "%s", name);
 		if (fstat(any, &st) == 0) {
 			o->uid = st.st_uid;
-			o->pid[0] = b != (mqd_t)-1 ? flock_holder(st.st_ino)
-			                           : 0;
+			o->pid[0] =
+			        b != (mqd_t)-1 ? flock_holder(st.st_ino) : 0;
 		}
 		o->stale = (a == (mqd_t)-1 || ipc__flock_free(a)) &&
 		           (b == (mqd_t)-1 || ipc__flock_free(b));

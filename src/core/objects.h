@@ -27,7 +27,7 @@
 #include <sys/types.h>
 
 struct ipc_obj {
-	const char *scheme; /* "sysvmq", "sysvshm", "mq", "fifo" */
+	const char *scheme;       /* "sysvmq", "sysvshm", "mq", "fifo" */
 	char name[PATH_MAX + 32]; /* URI when known, else "key 0x..." */
 	uid_t uid;                /* the creator's */
 	pid_t pid[2];             /* creator, opener; 0 unknown */

@@ -63,7 +63,8 @@ status_mask(const char *path, const char *key, uint64_t *out)
 		if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
 			char *end;
 			errno = 0;
-			unsigned long long v = strtoull(line + kl + 1, &end, 16);
+			unsigned long long v =
+			        strtoull(line + kl + 1, &end, 16);
 			if (errno == 0 && end != line + kl + 1) {
 				*out = v;
 				found = 1;
@@ -125,7 +126,8 @@ ipc__proc_sig_blocked(pid_t pid, int signo, pid_t skip_tid, pid_t *tid)
 	return ok;
 }
 
-/* ------------------------------------------ signals claimed by a channel -- */
+/* ------------------------------------------ signals claimed by a channel --
+ */
 
 /* One slot per signal number: who holds it and what to restore. */
 static struct {
@@ -155,8 +157,8 @@ ipc__sig_claim(const char *uri, int signo)
 		r = ipc__errno(-errno, uri, "sigaction(%d)", signo);
 		goto out;
 	}
-	if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL ||
-	                                     sa.sa_handler == SIG_IGN)) {
+	if (!(sa.sa_flags & SA_SIGINFO) &&
+	    (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)) {
 		r = 0;
 	} else {
 		r = ipc__err(-EBUSY, uri,
@@ -165,8 +167,7 @@ ipc__sig_claim(const char *uri, int signo)
 		             signo);
 		goto out;
 	}
-	r = ipc__proc_sig_blocked(me, signo, (pid_t)syscall(SYS_gettid),
-	                          &tid);
+	r = ipc__proc_sig_blocked(me, signo, (pid_t)syscall(SYS_gettid), &tid);
 	if (r == 0) {
 		r = ipc__err(-EBUSY, uri,
 		             "thread %d of this process does not block signal "

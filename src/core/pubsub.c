@@ -37,8 +37,7 @@ const char *const ipc__slow_choices[] = {"block", "drop", NULL};
 #define RX_START (64u << 10)
 
 int
-ipc__pubsub_opts(const struct ipc_uri *u, int flags,
-                 struct ipc_pubsub_opts *o)
+ipc__pubsub_opts(const struct ipc_uri *u, int flags, struct ipc_pubsub_opts *o)
 {
 	o->drop = (int)ipc__opt_num(u, "slow", 0) == 1;
 	o->history = (unsigned)ipc__opt_num(u, "history", 0);
@@ -63,7 +62,8 @@ static void
 seq_put(unsigned char *p, uint64_t seq, int text)
 {
 	for (int i = 0; i < 16 && text; i++) {
-		p[i] = (unsigned char)"0123456789abcdef"[(seq >> (60 - 4 * i)) &
+		p[i] = (unsigned char)"0123456789abcdef"[(seq >>
+		                                          (60 - 4 * i)) &
 		                                         15];
 	}
 	for (int i = 0; i < SEQ_BIN && !text; i++) {
@@ -132,7 +132,7 @@ struct ps_pub {
 	size_t nsubs, subcap;
 	struct ps_msg **hist; /* ring of history= messages */
 	unsigned hcap, hhead, hlen;
-	struct ps_msg *spare; /* a message nobody holds, for the next */
+	struct ps_msg *spare;    /* a message nobody holds, for the next */
 	struct timespec knocked; /* when the listener was last looked at */
 	uint64_t seq;
 	int drop;
@@ -235,8 +235,8 @@ parse(const char *uri, const struct ipc_driver *real, int flags,
 	}
 	r = ipc__pubsub_opts(u, flags, o);
 	*text = has_opt(u, "framing") && ipc__opt_num(u, "framing", 0) == 1;
-	if (r == 0 && has_opt(u, "framing") && ipc__opt_num(u, "framing", 0) >
-	                                               1) {
+	if (r == 0 && has_opt(u, "framing") &&
+	    ipc__opt_num(u, "framing", 0) > 1) {
 		r = ipc__err(-EINVAL, uri,
 		             "open: publish/subscribe needs message "
 		             "boundaries: framing=length or line, not raw");
@@ -306,8 +306,8 @@ sub_register(struct ps_pub *p, struct ps_sub *s)
 			n = 0;
 		}
 	}
-	if (n == s->nreg && memcmp(pfd, s->reg, (size_t)n * sizeof(*pfd)) ==
-	                            0) {
+	if (n == s->nreg &&
+	    memcmp(pfd, s->reg, (size_t)n * sizeof(*pfd)) == 0) {
 		return;
 	}
 	sub_unregister(p, s);
@@ -379,8 +379,7 @@ pub_accept(struct ps_pub *p, int force)
 		struct ps_sub *s = calloc(1, sizeof(*s));
 		if (s != NULL && p->nsubs == p->subcap) {
 			size_t cap = p->subcap ? p->subcap * 2 : 8;
-			struct ps_sub **n =
-			        realloc(p->subs, cap * sizeof(*n));
+			struct ps_sub **n = realloc(p->subs, cap * sizeof(*n));
 			if (n == NULL) {
 				free(s);
 				s = NULL;
@@ -396,8 +395,7 @@ pub_accept(struct ps_pub *p, int force)
 		s->c = c;
 		p->subs[p->nsubs++] = s;
 		for (unsigned k = 0; k < p->hlen; k++) {
-			struct ps_msg *m =
-			        p->hist[(p->hhead + k) % p->hcap];
+			struct ps_msg *m = p->hist[(p->hhead + k) % p->hcap];
 			if (sub_push(s, m) < 0) {
 				break;
 			}
@@ -584,8 +582,7 @@ pub_recv(ipc_channel *ch, void *buf, size_t cap)
 }
 
 static int
-pub_pollfds(ipc_channel *ch, short events, struct pollfd *pfd,
-            int *retry_ms)
+pub_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 {
 	struct ps_pub *p = ipc__priv(ch);
 
@@ -821,7 +818,7 @@ subend_fetch(ipc_channel *ch)
 			break;
 		}
 		size_t n = s->rcap * 4 < s->c->max_msg ? s->rcap * 4
-		                                        : s->c->max_msg;
+		                                       : s->c->max_msg;
 		unsigned char *b = realloc(s->rbuf, n);
 		if (b == NULL) {
 			return ipc__err(-ENOMEM, ch->uri,
@@ -834,8 +831,7 @@ subend_fetch(ipc_channel *ch)
 		/* The publisher went before the connection was
 		 * set up (a TLS handshake): it is gone all the
 		 * same. */
-		return ipc__err(-EPIPE, ch->uri,
-		                "recv: the publisher closed");
+		return ipc__err(-EPIPE, ch->uri, "recv: the publisher closed");
 	}
 	if (r < 0) {
 		return r;
@@ -904,8 +900,7 @@ subend_pollfds(ipc_channel *ch, short events, struct pollfd *pfd,
 }
 
 static short
-subend_ready(ipc_channel *ch, short events, const struct pollfd *pfd,
-             int npfd)
+subend_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 {
 	struct ps_subend *s = ipc__priv(ch);
 	short r = s->pending ? IPC_POLLIN : 0;
@@ -970,9 +965,9 @@ subend_open(ipc_channel *ch, const char *inner, int flags)
 	if (s->rbuf == NULL || s->c->max_msg <= seq_len(s->text)) {
 		ipc_close(s->c);
 		free(s->rbuf);
-		return ipc__err(s->rbuf ? -EINVAL : -ENOMEM, ch->uri,
-		                "open: %s", s->rbuf ? "maxmsg too small"
-		                                    : "out of memory");
+		return ipc__err(
+		        s->rbuf ? -EINVAL : -ENOMEM, ch->uri, "open: %s",
+		        s->rbuf ? "maxmsg too small" : "out of memory");
 	}
 	ch->max_msg = s->c->max_msg - seq_len(s->text);
 	ch->caps = s->c->caps;

@@ -193,8 +193,9 @@ ipc__readyfd_get(ipc_channel *ch)
 			atomic_store(&ch->readyfd, NULL);
 			pthread_mutex_destroy(&rf->mu);
 			pthread_cond_destroy(&rf->cv);
-			r = ipc__errno(-r, ch->uri,
-			               "ipc_fd: cannot start the helper thread");
+			r = ipc__errno(
+			        -r, ch->uri,
+			        "ipc_fd: cannot start the helper thread");
 			goto fail;
 		}
 		rf->helper = 1;

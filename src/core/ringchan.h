@@ -105,8 +105,8 @@ ssize_t ipc__rchan_recv(ipc_channel *ch, struct ipc_rchan *c, void *buf,
 int ipc__rchan_reserve(ipc_channel *ch, struct ipc_rchan *c, size_t len,
                        void **buf);
 int ipc__rchan_commit(ipc_channel *ch, struct ipc_rchan *c, size_t len);
-int ipc__rchan_acquire(ipc_channel *ch, struct ipc_rchan *c,
-                       const void **buf, size_t *len);
+int ipc__rchan_acquire(ipc_channel *ch, struct ipc_rchan *c, const void **buf,
+                       size_t *len);
 int ipc__rchan_release(ipc_channel *ch, struct ipc_rchan *c);
 int ipc__rchan_wait(struct ipc_rchan *c, short events,
                     const struct timespec *deadline);

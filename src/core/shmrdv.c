@@ -127,10 +127,9 @@ ipc__shm_peer_allowed(int fd, unsigned mode, const struct ipc_trust *t,
 		return r;
 	}
 	if (!server || t->given) {
-		return ipc__trust_check(t, uri,
-		                        server ? "the peer"
-		                               : "the channel's creator",
-		                        &c);
+		return ipc__trust_check(
+		        t, uri, server ? "the peer" : "the channel's creator",
+		        &c);
 	}
 	if (c.uid == geteuid() || c.uid == 0 || (mode & 0007) != 0) {
 		return 0;

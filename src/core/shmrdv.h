@@ -62,8 +62,8 @@ int ipc__shm_sendfds(int sock, const void *buf, size_t len, const int *fds,
  * beyond maxfd are closed).  Returns the message length (0: hang-up) or
  * -errno (not recorded); *nfd descriptors were stored; *ctrunc is set when
  * the kernel dropped some. */
-ssize_t ipc__shm_recvfds(int sock, void *buf, size_t len, int *fds,
-                         int maxfd, int *nfd, int *ctrunc);
+ssize_t ipc__shm_recvfds(int sock, void *buf, size_t len, int *fds, int maxfd,
+                         int *nfd, int *ctrunc);
 /* Refuse a client: read and close what it sent, then send a hello whose
  * status is err (> 0), so that its close reads as a clean hang-up. */
 void ipc__shm_refuse(int conn, int err);

@@ -62,21 +62,21 @@ struct ipc_sw_msg {
 
 struct ipc_sw_rx {
 	size_t max_msg;
-	unsigned seq;          /* next chunk sequence expected */
-	unsigned words;        /* payload values left in the current chunk */
+	unsigned seq;           /* next chunk sequence expected */
+	unsigned words;         /* payload values left in the current chunk */
 	struct ipc_sw_msg *cur; /* the message in progress */
 	size_t have;
-	unsigned sigs;          /* counted signals of cur not yet returned */
-	unsigned long long consumed; /* counted signals ever */
+	unsigned sigs; /* counted signals of cur not yet returned */
+	unsigned long long consumed;    /* counted signals ever */
 	struct ipc_sw_msg *head, *tail; /* whole messages */
 };
 
 /* What one fed value meant. */
 struct ipc_sw_out {
-	int whole;      /* a message was queued */
+	int whole;       /* a message was queued */
 	uint32_t credit; /* CREDIT: signals the peer returned */
-	int close;      /* CLOSE */
-	unsigned owed;  /* counted signals to return to the sender now */
+	int close;       /* CLOSE */
+	unsigned owed;   /* counted signals to return to the sender now */
 };
 
 /* Feed the next value from the sender (after its HELLO, which the caller

@@ -352,7 +352,8 @@ ipc__sock_unix_bind(int fd, int type, const struct ipc_sockaddr *a,
 	for (int attempt = 0;; attempt++) {
 		int live;
 		struct bind_job job = {fd, a};
-		int br = abstract ? bind_job(&job) : ipc__umask0(bind_job, &job);
+		int br = abstract ? bind_job(&job)
+		                  : ipc__umask0(bind_job, &job);
 		if (br == 0) {
 			break;
 		}
@@ -989,7 +990,8 @@ ipc__msg_recv(const struct ipc_msgsock *m, void *buf, size_t cap,
 		/* No valid message can be truncated: one call, reading no
 		 * more than maxmsg (or a carrier), so that a larger datagram
 		 * is truncated by the kernel and refused, whatever cap. */
-		size_t want = m->max_msg > sizeof(hdr) ? m->max_msg : sizeof(hdr);
+		size_t want =
+		        m->max_msg > sizeof(hdr) ? m->max_msg : sizeof(hdr);
 		n = rx(m, buf, want, 0, in, &c);
 		if (n < 0) {
 			return n;
@@ -997,9 +999,10 @@ ipc__msg_recv(const struct ipc_msgsock *m, void *buf, size_t cap,
 		if ((size_t)n > m->max_msg &&
 		    !carrier_len(buf, (size_t)n, &len)) {
 			rx_closefds(&c);
-			return ipc__err(-EPROTO, m->uri,
-			                "peer sent a datagram above maxmsg %zu",
-			                m->max_msg);
+			return ipc__err(
+			        -EPROTO, m->uri,
+			        "peer sent a datagram above maxmsg %zu",
+			        m->max_msg);
 		}
 		return rx_finish(m, buf, cap, buf, (size_t)n, in, &c);
 	}
@@ -1381,9 +1384,9 @@ ipc__sock_unix_dial(const struct ipc_uri *u, int type)
 	if (r == 0) {
 		struct ipc_trust t;
 		struct ipc_cred c;
-		r = ipc__trust_parse(&t, u, u->abstract ||
-		                                    ipc__trust_path_shared(
-		                                            u->fspath));
+		r = ipc__trust_parse(
+		        &t, u,
+		        u->abstract || ipc__trust_path_shared(u->fspath));
 		if (r == 0) {
 			r = ipc__cred_socket(fd, &c, u->text);
 		}

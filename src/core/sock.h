@@ -172,7 +172,7 @@ struct ipc_sockwait {
 	int ep;  /* epoll set for ipc_fd() */
 	atomic_int done;
 	struct ipc_sockfile file;
-	struct ipc_trust trust; /* peers refused are dropped: -EACCES */
+	struct ipc_trust trust;  /* peers refused are dropped: -EACCES */
 	struct ipc_cred refused; /* the last one, until reported */
 	atomic_int refusal;      /* a refusal the next take() reports */
 };

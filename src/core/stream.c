@@ -225,7 +225,8 @@ send_locked(struct ipc_stream *s, const void *buf, size_t len)
 		return ipc__err_peer(s->uri, "send", IPC_PEER_EITHER);
 	}
 	if (s->werr != 0) {
-		return ipc__err(s->werr, s->uri, "send: channel failed earlier");
+		return ipc__err(s->werr, s->uri,
+		                "send: channel failed earlier");
 	}
 	if (s->txn > 0) {
 		if (!atomic_load(&s->tx_detached) && buf == s->tx_src &&
@@ -506,9 +507,10 @@ closed(struct ipc_stream *s)
 		/* The peer went away in the middle of a message: it is
 		 * dropped whole, never delivered in part. */
 		s->rpos = s->rend = 0;
-		return ipc__err(-EPIPE, s->uri,
-		                "recv: the peer closed the channel or exited in "
-		                "the middle of a message");
+		return ipc__err(
+		        -EPIPE, s->uri,
+		        "recv: the peer closed the channel or exited in "
+		        "the middle of a message");
 	}
 	return ipc__err_peer(s->uri, "recv", IPC_PEER_EITHER);
 }
@@ -707,9 +709,10 @@ ipc__stream_pollfds(struct ipc_stream *s, short events, struct pollfd *pfd,
                     int *retry_ms)
 {
 	int n = 0;
-	int out = (events & IPC_POLLOUT) ||
-	          atomic_load_explicit(&s->tx_detached, memory_order_relaxed) ||
-	          (s->io != NULL && s->io->wpending(s->io_ctx));
+	int out =
+	        (events & IPC_POLLOUT) ||
+	        atomic_load_explicit(&s->tx_detached, memory_order_relaxed) ||
+	        (s->io != NULL && s->io->wpending(s->io_ctx));
 
 	(void)retry_ms;
 	if (events & IPC_POLLIN) {

@@ -210,7 +210,8 @@ ipc__tcp_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 		p->is_server = 1;
 		fd = ipc__sock_inet_listen(u, SOCK_STREAM, 1);
 		r = fd < 0 ? fd
-		           : ipc__sockwait_init(&p->wait, fd, &nofile, u->text);
+		           : ipc__sockwait_init(&p->wait, fd, &nofile,
+		                                u->text);
 	}
 	if (r < 0) {
 		pthread_mutex_destroy(&p->mu);
@@ -311,7 +312,8 @@ ipc__tcp_recv(ipc_channel *ch, void *buf, size_t cap)
 }
 
 int
-ipc__tcp_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
+ipc__tcp_pollfds(ipc_channel *ch, short events, struct pollfd *pfd,
+                 int *retry_ms)
 {
 	struct ipc_tcpconn *p = ipc__priv(ch);
 	int r = peer(ch);
@@ -340,7 +342,8 @@ ipc__tcp_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_m
 }
 
 short
-ipc__tcp_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
+ipc__tcp_ready(ipc_channel *ch, short events, const struct pollfd *pfd,
+               int npfd)
 {
 	struct ipc_tcpconn *p = ipc__priv(ch);
 	int s = atomic_load_explicit(&p->state, memory_order_acquire);
@@ -447,4 +450,3 @@ ipc__tcp_accept_layer(ipc_listener *l, ipc_channel *ch,
 	}
 	return r;
 }
-

@@ -38,8 +38,8 @@ parse_id(const char *s, size_t n, unsigned long *v)
 }
 
 static int
-parse_list(const char *key, const char *val, unsigned long *ids,
-           unsigned *n, int *any, const char *uri)
+parse_list(const char *key, const char *val, unsigned long *ids, unsigned *n,
+           int *any, const char *uri)
 {
 	const char *p = val;
 

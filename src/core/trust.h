@@ -26,13 +26,17 @@
 #define IPC_TRUST_MAXIDS 16
 
 /* The two URI options, for a driver's option table. */
-#define IPC_TRUST_OPTS                                                       \
-	{"allow_uid", IPC_OPT_STR, 0, 0, NULL,                               \
-	 "uids accepted as the other end beside our own and root "           \
+#define IPC_TRUST_OPTS                                                        \
+	{"allow_uid",                                                         \
+	 IPC_OPT_STR,                                                         \
+	 0,                                                                   \
+	 0,                                                                   \
+	 NULL,                                                                \
+	 "uids accepted as the other end beside our own and root "            \
 	 "(UID,UID... or any)"},                                              \
-	{                                                                    \
-		"allow_gid", IPC_OPT_STR, 0, 0, NULL,                        \
-		        "gids accepted as the other end (GID,GID...)"        \
+	{                                                                     \
+		"allow_gid", IPC_OPT_STR, 0, 0, NULL,                         \
+		        "gids accepted as the other end (GID,GID...)"         \
 	}
 
 struct ipc_trust {

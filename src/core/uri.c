@@ -313,8 +313,8 @@ parse_options(struct ipc_uri *u, const char *q)
 		if (u->specs == NULL || u->specs[i].key == NULL) {
 			list_keys(u->specs, list, sizeof(list));
 			r = ipc__err(-EINVAL, uri,
-			             "unknown option '%s': %s accepts %s",
-			             key, u->scheme, list);
+			             "unknown option '%s': %s accepts %s", key,
+			             u->scheme, list);
 			free(key);
 			free(val);
 			return r;
