@@ -318,12 +318,17 @@ fi
 # port the kernel bound, and a second ipc-cat reaches it there.
 case $found in
 *tcp://*)
+	# Emptied first: the child's truncation may come after the first
+	# read below, which would find an earlier run's local URI.
+	: >"$tmp/err.recv"
 	ic -v -l -U -t 5000 tcp://127.0.0.1:0 >"$tmp/out" 2>"$tmp/err.recv" &
 	rp=$!
 	lu=
-	for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+	i=0
+	while [ $i -lt 100 ]; do
 		lu=$(sed -n 's/^ipc-cat: local URI //p' "$tmp/err.recv")
 		[ -n "$lu" ] && break
+		i=$((i + 1))
 		sleep 0.1
 	done
 	case $lu in

@@ -26,6 +26,10 @@ fail() {
 # three clients at once, each sending three messages 150 ms apart, so
 # that their conversations overlap.
 for asked in "tcp://127.0.0.1:0" "unix://$tmp/s.sock"; do
+	# Emptied first: the child's truncation may come after the first
+	# read below, which would find the previous server's URI.
+	: >"$tmp/srv.out"
+	: >"$tmp/srv.err"
 	"$cat_" -l -k -x -v -U "$asked" >"$tmp/srv.out" 2>"$tmp/srv.err" &
 	server=$!
 	uri=

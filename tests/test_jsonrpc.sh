@@ -24,6 +24,9 @@ fail() {
 
 # Start the server on $1; $addr becomes the URI it printed.
 serve() {
+	# Empty it here: the child's own truncation may come after the
+	# first grep below, which would read the previous server's line.
+	: >"$tmp/out"
 	"$rpc" "$1" >"$tmp/out" 2>"$tmp/err" &
 	pid=$!
 	n=0

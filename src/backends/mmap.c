@@ -272,9 +272,14 @@ mm_check_alive(struct ipc_rchan *c)
 		return 0;
 	}
 	int peer = 1 - s->side;
+	/* The count before the lock: an opener takes its lock before it
+	 * counts itself, so a free lock seen after this load with a count
+	 * that moved means the peer came and went.  Read the other way
+	 * round, a peer opening between the two reads looked dead. */
+	uint32_t before = atomic_load(&s->hdr->side[peer].opens);
 	int held = byte_held(s->fd, MM_LOCK_SIDE(peer));
-	uint32_t opens = atomic_load(&s->hdr->side[peer].opens);
 	if (held > 0) {
+		uint32_t opens = atomic_load(&s->hdr->side[peer].opens);
 		if (!s->peer_seen || opens != s->peer_opens_live) {
 			s->peer_seen = 1;
 			s->peer_opens_live = opens;
@@ -282,7 +287,7 @@ mm_check_alive(struct ipc_rchan *c)
 		}
 		return 1;
 	}
-	if (held == 0 && (s->peer_seen || opens != s->peer_opens0)) {
+	if (held == 0 && (s->peer_seen || before != s->peer_opens0)) {
 		atomic_store(&c->dead, 1);
 		return 0;
 	}
