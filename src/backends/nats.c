@@ -18,7 +18,8 @@
  * each message stays in a window of at most window= messages until its
  * PubAck comes, and is published again (same Nats-Msg-Id, so the stream
  * stores it once) when the ack reports an error or does not come within
- * resend= ms, as after a server's death.  The receiver orders by Ipc-Seq
+ * resend= ms, as after a server's death (that window, the numbering and
+ * the fragments are src/core/natsmsg.c).  The receiver orders by Ipc-Seq
  * and drops what it has already had, so redeliveries and resends are
  * neither lost nor doubled.  js=0: core NATS publishes, at most once.
  *
@@ -48,18 +49,12 @@
 #include <nats/nats.h>
 
 #include "core/driver.h"
-#include "core/frag.h"
 #include "core/natsjs.h"
+#include "core/natsmsg.h"
 
 #define IDLEN      IPC_NATS_IDLEN
 #define HDR_ROOM   512 /* bytes of a NATS message kept for headers */
 #define DEF_MAXMSG (64u << 20)
-
-struct txent {
-	natsMsg *m;
-	int64_t due; /* when to publish it again unless acked */
-	int acked;
-};
 
 struct nats_ch {
 	pthread_mutex_t mu;
@@ -70,9 +65,7 @@ struct nats_ch {
 	natsSubscription *sub_data, *sub_ack, *sub_hb, *sub_echo, *sub_hello;
 	int creator, use_js;
 	char id[IDLEN + 1], peer_id[IDLEN + 1];
-	char *s_tx, *s_rx, *s_hbtx, *s_hbrx, *s_hello, *ackpfx, *deliver;
-	char stream[256], consumer[64];
-	char owner[64]; /* the stream's Description: "libipc CREATOR-ID" */
+	struct ipc_nats_names n; /* subjects, inboxes, stream, consumer */
 	const char *uri;
 
 	/* receive side */
@@ -99,10 +92,9 @@ struct nats_ch {
 	int64_t close_ms;
 	int fail; /* sticky: the connection closed for good */
 
-	/* send side (JetStream: the window of unacked messages) */
-	struct txent *ring;
+	/* send side: numbering, fragments, the JetStream window */
+	struct ipc_nats_tx tx;
 	size_t window;
-	uint64_t tx_base, tx_next; /* seqs [tx_base, tx_next) in flight */
 	/* Flow control: the peer's reader took every message before
 	 * peer_taken (it says so in its heartbeats and in credit records);
 	 * we send up to window= messages beyond that. */
@@ -118,16 +110,7 @@ struct nats_ch {
 	int have_pump, stop;
 	int hb_ms, dead_ms, resend_ms, optimeout;
 	size_t max_msg;
-	/* Messages longer than unit (the server's max_payload less room
-	 * for headers) go as fragments, one NATS message each with the
-	 * header Ipc-Frag: OFFSET/TOTAL. */
-	size_t unit;
-	struct ipc_frag_tx ftx;
-	struct ipc_frag_rx frx;
-	unsigned char *fbuf; /* one unit and its frag.h header */
-	size_t fcap;
-	unsigned char *rbuf; /* a received fragment as a frag.h unit */
-	size_t rcap;
+	struct ipc_nats_rx rx; /* reassembly of fragments */
 };
 
 static int64_t
@@ -143,7 +126,7 @@ now_ms(void)
 static int
 rx_ready(struct nats_ch *p)
 {
-	if (p->rq.n > 0 || p->frx.ready || p->fail < 0) {
+	if (p->rq.n > 0 || p->rx.frx.ready || p->fail < 0) {
 		return 1;
 	}
 	if (p->peer_gone) {
@@ -167,8 +150,8 @@ tx_ready(struct nats_ch *p)
 		return 0;
 	}
 	return !p->use_js ||
-	       (p->tx_next - p->tx_base < p->window &&
-	        p->tx_next - atomic_load(&p->peer_taken) < p->window);
+	       (p->tx.next - p->tx.base < p->window &&
+	        p->tx.next - atomic_load(&p->peer_taken) < p->window);
 }
 
 /* Under mu. */
@@ -185,7 +168,7 @@ sync_efd(struct nats_ch *p)
 static void
 publish_ctl(struct nats_ch *p, const char *op, uint64_t sent)
 {
-	natsMsg *m = ipc__nats_msg(p->s_hbtx, NULL, NULL, 0);
+	natsMsg *m = ipc__nats_msg(p->n.hbtx, NULL, NULL, 0);
 	char num[32];
 
 	if (m == NULL) {
@@ -249,44 +232,20 @@ static void
 on_ack(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 {
 	struct nats_ch *p = arg;
-	const char *subj = natsMsg_GetSubject(m);
-	const char *d = natsMsg_GetData(m);
-	size_t dl = (size_t)natsMsg_GetDataLength(m);
-	size_t pl = strlen(p->ackpfx);
-	char *end;
+	uint64_t seq;
 	int ok;
 
-	ok = d != NULL && memmem(d, dl, "\"seq\"", 5) != NULL &&
-	     memmem(d, dl, "\"error\"", 7) == NULL;
-	if (strncmp(subj, p->ackpfx, pl) != 0 || subj[pl] != '.') {
-		natsMsg_Destroy(m);
-		return;
-	}
-	unsigned long long seq = strtoull(subj + pl + 1, &end, 10);
-	pthread_mutex_lock(&p->mu);
-	if (*end == '\0' && seq >= p->tx_base && seq < p->tx_next) {
-		struct txent *e = &p->ring[seq % p->window];
-		if (ok) {
-			e->acked = 1;
-		} else if (!e->acked) {
-			/* refused: the stream is full (the peer has not read
-			 * window= messages yet), or it has no leader just now
-			 */
-			e->due = now_ms() + 100;
-		}
-		while (p->tx_base < p->tx_next &&
-		       p->ring[p->tx_base % p->window].acked) {
-			struct txent *b = &p->ring[p->tx_base % p->window];
-			natsMsg_Destroy(b->m);
-			*b = (struct txent){0};
-			p->tx_base++;
-		}
-		if (p->tx_base == p->tx_next) {
+	if (ipc__nats_ack_parse(p->n.ackpfx, m, &seq, &ok)) {
+		pthread_mutex_lock(&p->mu);
+		int k = ipc__nats_tx_acked(&p->tx, seq, ok);
+		if (k == 1) {
 			pthread_cond_broadcast(&p->cv);
 		}
-		sync_efd(p);
+		if (k >= 0) {
+			sync_efd(p);
+		}
+		pthread_mutex_unlock(&p->mu);
 	}
-	pthread_mutex_unlock(&p->mu);
 	natsMsg_Destroy(m);
 }
 
@@ -392,50 +351,13 @@ on_error(natsConnection *nc, natsSubscription *sub, natsStatus s, void *arg)
 
 /* ---------------------------------------------------------- pump -- */
 
-/* Publish (again) one message of the window; under mu. */
-static void
-tx_publish(struct nats_ch *p, struct txent *e)
-{
-	natsStatus s = natsConnection_PublishMsg(p->nc, e->m);
-	e->due = now_ms() + (s == NATS_OK ? p->resend_ms : 100);
-}
-
-/* Publish again what was refused or not acked in time, in order; the
- * stream drops copies it has (Nats-Msg-Id) and the receiver orders. */
-static void
-resend_due(struct nats_ch *p)
-{
-	int64_t t = now_ms();
-
-	for (uint64_t s = p->tx_base; s < p->tx_next; s++) {
-		struct txent *e = &p->ring[s % p->window];
-		if (!e->acked && e->due <= t) {
-			tx_publish(p, e);
-		}
-	}
-}
-
 /* The peer stopped beating: in JetStream mode it is gone once its
  * stream holds nothing more for us.  Called without mu. */
 static int
 peer_drained(struct nats_ch *p)
 {
-	jsConsumerInfo *ci = NULL;
-	jsErrCode jerr = 0;
-	jsOptions o;
-	int done = 1;
-
-	if (!p->use_js) {
-		return 1;
-	}
-	jsOptions_Init(&o);
-	o.Wait = 500;
-	if (js_GetConsumerInfo(&ci, p->js, p->stream, p->consumer, &o,
-	                       &jerr) == NATS_OK) {
-		done = ci->NumPending == 0;
-		jsConsumerInfo_Destroy(ci);
-	}
-	return done;
+	return !p->use_js ||
+	       ipc__nats_pending(p->js, p->n.stream, p->n.consumer) == 0;
 }
 
 static void
@@ -474,7 +396,7 @@ pump_main(void *arg)
 				p->fail = -ECONNRESET; /* reconnects ran out */
 			}
 			if (p->use_js) {
-				resend_due(p);
+				ipc__nats_tx_resend(&p->tx);
 			}
 			if (atomic_load(&p->peer_here) && !p->peer_closed &&
 			    !p->peer_dead) {
@@ -522,8 +444,8 @@ subscribe(struct nats_ch *p, natsSubscription **sub, const char *subj,
 static int
 make_consumer(struct nats_ch *p, const struct ipc_uri *u)
 {
-	return ipc__nats_make_consumer(p->js, u, p->stream, p->consumer,
-	                               p->deliver, p->s_rx, p->window);
+	return ipc__nats_make_consumer(p->js, u, p->n.stream, p->n.consumer,
+	                               p->n.deliver, p->n.rx, p->window);
 }
 
 /* The opener asks the creator in (op "hello"), or a creator asks whether
@@ -532,7 +454,7 @@ static int
 hello(struct nats_ch *p, const struct ipc_uri *u, const char *op)
 {
 	char cid[IDLEN + 1];
-	int r = ipc__nats_hello(p->nc, u, p->s_hello, p->id, p->use_js, op,
+	int r = ipc__nats_hello(p->nc, u, p->n.hello, p->id, p->use_js, op,
 	                        p->optimeout, cid);
 
 	if (r == 0) {
@@ -572,23 +494,9 @@ teardown(struct nats_ch *p)
 	jsCtx_Destroy(p->js);
 	natsConnection_Destroy(p->nc);
 	ipc__nats_rxq_fini(&p->rq);
-	ipc__frag_tx_fini(&p->ftx);
-	ipc__frag_rx_fini(&p->frx);
-	free(p->fbuf);
-	free(p->rbuf);
-	if (p->ring != NULL) {
-		for (size_t i = 0; i < p->window; i++) {
-			natsMsg_Destroy(p->ring[i].m);
-		}
-	}
-	free(p->ring);
-	free(p->s_tx);
-	free(p->s_rx);
-	free(p->s_hbtx);
-	free(p->s_hbrx);
-	free(p->s_hello);
-	free(p->ackpfx);
-	free(p->deliver);
+	ipc__nats_tx_fini(&p->tx);
+	ipc__nats_rx_fini(&p->rx);
+	ipc__nats_names_fini(&p->n);
 	if (p->efd_r >= 0) {
 		close(p->efd_r);
 	}
@@ -604,40 +512,6 @@ teardown(struct nats_ch *p)
 }
 
 static int
-names(struct nats_ch *p, const char *subject)
-{
-	const char *me = p->creator ? "c" : "o",
-	           *them = p->creator ? "o" : "c";
-	natsInbox *inbox = NULL;
-
-	if (asprintf(&p->s_tx, "%s.%s2%s", subject, me, them) < 0 ||
-	    asprintf(&p->s_rx, "%s.%s2%s", subject, them, me) < 0 ||
-	    asprintf(&p->s_hbtx, "%s.hb.%s", subject, me) < 0 ||
-	    asprintf(&p->s_hbrx, "%s.hb.%s", subject, them) < 0 ||
-	    asprintf(&p->s_hello, "%s.hello", subject) < 0) {
-		return -ENOMEM;
-	}
-	if (natsInbox_Create(&inbox) != NATS_OK) {
-		return -ENOMEM;
-	}
-	int r = asprintf(&p->ackpfx, "%s", (char *)inbox);
-	natsInbox_Destroy(inbox);
-	inbox = NULL;
-	if (r < 0 || natsInbox_Create(&inbox) != NATS_OK) {
-		return -ENOMEM;
-	}
-	r = asprintf(&p->deliver, "%s", (char *)inbox);
-	natsInbox_Destroy(inbox);
-	if (r < 0) {
-		return -ENOMEM;
-	}
-	ipc__nats_stream_name(p->stream, sizeof(p->stream), subject);
-	snprintf(p->owner, sizeof(p->owner), "libipc %s", p->id);
-	snprintf(p->consumer, sizeof(p->consumer), "ipc_%s_%s", me, p->id);
-	return 0;
-}
-
-static int
 nats_open2(ipc_channel *ch, const struct ipc_uri *u, int flags)
 {
 	struct nats_ch *p = ipc__priv(ch);
@@ -645,28 +519,11 @@ nats_open2(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	char *ackwild = NULL;
 	int r;
 
-	if (u->path == NULL || !ipc__nats_subject_ok(subject)) {
-		return ipc__err(
-		        -EINVAL, u->text,
-		        "SUBJECT: want tokens of [A-Za-z0-9_-] joined "
-		        "by '.', at most 200 bytes, after the servers");
+	r = ipc__nats_check(u, p->use_js, p->hb_ms, p->dead_ms);
+	if (r < 0) {
+		return r;
 	}
-	if (p->dead_ms <= p->hb_ms) {
-		return ipc__err(-EINVAL, u->text, "dead=%d must exceed hb=%d",
-		                p->dead_ms, p->hb_ms);
-	}
-	if (ipc__opt_isset(u, "password") && !ipc__opt_isset(u, "user")) {
-		return ipc__err(-EINVAL, u->text, "password: without user=");
-	}
-	if (!p->use_js &&
-	    (ipc__opt_isset(u, "replicas") || ipc__opt_isset(u, "storage") ||
-	     ipc__opt_isset(u, "ackwait") || ipc__opt_isset(u, "maxage"))) {
-		return ipc__err(
-		        -EINVAL, u->text,
-		        "replicas, storage, ackwait, maxage: JetStream "
-		        "options, but js=0");
-	}
-	if (names(p, subject) < 0) {
+	if (ipc__nats_names(&p->n, subject, p->creator, p->id) < 0) {
 		return ipc__err(-ENOMEM, u->text, "out of memory");
 	}
 	r = ipc__nats_connect(&p->nc, u, p->optimeout, on_error);
@@ -677,15 +534,16 @@ nats_open2(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	if (mp <= HDR_ROOM) {
 		return ipc__err(-EPROTO, u->text, "server max_payload %d", mp);
 	}
-	p->unit = (size_t)(mp - HDR_ROOM);
 	p->max_msg = (size_t)ipc__opt_num(u, "maxmsg", DEF_MAXMSG);
-	if (p->max_msg < p->unit) {
-		p->max_msg = p->unit;
+	if (p->max_msg < (size_t)(mp - HDR_ROOM)) {
+		p->max_msg = (size_t)(mp - HDR_ROOM);
 	}
 	ch->max_msg = p->max_msg;
-	p->fcap = p->unit + IPC_FRAG_HDR;
-	p->fbuf = malloc(p->fcap);
-	if (p->fbuf == NULL) {
+	p->rx.max_msg = p->max_msg;
+	p->tx.nc = p->nc;
+	p->tx.subj = p->n.tx;
+	p->tx.ackpfx = p->n.ackpfx;
+	if (ipc__nats_tx_unit(&p->tx, (size_t)(mp - HDR_ROOM)) < 0) {
 		return ipc__err(-ENOMEM, u->text, "out of memory");
 	}
 	if (p->use_js) {
@@ -696,20 +554,20 @@ nats_open2(ipc_channel *ch, const struct ipc_uri *u, int flags)
 			return ipc__err(-ENOMEM, u->text, "JetStream context");
 		}
 	}
-	if (asprintf(&ackwild, "%s.*", p->ackpfx) < 0) {
+	if (asprintf(&ackwild, "%s.*", p->n.ackpfx) < 0) {
 		return ipc__err(-ENOMEM, u->text, "out of memory");
 	}
 	r = subscribe(p, &p->sub_ack, ackwild, on_ack);
 	free(ackwild);
 	if (r == 0) {
-		r = subscribe(p, &p->sub_hb, p->s_hbrx, on_hb);
+		r = subscribe(p, &p->sub_hb, p->n.hbrx, on_hb);
 	}
 	if (r == 0) {
-		r = subscribe(p, &p->sub_echo, p->s_hbtx, on_echo);
+		r = subscribe(p, &p->sub_echo, p->n.hbtx, on_echo);
 	}
 	if (r == 0) {
 		r = subscribe(p, &p->sub_data,
-		              p->use_js ? p->deliver : p->s_rx, on_data);
+		              p->use_js ? p->n.deliver : p->n.rx, on_data);
 	}
 	if (r < 0) {
 		return r;
@@ -720,8 +578,9 @@ nats_open2(ipc_channel *ch, const struct ipc_uri *u, int flags)
 			return r < 0 ? r : -EIO;
 		}
 		if (p->use_js) {
-			r = ipc__nats_make_stream(p->js, u, p->stream,
-			                          p->owner, p->s_tx, p->s_rx);
+			r = ipc__nats_make_stream(p->js, u, p->n.stream,
+			                          p->n.owner, p->n.tx,
+			                          p->n.rx);
 			if (r == 0) {
 				r = make_consumer(p, u);
 			}
@@ -729,7 +588,7 @@ nats_open2(ipc_channel *ch, const struct ipc_uri *u, int flags)
 				return r;
 			}
 		}
-		r = subscribe(p, &p->sub_hello, p->s_hello, on_hello);
+		r = subscribe(p, &p->sub_hello, p->n.hello, on_hello);
 		if (r == 0 && natsConnection_FlushTimeout(
 		                      p->nc, p->optimeout) != NATS_OK) {
 			r = ipc__err(-ETIMEDOUT, u->text,
@@ -772,7 +631,10 @@ nats_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	p->rx_taken = 1;
 	p->rx_credited = 1;
 	p->peer_taken = 1;
-	p->tx_base = p->tx_next = 1;
+	p->tx.uri = p->rx.uri = ch->uri;
+	p->tx.id = p->id;
+	p->tx.use_js = p->rx.use_js = p->use_js;
+	p->tx.resend_ms = p->resend_ms;
 	ipc__nats_make_id(p->id);
 	if (!p->use_js) {
 		ch->caps &= ~IPC_CAP_RELIABLE;
@@ -806,10 +668,9 @@ nats_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	p->have_sync = 1;
 	p->efd_r = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	p->efd_w = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	p->ring = calloc(p->window, sizeof(*p->ring));
 	if (p->efd_r < 0 || p->efd_w < 0) {
 		r = ipc__errno(-errno, u->text, "eventfd");
-	} else if (p->ring == NULL) {
+	} else if (ipc__nats_tx_init(&p->tx, p->window) < 0) {
 		r = ipc__err(-ENOMEM, u->text, "out of memory");
 	} else {
 		r = nats_open2(ch, u, flags);
@@ -841,48 +702,10 @@ peer_end(struct nats_ch *p, const char *what)
 	                what, p->dead_ms);
 }
 
-/* Publish one NATS message with the next Ipc-Seq (frag: the Ipc-Frag
- * header or NULL).  Under mu, with tx_ready(p).  0, -EAGAIN (core NATS:
- * libnats's buffer is full) or a recorded error. */
 static int
-publish_one(struct nats_ch *p, const void *buf, size_t len, const char *frag)
+tx_ready_cb(void *arg)
 {
-	char num[32], reply[128];
-	uint64_t seq = p->tx_next;
-	natsMsg *m;
-
-	snprintf(num, sizeof(num), "%" PRIu64, seq);
-	snprintf(reply, sizeof(reply), "%s.%" PRIu64, p->ackpfx, seq);
-	m = ipc__nats_msg(p->s_tx, p->use_js ? reply : NULL, buf, len);
-	if (m == NULL) {
-		return ipc__err(-ENOMEM, p->uri, "out of memory");
-	}
-	natsMsgHeader_Set(m, "Ipc-Id", p->id);
-	natsMsgHeader_Set(m, "Ipc-Seq", num);
-	if (frag != NULL) {
-		natsMsgHeader_Set(m, "Ipc-Frag", frag);
-	}
-	if (p->use_js) {
-		char mid[64];
-		snprintf(mid, sizeof(mid), "%s-%" PRIu64, p->id, seq);
-		natsMsgHeader_Set(m, "Nats-Msg-Id", mid);
-		struct txent *e = &p->ring[seq % p->window];
-		e->m = m;
-		e->acked = 0;
-		tx_publish(p, e); /* a failure is retried by the pump */
-		p->tx_next++;
-		return 0;
-	}
-	natsStatus s = natsConnection_PublishMsg(p->nc, m);
-	natsMsg_Destroy(m);
-	if (s == NATS_INSUFFICIENT_BUFFER) {
-		return -EAGAIN;
-	}
-	if (s != NATS_OK) {
-		return ipc__nats_err(-EIO, p->uri, "publish", s);
-	}
-	p->tx_next++;
-	return 0;
+	return tx_ready(arg);
 }
 
 /* Send fragments of the message in progress while the window allows.
@@ -890,26 +713,7 @@ publish_one(struct nats_ch *p, const void *buf, size_t len, const char *frag)
 static int
 frag_pump(struct nats_ch *p)
 {
-	while (tx_ready(p)) {
-		char fr[48];
-		size_t off = p->ftx.off;
-		size_t n = ipc__frag_tx_next(&p->ftx, p->fbuf, p->fcap);
-		snprintf(fr, sizeof(fr), "%zu/%zu", off, p->ftx.len);
-		int r = publish_one(p, p->fbuf + IPC_FRAG_HDR,
-		                    n - IPC_FRAG_HDR, fr);
-		if (r == -EAGAIN) {
-			return 0;
-		}
-		if (r < 0) {
-			ipc__frag_tx_done(&p->ftx);
-			return r;
-		}
-		if (ipc__frag_tx_sent(&p->ftx, n)) {
-			ipc__frag_tx_done(&p->ftx);
-			return 1;
-		}
-	}
-	return 0;
+	return ipc__nats_tx_frags(&p->tx, tx_ready_cb, p);
 }
 
 static ssize_t
@@ -920,11 +724,11 @@ nats_send(ipc_channel *ch, const void *buf, size_t len)
 
 	pthread_mutex_lock(&p->mu);
 	if (p->fail < 0 || p->peer_closed || p->peer_dead) {
-		ipc__frag_tx_done(&p->ftx);
+		ipc__frag_tx_done(&p->tx.ftx);
 		r = peer_end(p, "send");
 		goto out;
 	}
-	if (p->ftx.active && !ipc__frag_tx_same(&p->ftx, buf, len)) {
+	if (p->tx.ftx.active && !ipc__frag_tx_same(&p->tx.ftx, buf, len)) {
 		/* The rest of a detached message goes first. */
 		int k = frag_pump(p);
 		if (k <= 0) {
@@ -932,7 +736,7 @@ nats_send(ipc_channel *ch, const void *buf, size_t len)
 			goto out;
 		}
 	}
-	if (p->ftx.active) {
+	if (p->tx.ftx.active) {
 		/* The core calls again with the message in progress. */
 		int k = frag_pump(p);
 		r = k < 0 ? k : k == 0 ? -EINPROGRESS : (ssize_t)len;
@@ -942,12 +746,12 @@ nats_send(ipc_channel *ch, const void *buf, size_t len)
 		r = -EAGAIN;
 		goto out;
 	}
-	if (len <= p->unit) {
-		int k = publish_one(p, buf, len, NULL);
+	if (len <= p->tx.unit) {
+		int k = ipc__nats_tx_publish(&p->tx, buf, len, NULL);
 		r = k < 0 ? k : (ssize_t)len;
 		goto out;
 	}
-	ipc__frag_tx_start(&p->ftx, buf, len);
+	ipc__frag_tx_start(&p->tx.ftx, buf, len);
 	int k = frag_pump(p);
 	r = k < 0 ? k : k == 0 ? -EINPROGRESS : (ssize_t)len;
 out:
@@ -964,15 +768,16 @@ nats_detach(ipc_channel *ch)
 	struct nats_ch *p = ipc__priv(ch);
 
 	pthread_mutex_lock(&p->mu);
-	int r = ipc__frag_tx_detach(&p->ftx);
+	int r = ipc__frag_tx_detach(&p->tx.ftx);
 	pthread_mutex_unlock(&p->mu);
 	return r < 0 ? ipc__err(r, p->uri, "out of memory") : 0;
 }
 
 /* The message m was taken: credit for the sender. */
 static void
-taken(struct nats_ch *p, natsMsg *m)
+taken(void *arg, natsMsg *m)
 {
+	struct nats_ch *p = arg;
 	uint64_t seq;
 
 	if (ipc__nats_hdr_u64(m, "Ipc-Seq", &seq) &&
@@ -986,104 +791,16 @@ taken(struct nats_ch *p, natsMsg *m)
 	}
 }
 
-/* "OFFSET/TOTAL", both decimal. */
-static int
-parse_frag(const char *v, uint64_t *off, uint64_t *total)
-{
-	char *end;
-
-	if (v == NULL || *v < '0' || *v > '9') {
-		return 0;
-	}
-	errno = 0;
-	*off = strtoull(v, &end, 10);
-	if (*end != '/' || end[1] < '0' || end[1] > '9') {
-		return 0;
-	}
-	*total = strtoull(end + 1, &end, 10);
-	return *end == '\0' && errno == 0;
-}
-
-/* Feed the fragment m (header value fr) to the reassembly, as a frag.h
- * unit.  IPC_FRAG_NEED, IPC_FRAG_WHOLE or a recorded error. */
-static int
-feed_frag(struct nats_ch *p, natsMsg *m, const char *fr)
-{
-	size_t n = (size_t)natsMsg_GetDataLength(m);
-	uint64_t off, total;
-	uint32_t arg;
-
-	if (!parse_frag(fr, &off, &total) || total > p->max_msg ||
-	    off >= total || n > total - off || n == 0) {
-		return ipc__err(-EPROTO, p->uri,
-		                "bad fragment header "
-		                "Ipc-Frag: %.40s (%zu bytes)",
-		                fr ? fr : "", n);
-	}
-	if (p->rcap < n + IPC_FRAG_HDR) {
-		unsigned char *v = realloc(p->rbuf, n + IPC_FRAG_HDR);
-		if (v == NULL) {
-			return ipc__err(-ENOMEM, p->uri, "out of memory");
-		}
-		p->rbuf = v;
-		p->rcap = n + IPC_FRAG_HDR;
-	}
-	ipc__frag_hdr(p->rbuf, off == 0 ? IPC_FRAG_DATA : IPC_FRAG_MORE,
-	              (uint32_t)total, (uint32_t)off);
-	memcpy(p->rbuf + IPC_FRAG_HDR, natsMsg_GetData(m), n);
-	return ipc__frag_rx_feed(&p->frx, p->rbuf, n + IPC_FRAG_HDR,
-	                         p->max_msg, &arg, p->uri);
-}
-
 static ssize_t
 recv_locked(struct nats_ch *p, void *buf, size_t cap)
 {
-	natsMsg *m;
+	ssize_t r = ipc__nats_rx_take(&p->rx, &p->rq, buf, cap, taken, p);
 
-	while (!p->frx.ready && (m = ipc__nats_rxq_peek(&p->rq)) != NULL) {
-		const char *fr = ipc__nats_hdr(m, "Ipc-Frag");
-		if (fr == NULL && !p->frx.partial) {
-			size_t n = (size_t)natsMsg_GetDataLength(m);
-			if (n > cap) {
-				return ipc__err_msgsize(p->uri, n, cap);
-			}
-			if (n > 0) {
-				memcpy(buf, natsMsg_GetData(m), n);
-			}
-			ipc__nats_rxq_pop(&p->rq);
-			taken(p, m);
-			natsMsg_Destroy(m);
-			return (ssize_t)n;
-		}
-		int k = fr != NULL ? feed_frag(p, m, fr)
-		                   : ipc__err(-EPROTO, p->uri,
-		                              "a message inside a fragmented "
-		                              "one");
-		if (k < 0 && !p->use_js) {
-			/* core NATS lost a fragment: the message is lost */
-			ipc__frag_rx_drop(&p->frx);
-			if (fr == NULL) {
-				continue; /* m is delivered as it is */
-			}
-			k = feed_frag(p, m, fr); /* it may start the next */
-			if (k < 0) {
-				ipc__frag_rx_drop(&p->frx);
-				k = IPC_FRAG_NEED;
-			}
-		}
-		ipc__nats_rxq_pop(&p->rq);
-		taken(p, m);
-		natsMsg_Destroy(m);
-		if (k < 0) {
-			ipc__frag_rx_drop(&p->frx);
-			return k;
-		}
-	}
-	if (p->frx.ready) {
-		return ipc__frag_rx_take(&p->frx, buf, cap, p->uri);
+	if (r != -EAGAIN) {
+		return r;
 	}
 	if (rx_ready(p)) {
-		ipc__frag_rx_drop(&p->frx);
+		ipc__frag_rx_drop(&p->rx.frx);
 		return peer_end(p, "recv");
 	}
 	return -EAGAIN;
@@ -1131,7 +848,7 @@ nats_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 	}
 	if (p->fail < 0) {
 		rev |= IPC_POLLERR;
-	} else if (p->rq.n == 0 && !p->frx.ready && rx_ready(p)) {
+	} else if (p->rq.n == 0 && !p->rx.frx.ready && rx_ready(p)) {
 		rev |= IPC_POLLHUP;
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -1152,7 +869,7 @@ flush_window(struct nats_ch *p, int timeout_ms)
 	int64_t end = now_ms() + timeout_ms;
 
 	pthread_mutex_lock(&p->mu);
-	while (p->tx_base < p->tx_next && p->fail == 0 && now_ms() < end) {
+	while (p->tx.base < p->tx.next && p->fail == 0 && now_ms() < end) {
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += 20 * 1000000L;
@@ -1176,7 +893,7 @@ nats_close(ipc_channel *ch)
 	/* The rest of a detached fragmented message, as the window lets. */
 	int64_t fend = now_ms() + t;
 	pthread_mutex_lock(&p->mu);
-	while (p->ftx.active && p->fail == 0 && !p->peer_closed &&
+	while (p->tx.ftx.active && p->fail == 0 && !p->peer_closed &&
 	       !p->peer_dead && frag_pump(p) == 0 && now_ms() < fend) {
 		pthread_mutex_unlock(&p->mu);
 		usleep(10000);
@@ -1187,15 +904,15 @@ nats_close(ipc_channel *ch)
 		flush_window(p, t);
 	}
 	pthread_mutex_lock(&p->mu);
-	if (p->use_js && p->tx_base < p->tx_next) {
+	if (p->use_js && p->tx.base < p->tx.next) {
 		ret = ipc__err(-ETIMEDOUT, p->uri,
 		               "close: %" PRIu64 " messages not acknowledged "
 		               "by JetStream",
-		               p->tx_next - p->tx_base);
+		               p->tx.next - p->tx.base);
 	}
 	pthread_mutex_unlock(&p->mu);
 	pthread_mutex_lock(&p->mu);
-	publish_ctl(p, "close", p->tx_next - 1);
+	publish_ctl(p, "close", p->tx.next - 1);
 	pthread_mutex_unlock(&p->mu);
 	natsConnection_FlushTimeout(p->nc, 1000);
 	if (p->use_js && p->fail == 0) {
@@ -1217,11 +934,12 @@ nats_close(ipc_channel *ch)
 		last = !p->peer_here || p->peer_closed || p->peer_gone ||
 		       p->peer_dead;
 		pthread_mutex_unlock(&p->mu);
-		js_DeleteConsumer(p->js, p->stream, p->consumer, &o, &jerr);
+		js_DeleteConsumer(p->js, p->n.stream, p->n.consumer, &o,
+		                  &jerr);
 		if (last) {
-			snprintf(p->owner, sizeof(p->owner), "libipc %s",
+			snprintf(p->n.owner, sizeof(p->n.owner), "libipc %s",
 			         p->creator ? p->id : p->peer_id);
-			ipc__nats_delete_stream(p->js, p->stream, p->owner,
+			ipc__nats_delete_stream(p->js, p->n.stream, p->n.owner,
 			                        &o);
 		}
 	}

@@ -270,6 +270,97 @@ ipc__nats_make_stream(jsCtx *js, const struct ipc_uri *u, const char *name,
 }
 
 int
+ipc__nats_names(struct ipc_nats_names *n, const char *subject, int creator,
+                const char *id)
+{
+	const char *me = creator ? "c" : "o", *them = creator ? "o" : "c";
+	natsInbox *inbox = NULL;
+
+	if (asprintf(&n->tx, "%s.%s2%s", subject, me, them) < 0 ||
+	    asprintf(&n->rx, "%s.%s2%s", subject, them, me) < 0 ||
+	    asprintf(&n->hbtx, "%s.hb.%s", subject, me) < 0 ||
+	    asprintf(&n->hbrx, "%s.hb.%s", subject, them) < 0 ||
+	    asprintf(&n->hello, "%s.hello", subject) < 0) {
+		return -ENOMEM;
+	}
+	if (natsInbox_Create(&inbox) != NATS_OK) {
+		return -ENOMEM;
+	}
+	int r = asprintf(&n->ackpfx, "%s", (char *)inbox);
+	natsInbox_Destroy(inbox);
+	inbox = NULL;
+	if (r < 0 || natsInbox_Create(&inbox) != NATS_OK) {
+		return -ENOMEM;
+	}
+	r = asprintf(&n->deliver, "%s", (char *)inbox);
+	natsInbox_Destroy(inbox);
+	if (r < 0) {
+		return -ENOMEM;
+	}
+	ipc__nats_stream_name(n->stream, sizeof(n->stream), subject);
+	snprintf(n->owner, sizeof(n->owner), "libipc %s", id);
+	snprintf(n->consumer, sizeof(n->consumer), "ipc_%s_%s", me, id);
+	return 0;
+}
+
+void
+ipc__nats_names_fini(struct ipc_nats_names *n)
+{
+	free(n->tx);
+	free(n->rx);
+	free(n->hbtx);
+	free(n->hbrx);
+	free(n->hello);
+	free(n->ackpfx);
+	free(n->deliver);
+}
+
+int
+ipc__nats_check(const struct ipc_uri *u, int use_js, int hb_ms, int dead_ms)
+{
+	if (u->path == NULL || !ipc__nats_subject_ok(u->path + 1)) {
+		return ipc__err(
+		        -EINVAL, u->text,
+		        "SUBJECT: want tokens of [A-Za-z0-9_-] joined "
+		        "by '.', at most 200 bytes, after the servers");
+	}
+	if (dead_ms <= hb_ms) {
+		return ipc__err(-EINVAL, u->text, "dead=%d must exceed hb=%d",
+		                dead_ms, hb_ms);
+	}
+	if (ipc__opt_isset(u, "password") && !ipc__opt_isset(u, "user")) {
+		return ipc__err(-EINVAL, u->text, "password: without user=");
+	}
+	if (!use_js &&
+	    (ipc__opt_isset(u, "replicas") || ipc__opt_isset(u, "storage") ||
+	     ipc__opt_isset(u, "ackwait") || ipc__opt_isset(u, "maxage"))) {
+		return ipc__err(
+		        -EINVAL, u->text,
+		        "replicas, storage, ackwait, maxage: JetStream "
+		        "options, but js=0");
+	}
+	return 0;
+}
+
+uint64_t
+ipc__nats_pending(jsCtx *js, const char *stream, const char *consumer)
+{
+	jsConsumerInfo *ci = NULL;
+	jsErrCode jerr = 0;
+	jsOptions o;
+	uint64_t n = 0;
+
+	jsOptions_Init(&o);
+	o.Wait = 500;
+	if (js_GetConsumerInfo(&ci, js, stream, consumer, &o, &jerr) ==
+	    NATS_OK) {
+		n = ci->NumPending;
+		jsConsumerInfo_Destroy(ci);
+	}
+	return n;
+}
+
+int
 ipc__nats_make_consumer(jsCtx *js, const struct ipc_uri *u, const char *stream,
                         const char *durable, const char *deliver,
                         const char *filter, size_t window)

@@ -21,6 +21,11 @@
 /* The options of a nats:// URI. */
 extern const struct ipc_optspec ipc__nats_opts[];
 
+/* The checks of a nats:// URI beyond its option table: the SUBJECT,
+ * dead= above hb=, password= with user=, no JetStream option with js=0.
+ * 0 or -EINVAL recorded. */
+int ipc__nats_check(const struct ipc_uri *u, int use_js, int hb_ms,
+                    int dead_ms);
 /* Record err for uri: "what: libnats's last error (or s's text)". */
 int ipc__nats_err(int err, const char *uri, const char *what, natsStatus s);
 /* SUBJECT: tokens of [A-Za-z0-9_-] joined by single dots, 1..200 bytes;
@@ -38,6 +43,20 @@ natsMsg *ipc__nats_msg(const char *subj, const char *reply, const void *data,
                        size_t len);
 /* IPC_NATS_IDLEN random hex digits and a NUL. */
 void ipc__nats_make_id(char *out);
+/* The names of a channel's end on SUBJECT: SUBJECT.c2o and .o2c carry
+ * the data (tx: ours, rx: the peer's), .hb.c and .hb.o the heartbeats,
+ * .hello the rendezvous; ackpfx and deliver are fresh inboxes (PubAcks,
+ * our consumer's deliveries); owner is the stream's Description,
+ * "libipc CREATOR-ID". */
+struct ipc_nats_names {
+	char *tx, *rx, *hbtx, *hbrx, *hello, *ackpfx, *deliver;
+	char stream[256], consumer[64];
+	char owner[64];
+};
+/* 0 or -ENOMEM; ipc__nats_names_fini() either way. */
+int ipc__nats_names(struct ipc_nats_names *n, const char *subject, int creator,
+                    const char *id);
+void ipc__nats_names_fini(struct ipc_nats_names *n);
 /* The stream name for a subject: IPC_ + the subject + a hash. */
 void ipc__nats_stream_name(char *out, size_t cap, const char *subject);
 /* Create the channel's work-queue stream over two subjects (a leftover by
@@ -51,6 +70,10 @@ int ipc__nats_make_consumer(jsCtx *js, const struct ipc_uri *u,
                             const char *stream, const char *durable,
                             const char *deliver, const char *filter,
                             size_t window);
+/* Messages the consumer has yet to deliver; 0 also when it cannot be
+ * asked (the peer's end counts as drained then). */
+uint64_t ipc__nats_pending(jsCtx *js, const char *stream,
+                           const char *consumer);
 /* Delete the stream if its Description is still owner: a creator that
  * came later on the same subject has a stream by the same name, which is
  * not ours to delete. */
