@@ -331,6 +331,24 @@ tu_fork(tu_child_fn fn, void *arg, unsigned limit_s)
 	return pid;
 }
 
+pid_t
+tu_fork_plain(void)
+{
+	pid_t parent = getpid();
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		return -errno;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent) {
+			_exit(99);
+		}
+	}
+	return pid;
+}
+
 int
 tu_wait(pid_t pid, int timeout_ms, int *status)
 {

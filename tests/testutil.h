@@ -178,6 +178,11 @@ typedef int (*tu_child_fn)(void *arg);
  * Returns the pid or -errno.  Inside tu_run_isolated(), the pid is
  * recorded for the System V attribution of tu_objs_diff(). */
 pid_t tu_fork(tu_child_fn fn, void *arg, unsigned limit_s);
+/* fork() for a test that goes on in the child itself: the child is
+ * killed when this process dies (a failed test must not leave a child
+ * blocked on a peer it can no longer see).  The pid, 0 in the child, or
+ * -errno. */
+pid_t tu_fork_plain(void);
 /* Wait up to timeout_ms (-1: forever) for pid.  Returns 0 with *status
  * set, or -ETIMEDOUT (the child is left running), or -errno. */
 int tu_wait(pid_t pid, int timeout_ms, int *status);
