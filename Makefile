@@ -7,8 +7,9 @@
 #   make tsan     thread-safety tests under ThreadSanitizer (build-tsan/)
 #   make fuzz     libFuzzer targets, FUZZ_SECONDS each (build-fuzz/)
 #   make clang    clang -Werror build, unit + conformance suites (build-clang/)
-#   make musl     musl-gcc build of the library and tools, and the smoke
-#                 test linked against musl (build-musl/; no cmocka there)
+#   make musl     musl-gcc build of the library, tools and tests: smoke,
+#                 unit and conformance suites against musl (build-musl/;
+#                 cmocka built from Debian's source package with musl-gcc)
 #   make valgrind conformance cases under valgrind memcheck, one run per
 #                 driver (build/), any error fails
 #   make fuzz-selftest   a deliberately broken target must fail make fuzz
@@ -30,7 +31,7 @@ TEST_PKGS  := libcmocka-dev socat python3-cffi python3-pytest nats-server \
               dbus-daemon dbus-bin
 BENCH_PKGS := libsystemd-dev dbus-daemon nats-server libzmq3-dev libnng-dev libiceoryx-binding-c-dev iceoryx
 SAN_PKGS   := clang libclang-rt-14-dev
-MUSL_PKGS  := musl-tools linux-libc-dev
+MUSL_PKGS  := musl-tools linux-libc-dev dpkg-dev xz-utils
 VALGRIND_PKGS := valgrind
 
 FUZZ_SECONDS ?= 30
@@ -181,21 +182,72 @@ clang: deps-san build-clang/build.ninja
 	  --suite unit --suite conformance --suite smoke
 
 # musl: Debian's musl-gcc searches only musl's headers; the kernel's
-# (linux/futex.h, asm/...) come after them.  pkg-config is pointed nowhere
-# so that no glibc-built library (cmocka, sd-bus, OpenSSL) is linked in:
-# the optional drivers and the cmocka suite are left out, and the smoke
-# test (tests/smoke.c, libc only) runs against the musl-linked library.
-build-musl/build.ninja:
-	CC=musl-gcc PKG_CONFIG_LIBDIR=/nonexistent \
+# (linux/futex.h, asm/...) come after them.  Debian's libcmocka is built
+# for glibc, so cmocka is built here from Debian's own source package
+# (apt-get source cmocka, which needs a deb-src entry: as root one is
+# added under /etc/apt/sources.list.d from the system's deb entries) into
+# build-musl/cmocka/, compiled with musl-gcc into a static library that
+# pkg-config finds through build-musl/cmocka/native.ini; pkg-config sees
+# nothing else, so no glibc-built library (sd-bus, libnats, OpenSSL) is
+# linked in and those drivers are disabled.  make musl runs the smoke
+# test, the unit suite and the conformance suite against musl.
+MUSL_CMOCKA := build-musl/cmocka
+MUSL_CMOCKA_DEFS := -DHAVE_SIGNAL_H -DHAVE_INTTYPES_H -DHAVE_STRINGS_H \
+	-DHAVE_MALLOC_H -DHAVE_SETJMP_H -DHAVE_GCC_THREAD_LOCAL_STORAGE \
+	-DHAVE_CLOCK_GETTIME -DHAVE_CLOCK_REALTIME -DHAVE_SIGLONGJMP \
+	-DHAVE_STRSIGNAL -DHAVE_STRUCT_TIMESPEC
+MUSL_DEB_SRC := /etc/apt/sources.list.d/libipc-deb-src.sources
+
+$(MUSL_CMOCKA)/lib/libcmocka.a:
+	@if ! apt-get source --print-uris cmocka >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "make musl: apt-get source cmocka needs a deb-src entry in /etc/apt/sources.list*;"; \
+	    echo "make musl: add one (or run make musl as root, which adds $(MUSL_DEB_SRC))"; \
+	    exit 1; \
+	  fi; \
+	  echo "make musl: adding $(MUSL_DEB_SRC) (deb-src of the system's Debian entries)"; \
+	  { if [ -f /etc/apt/sources.list.d/debian.sources ]; then \
+	      sed 's/^Types: deb$$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources; \
+	    else echo "Types: deb-src"; \
+	      echo "URIs: http://deb.debian.org/debian"; \
+	      echo "Suites: $$(. /etc/os-release && echo $$VERSION_CODENAME)"; \
+	      echo "Components: main"; \
+	      echo "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"; \
+	    fi; } > $(MUSL_DEB_SRC).tmp && mv $(MUSL_DEB_SRC).tmp $(MUSL_DEB_SRC); \
+	  apt-get update -q >/dev/null || { echo "make musl: apt-get update failed"; exit 1; }; \
+	fi
+	rm -rf $(MUSL_CMOCKA)/src && mkdir -p $(MUSL_CMOCKA)/src $(MUSL_CMOCKA)/lib/pkgconfig
+	cd $(MUSL_CMOCKA)/src && apt-get source -q cmocka >/dev/null 2>apt.err \
+	  || { cat apt.err; echo "make musl: apt-get source cmocka failed"; exit 1; }
+	@set -e; d=$$(ls -d $(MUSL_CMOCKA)/src/cmocka-*/ | head -n 1); \
+	echo "make musl: compiling $$d""src/cmocka.c with musl-gcc"; \
+	musl-gcc -O2 -std=gnu11 -fPIC -w -I$$d/include $(MUSL_CMOCKA_DEFS) \
+	  -c $$d/src/cmocka.c -o $(MUSL_CMOCKA)/lib/cmocka.o; \
+	mkdir -p $(MUSL_CMOCKA)/include; cp $$d/include/cmocka.h $(MUSL_CMOCKA)/include/; \
+	v=$$(sed -n 's/^Version: *//p' $$d/../*.dsc | head -n 1); \
+	printf '%s\n' "Name: cmocka" "Description: cmocka built with musl-gcc" \
+	  "Version: $${v%%-*}" "Libs: -L$(abspath $(MUSL_CMOCKA))/lib -lcmocka" \
+	  "Cflags: -I$(abspath $(MUSL_CMOCKA))/include" \
+	  > $(MUSL_CMOCKA)/lib/pkgconfig/cmocka.pc; \
+	printf '%s\n' "[properties]" \
+	  "pkg_config_libdir = ['$(abspath $(MUSL_CMOCKA))/lib/pkgconfig']" \
+	  > $(MUSL_CMOCKA)/native.ini
+	ar rcs $@ $(MUSL_CMOCKA)/lib/cmocka.o
+
+build-musl/build.ninja: $(MUSL_CMOCKA)/lib/libcmocka.a
+	CC=musl-gcc \
 	CFLAGS="-idirafter /usr/include -idirafter /usr/include/$$(gcc -dumpmachine)" \
-	  meson setup build-musl -Dwerror=true -Dexamples=disabled \
+	  meson setup build-musl --native-file $(MUSL_CMOCKA)/native.ini \
+	  -Dwerror=true -Dexamples=disabled -Dtests=enabled \
 	  -Dfuzzers=disabled -Ddbus=disabled -Dnats=disabled -Dtls=disabled \
 	  -Dman=disabled $(MESON_OPTS)
 
-musl: deps-build build-musl/build.ninja
+musl: deps-build
 	$(call need,$(MUSL_PKGS))
+	$(MAKE) build-musl/build.ninja
 	ninja -C build-musl
-	meson test -C build-musl --print-errorlogs --suite smoke
+	IPC_TEST_TIME_FACTOR=2 meson test -C build-musl --print-errorlogs \
+	  --num-processes $(NPROC) --suite smoke --suite unit --suite conformance
 
 # valgrind: the whole conformance suite once per driver under memcheck
 # (the 'valgrind' suite of tests/meson.build, deadlines scaled 10x); an

@@ -465,23 +465,7 @@ case_pubsub_drop(void *unused)
 	       "publisher counted %llu dropped\n",
 	       m, sf.received, ss.received, pd);
 	long lost = (m - sf.received) + (m - ss.received);
-	if (strcmp(G.scheme, "shm") == 0) {
-		/* Known bug, open: shm:// fan-out's publisher counts fewer
-		 * drops than its subscribers lose (4866 of 4867, 6394 of
-		 * 6396 in CI).  Until it is found, shm may count short, never
-		 * over. */
-		if ((long)pd != lost) {
-			printf("note: shm publisher counted %llu dropped, "
-			       "subscribers lost %ld (known bug)\n",
-			       pd, lost);
-		}
-		TU_CHECK_MSG((long)pd <= lost,
-		             "publisher counted %llu dropped, subscribers "
-		             "lost %ld",
-		             pd, lost);
-	} else {
-		TU_CHECK_EQ(pd, lost);
-	}
+	TU_CHECK_EQ(pd, lost);
 	TU_CHECK_MSG(sf.received + ss.received > 0 &&
 	                     sf.received + ss.received < 2 * m,
 	             "nothing was lost, or nothing arrived");

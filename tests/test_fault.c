@@ -32,7 +32,9 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
-#include <malloc.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* mallinfo2 */
+#endif
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -314,7 +316,11 @@ take(struct snap *s, const char *dir, int objs_first)
 		tu_objs_snapshot(&s->objs, g_token, dir);
 	}
 	s->fds = tu_fd_count();
+#ifdef __GLIBC__
 	s->heap = mallinfo2().uordblks;
+#else
+	s->heap = 0; /* no mallinfo2: see main */
+#endif
 	if (!objs_first) {
 		tu_objs_snapshot(&s->objs, g_token, dir);
 	}
@@ -591,6 +597,11 @@ main(int argc, char **argv)
 		       "library of its own keeps memory)\n",
 		       g_tmpl);
 	}
+#ifndef __GLIBC__
+	g_heap = 0;
+	printf("note: the heap in use is not compared (this C library has "
+	       "no mallinfo2)\n");
+#endif
 	if (!tu_isolate_ipc(&why)) {
 		printf("note: %s; System V objects are not checked\n", why);
 	}

@@ -178,6 +178,11 @@ typedef int (*tu_child_fn)(void *arg);
  * Returns the pid or -errno.  Inside tu_run_isolated(), the pid is
  * recorded for the System V attribution of tu_objs_diff(). */
 pid_t tu_fork(tu_child_fn fn, void *arg, unsigned limit_s);
+/* fork() for a test that goes on in the child itself: the child is
+ * killed when this process dies (a failed test must not leave a child
+ * blocked on a peer it can no longer see).  The pid, 0 in the child, or
+ * -errno. */
+pid_t tu_fork_plain(void);
 /* Wait up to timeout_ms (-1: forever) for pid.  Returns 0 with *status
  * set, or -ETIMEDOUT (the child is left running), or -errno. */
 int tu_wait(pid_t pid, int timeout_ms, int *status);
@@ -191,6 +196,12 @@ int tu_wait_ok(pid_t pid, int timeout_ms);
  * (-ECONNREFUSED, -ENOENT), for up to timeout_ms (scaled).  NULL (the
  * error printed) on any other failure or at the limit. */
 ipc_channel *tu_open_retry(const char *uri, int flags, int timeout_ms);
+/* Death against close on a channel of uri (opened with IPC_CREATE here,
+ * without it by a forked peer): a peer killed by SIGKILL must end recv
+ * with -EPIPE and a text that says "died"; a peer that calls ipc_close
+ * (and lives on, or exits at once, or closes with its queue towards us
+ * full) with -EPIPE and a text that says "closed", never "died". */
+void tu_check_peer_end(const char *uri);
 /* Entries of a directory (with . and ..), 0 when it cannot be read. */
 int tu_count_dir(const char *path);
 

@@ -18,9 +18,11 @@
  * is alive and open; the other side probes it with a non-blocking shared
  * flock on its own descriptor of that queue (before each new message, and
  * whenever a queue is empty or full).  A pidfd of the peer, polled beside
- * the queues, wakes a waiter when the peer dies; a CLOSE unit wakes it when
- * the peer closes.  Closing also drains the queue we read, so a peer
- * blocked on a full queue wakes and sees the close.
+ * the queues, wakes a waiter when the peer dies; a CLOSE unit, sent before
+ * the flock is let go, wakes it when the peer closes, so a flock gone
+ * without a CLOSE is a death (core/queue.c).  Closing also drains the
+ * queue we read, so a peer blocked on a full queue wakes and sees the
+ * close.
  *
  * Reclaim.  An IPC_CREATE that finds the names taken probes both flocks:
  * if nobody holds either, the queues are left from processes that died
@@ -48,6 +50,7 @@
 #include "core/frag.h"
 #include "core/objnames.h"
 #include "core/proc.h"
+#include "core/queue.h"
 #include "core/trust.h"
 
 #define MQ_MAXMSG    ((size_t)16 << 20) /* largest libipc message */
@@ -57,36 +60,12 @@
 #define NOPEER_RETRY 100 /* ms: creator polling for the opener's HELLO */
 #define LIVE_RETRY   200 /* ms: liveness polling without pidfd */
 
-enum { PEER_NONE, PEER_UP, PEER_GONE };
-
 struct mq_chan {
-	const char *uri;
+	struct ipc_queue q; /* first: the ops get &m->q */
 	int creator;
-	pid_t owner; /* the process that opened the channel */
 	mqd_t rx, tx;
 	int epfd; /* ipc_fd: rx queue and pidfd */
-	size_t rx_unit, tx_unit;
 	char rx_name[MQ_NAMELEN], tx_name[MQ_NAMELEN];
-
-	_Atomic int peer; /* PEER_*; pidfd is set before PEER_UP */
-	int pidfd;
-	struct ipc_trust trust;
-	struct ipc_cred cred; /* the peer's: set before PEER_UP */
-
-	/* receive side, under rx_mu */
-	pthread_mutex_t rx_mu;
-	unsigned char *rbuf; /* one unit */
-	struct ipc_frag_rx fr;
-	int reof; /* the peer closed and everything was delivered */
-	enum ipc_peer_end rdied; /* ... without a close record */
-	int rerr;                /* sticky error */
-
-	/* send side, under tx_mu */
-	pthread_mutex_t tx_mu;
-	unsigned char *tbuf; /* one unit */
-	struct ipc_frag_tx ft;
-	_Atomic int tx_detached;
-	int werr;
 };
 
 static const struct ipc_optspec mq_opts[] = {
@@ -169,14 +148,14 @@ names_still_ours(struct mq_chan *m)
 	int ok;
 
 	if (e != 0) {
-		ok = ipc__errno(-e, m->uri,
+		ok = ipc__errno(-e, m->q.uri,
 		                "cannot check that the queues just created "
 		                "are still ours");
 	} else if (a != (mqd_t)-1 && b != (mqd_t)-1 && same_queue(a, m->rx) &&
 	           same_queue(b, m->tx)) {
 		ok = 0;
 	} else {
-		ok = ipc__err(-EEXIST, m->uri,
+		ok = ipc__err(-EEXIST, m->q.uri,
 		              "another process created this channel at the "
 		              "same time");
 	}
@@ -190,254 +169,125 @@ names_still_ours(struct mq_chan *m)
 	return ok;
 }
 
-static void
-peer_up(struct mq_chan *m, pid_t pid)
+static struct mq_chan *
+mq_of(struct ipc_queue *q)
 {
-	m->pidfd = ipc__pidfd_open(pid);
-	if (m->pidfd >= 0 && m->epfd >= 0) {
-		struct epoll_event ev = {.events = EPOLLIN};
-		(void)epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->pidfd, &ev);
-	}
-	atomic_store(&m->peer, PEER_UP);
+	return (struct mq_chan *)q; /* q is the first member */
 }
 
 /* Has the peer closed or died?  Sticky once true.  The flock answers for
  * both, unless a child the peer forked still holds its descriptor; so
  * where it matters (an empty or full queue) the pidfd is asked too. */
 static int
-peer_gone_(struct mq_chan *m, int thorough)
+q_gone(struct ipc_queue *q, int thorough)
 {
-	int p = atomic_load(&m->peer);
+	int p = atomic_load(&q->peer);
 
-	if (p == PEER_GONE) {
+	if (p == IPC_Q_GONE) {
 		return 1;
 	}
-	if (p == PEER_UP &&
-	    (lock_gone(m->tx) || (thorough && ipc__pidfd_dead(m->pidfd)))) {
-		atomic_store(&m->peer, PEER_GONE);
+	if (p == IPC_Q_UP && (lock_gone(mq_of(q)->tx) ||
+	                      (thorough && ipc__pidfd_dead(q->pidfd)))) {
+		atomic_store(&q->peer, IPC_Q_GONE);
 		return 1;
 	}
 	return 0;
 }
 
-#define peer_gone(m) peer_gone_((m), 1)
-
-/* ------------------------------------------------------------ receive -- */
-
 static int send_ctl(struct mq_chan *m, enum ipc_frag_kind kind, uint32_t arg);
 
-/* The creator: may the opener whose hello names pid be our peer?  A queue
- * does not say who sent: the pid is the opener's word, checked to be a
- * live process whose owner passes allow_uid=/allow_gid=. */
+/* The creator: the opener's hello names its pid.  A queue does not say
+ * who sent: the pid is the opener's word, checked to be a live process
+ * whose owner passes allow_uid=/allow_gid=. */
 static int
-creator_trust(struct mq_chan *m, pid_t pid)
+q_hello(struct ipc_queue *q, uint32_t arg)
 {
+	struct mq_chan *m = mq_of(q);
 	struct ipc_cred c = {0};
 
-	if (ipc__cred_pid(pid, &c) < 0) {
+	if (!m->creator || atomic_load(&q->peer) != IPC_Q_NONE || arg == 0 ||
+	    arg > INT_MAX) {
+		return ipc__err(-EPROTO, q->uri,
+		                "recv: unexpected hello from the peer");
+	}
+	if (ipc__cred_pid((pid_t)arg, &c) < 0) {
 		c = (struct ipc_cred){0};
 	}
-	int r = ipc__trust_check(&m->trust, m->uri, "the peer", &c);
-	if (r == 0) {
-		m->cred = c;
+	int r = ipc__trust_check(&q->trust, q->uri, "the peer", &c);
+	if (r < 0) {
+		/* Refused: it hears our end. */
+		(void)send_ctl(m, IPC_FRAG_CLOSE, 0);
+		atomic_store(&q->peer, IPC_Q_GONE);
+		return r;
 	}
-	return r;
+	q->cred = c;
+	ipc__queue_peer_up(q, (pid_t)arg, m->epfd);
+	return 0;
 }
 
-/* Read units until a message is whole.  rx_mu held.  Returns
- * IPC_FRAG_WHOLE, -EAGAIN, -EPIPE (CLOSE seen) or an error. */
-static int
-pump(struct mq_chan *m)
+static ssize_t
+q_recv_unit(struct ipc_queue *q)
 {
 	for (;;) {
-		uint32_t arg = 0;
-		ssize_t n =
-		        mq_receive(m->rx, (char *)m->rbuf, m->rx_unit, NULL);
-		if (n < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			if (errno == EAGAIN) {
-				return -EAGAIN;
-			}
-			m->rerr = ipc__errno(-errno, m->uri, "mq_receive");
-			return m->rerr;
+		ssize_t n = mq_receive(mq_of(q)->rx, (char *)q->rbuf,
+		                       q->rx_unit, NULL);
+		if (n >= 0 || errno == EAGAIN) {
+			return n >= 0 ? n : -EAGAIN;
 		}
-		int k = ipc__frag_rx_feed(&m->fr, m->rbuf, (size_t)n,
-		                          MQ_MAXMSG, &arg, m->uri);
-		switch (k) {
-		case IPC_FRAG_NEED:
-			continue;
-		case IPC_FRAG_WHOLE:
-			return k;
-		case IPC_FRAG_HELLO:
-			if (!m->creator ||
-			    atomic_load(&m->peer) != PEER_NONE || arg == 0 ||
-			    arg > INT_MAX) {
-				m->rerr = ipc__err(-EPROTO, m->uri,
-				                   "unexpected hello from the "
-				                   "peer");
-				return m->rerr;
-			}
-			m->rerr = creator_trust(m, (pid_t)arg);
-			if (m->rerr < 0) {
-				/* Refused: it hears our end. */
-				(void)send_ctl(m, IPC_FRAG_CLOSE, 0);
-				atomic_store(&m->peer, PEER_GONE);
-				return m->rerr;
-			}
-			peer_up(m, (pid_t)arg);
-			continue;
-		case IPC_FRAG_CLOSE:
-			m->reof = 1;
-			atomic_store(&m->peer, PEER_GONE);
-			return -EPIPE;
-		default:
-			m->rerr = k;
-			return k;
+		if (errno != EINTR) {
+			return ipc__errno(-errno, q->uri, "recv: mq_receive");
 		}
 	}
 }
+
+static int
+q_send_unit(struct ipc_queue *q, size_t n)
+{
+	for (;;) {
+		if (mq_send(mq_of(q)->tx, (const char *)q->tbuf, n, 0) == 0) {
+			return 0;
+		}
+		if (errno == EAGAIN) {
+			return -EAGAIN;
+		}
+		if (errno != EINTR) {
+			return ipc__errno(-errno, q->uri, "send: mq_send");
+		}
+	}
+}
+
+static int
+q_wait_room(struct ipc_queue *q, const struct timespec *dl)
+{
+	struct pollfd p[2] = {{.fd = mq_of(q)->tx, .events = POLLOUT},
+	                      {.fd = q->pidfd, .events = POLLIN}};
+	int rem = dl != NULL ? ipc__remaining_ms(dl) : -1;
+	int t = rem < 0 || rem > LIVE_RETRY ? LIVE_RETRY : rem;
+
+	(void)poll(p, q->pidfd >= 0 ? 2 : 1, t);
+	return 0;
+}
+
+static const struct ipc_queue_ops mq_qops = {
+        .recv_unit = q_recv_unit,
+        .send_unit = q_send_unit,
+        .gone = q_gone,
+        .hello = q_hello,
+        .wait_room = q_wait_room,
+};
 
 /* The creator: has the opener's HELLO arrived? */
 static void
 discover(struct mq_chan *m)
 {
-	pthread_mutex_lock(&m->rx_mu);
-	if (atomic_load(&m->peer) == PEER_NONE && !m->fr.ready &&
-	    m->rerr == 0 && !m->reof) {
-		(void)pump(m);
-	}
-	pthread_mutex_unlock(&m->rx_mu);
-}
+	struct ipc_queue *q = &m->q;
 
-static ssize_t
-rx_locked(struct mq_chan *m, void *buf, size_t cap)
-{
-	int r;
-
-	if (m->fr.ready) {
-		return ipc__frag_rx_take(&m->fr, buf, cap, m->uri);
+	pthread_mutex_lock(&q->rx_mu);
+	if (atomic_load(&q->peer) == IPC_Q_NONE && !q->fr.ready &&
+	    q->rerr == 0 && !q->reof) {
+		(void)ipc__queue_pump(q);
 	}
-	if (m->rerr != 0) {
-		return ipc__err(m->rerr, m->uri, "channel failed earlier");
-	}
-	if (m->reof) {
-		return ipc__err_peer(m->uri, "recv", m->rdied);
-	}
-	r = pump(m);
-	if (r == -EAGAIN && peer_gone(m)) {
-		/* Gone: what it sent before is queued already, and a peer
-		 * that closed sent its close record last. */
-		r = pump(m);
-		if (r == -EAGAIN) {
-			ipc__frag_rx_drop(&m->fr);
-			m->reof = 1;
-			r = -EPIPE;
-		}
-	}
-	if (r == IPC_FRAG_WHOLE) {
-		return ipc__frag_rx_take(&m->fr, buf, cap, m->uri);
-	}
-	if (r == -EPIPE) {
-		return ipc__err_peer(m->uri, "recv", m->rdied);
-	}
-	return r;
-}
-
-/* ---------------------------------------------------------------- send -- */
-
-/* Push units of the message in progress.  tx_mu held.  0 when it is out,
- * -EAGAIN when the queue is full, or an error. */
-static int
-push(struct mq_chan *m)
-{
-	while (m->ft.active) {
-		size_t n = ipc__frag_tx_next(&m->ft, m->tbuf, m->tx_unit);
-		if (mq_send(m->tx, (const char *)m->tbuf, n, 0) < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			if (errno == EAGAIN) {
-				return -EAGAIN;
-			}
-			int e = -errno;
-			ipc__frag_tx_done(&m->ft);
-			atomic_store(&m->tx_detached, 0);
-			m->werr = ipc__errno(e, m->uri, "mq_send");
-			return m->werr;
-		}
-		if (ipc__frag_tx_sent(&m->ft, n)) {
-			ipc__frag_tx_done(&m->ft);
-			atomic_store(&m->tx_detached, 0);
-		}
-	}
-	return 0;
-}
-
-static int
-tx_epipe(struct mq_chan *m)
-{
-	ipc__frag_tx_done(&m->ft);
-	atomic_store(&m->tx_detached, 0);
-	m->werr = -EPIPE;
-	return ipc__err(-EPIPE, m->uri, "peer closed the channel");
-}
-
-static ssize_t
-tx_locked(struct mq_chan *m, const void *buf, size_t len)
-{
-	int r;
-
-	if (m->werr != 0) {
-		return ipc__err(m->werr, m->uri, "%s",
-		                m->werr == -EPIPE ? "peer closed the channel"
-		                                  : "channel failed earlier");
-	}
-	if (m->ft.active) {
-		int same = ipc__frag_tx_same(&m->ft, buf, len);
-		r = push(m);
-		if (r == -EAGAIN) {
-			if (peer_gone(m)) {
-				return tx_epipe(m);
-			}
-			return same ? -EINPROGRESS : -EAGAIN;
-		}
-		if (r < 0) {
-			return r;
-		}
-		if (same) {
-			return (ssize_t)len;
-		}
-	}
-	if (peer_gone_(m, 0)) {
-		return tx_epipe(m);
-	}
-	ipc__frag_tx_start(&m->ft, buf, len);
-	r = push(m);
-	if (r == -EAGAIN) {
-		if (m->ft.off == 0) {
-			ipc__frag_tx_done(&m->ft);
-			return peer_gone(m) ? tx_epipe(m) : -EAGAIN;
-		}
-		return peer_gone(m) ? tx_epipe(m) : -EINPROGRESS;
-	}
-	return r < 0 ? r : (ssize_t)len;
-}
-
-/* Finish a detached message for a caller who is receiving. */
-static void
-kick(struct mq_chan *m)
-{
-	if (atomic_load_explicit(&m->tx_detached, memory_order_relaxed)) {
-		pthread_mutex_lock(&m->tx_mu);
-		if (m->ft.active && m->ft.detached) {
-			if (push(m) == -EAGAIN && peer_gone(m)) {
-				(void)tx_epipe(m);
-			}
-		}
-		pthread_mutex_unlock(&m->tx_mu);
-	}
+	pthread_mutex_unlock(&q->rx_mu);
 }
 
 /* ---------------------------------------------------------------- open -- */
@@ -445,15 +295,9 @@ kick(struct mq_chan *m)
 static void
 chan_init(struct mq_chan *m, ipc_channel *ch)
 {
-	m->uri = ch->uri;
-	m->owner = getpid();
+	ipc__queue_init(&m->q, &mq_qops, ch->uri, MQ_MAXMSG);
 	m->rx = m->tx = (mqd_t)-1;
 	m->epfd = -1;
-	m->pidfd = -1;
-	atomic_init(&m->peer, PEER_NONE);
-	atomic_init(&m->tx_detached, 0);
-	pthread_mutex_init(&m->rx_mu, NULL);
-	pthread_mutex_init(&m->tx_mu, NULL);
 }
 
 static void
@@ -468,15 +312,7 @@ chan_release(struct mq_chan *m)
 	if (m->epfd >= 0) {
 		close(m->epfd);
 	}
-	if (m->pidfd >= 0) {
-		close(m->pidfd);
-	}
-	free(m->rbuf);
-	free(m->tbuf);
-	ipc__frag_rx_fini(&m->fr);
-	ipc__frag_tx_fini(&m->ft);
-	pthread_mutex_destroy(&m->rx_mu);
-	pthread_mutex_destroy(&m->tx_mu);
+	ipc__queue_fini(&m->q);
 }
 
 /* A precise reason for a failed mq_open with O_CREAT. */
@@ -541,10 +377,10 @@ reclaim(struct mq_chan *m)
 	int r = 0;
 
 	if (busy) {
-		r = ipc__err(-EEXIST, m->uri,
+		r = ipc__err(-EEXIST, m->q.uri,
 		             "the queues exist and a live process uses them");
 	} else if ((ea != 0 && ea != ENOENT) || (eb != 0 && eb != ENOENT)) {
-		r = ipc__err(-EEXIST, m->uri,
+		r = ipc__err(-EEXIST, m->q.uri,
 		             "queues of this name exist and cannot be "
 		             "inspected: %s",
 		             strerror(ea != 0 && ea != ENOENT ? ea : eb));
@@ -608,10 +444,10 @@ open_creator(struct mq_chan *m, const struct ipc_uri *u)
 			continue;
 		}
 		if (m->rx == (mqd_t)-1) {
-			return create_error(err, m->uri, ap);
+			return create_error(err, m->q.uri, ap);
 		}
 		if (flock(m->rx, LOCK_EX | LOCK_NB) != 0) {
-			return ipc__err(-EEXIST, m->uri,
+			return ipc__err(-EEXIST, m->q.uri,
 			                "another process is creating this "
 			                "channel");
 		}
@@ -628,7 +464,7 @@ open_creator(struct mq_chan *m, const struct ipc_uri *u)
 			continue;
 		}
 		if (m->tx == (mqd_t)-1) {
-			int r = create_error(err, m->uri, ap);
+			int r = create_error(err, m->q.uri, ap);
 			unlink_if_same(m->rx_name, m->rx, 1);
 			return r;
 		}
@@ -642,23 +478,17 @@ read_units(struct mq_chan *m)
 	struct mq_attr ra, ta;
 
 	if (mq_getattr(m->rx, &ra) < 0 || mq_getattr(m->tx, &ta) < 0) {
-		return ipc__errno(-errno, m->uri, "mq_getattr");
+		return ipc__errno(-errno, m->q.uri, "mq_getattr");
 	}
 	if (ra.mq_msgsize < (long)MQ_MINUNIT ||
 	    ta.mq_msgsize < (long)MQ_MINUNIT) {
-		return ipc__err(-EPROTO, m->uri,
+		return ipc__err(-EPROTO, m->q.uri,
 		                "queue msgsize below %u bytes: not a libipc "
 		                "queue",
 		                MQ_MINUNIT);
 	}
-	m->rx_unit = (size_t)ra.mq_msgsize;
-	m->tx_unit = (size_t)ta.mq_msgsize;
-	m->rbuf = malloc(m->rx_unit);
-	m->tbuf = malloc(m->tx_unit);
-	if (m->rbuf == NULL || m->tbuf == NULL) {
-		return ipc__err(-ENOMEM, m->uri, "out of memory");
-	}
-	return 0;
+	return ipc__queue_bufs(&m->q, (size_t)ra.mq_msgsize,
+	                       (size_t)ta.mq_msgsize, 0);
 }
 
 static int
@@ -683,45 +513,45 @@ open_opener(struct mq_chan *m)
 	m->rx = mq_open(m->rx_name, O_RDONLY | O_NONBLOCK);
 	if (m->rx == (mqd_t)-1) {
 		if (errno == ENOENT) {
-			return ipc__err(-ENOENT, m->uri,
+			return ipc__err(-ENOENT, m->q.uri,
 			                "no such channel: nobody created it "
 			                "(or its peer already connected)");
 		}
-		return ipc__errno(-errno, m->uri, "mq_open %s", m->rx_name);
+		return ipc__errno(-errno, m->q.uri, "mq_open %s", m->rx_name);
 	}
 	if (flock(m->rx, LOCK_EX | LOCK_NB) != 0) {
-		return ipc__err(-EBUSY, m->uri,
+		return ipc__err(-EBUSY, m->q.uri,
 		                "another process is connecting to this "
 		                "channel");
 	}
 	m->tx = mq_open(m->tx_name, O_WRONLY | O_NONBLOCK);
 	if (m->tx == (mqd_t)-1) {
 		if (errno == ENOENT) {
-			return ipc__err(-ENOENT, m->uri,
+			return ipc__err(-ENOENT, m->q.uri,
 			                "channel is still being created");
 		}
-		return ipc__errno(-errno, m->uri, "mq_open %s", m->tx_name);
+		return ipc__errno(-errno, m->q.uri, "mq_open %s", m->tx_name);
 	}
 	/* Queue names are anybody's: before anything is read from them,
 	 * their owner must be trusted (the creator's uid). */
 	struct ipc_cred ct;
-	int r = ipc__cred_fd_owner(m->rx, &m->cred, m->uri);
+	int r = ipc__cred_fd_owner(m->rx, &m->q.cred, m->q.uri);
 	if (r == 0) {
-		r = ipc__cred_fd_owner(m->tx, &ct, m->uri);
+		r = ipc__cred_fd_owner(m->tx, &ct, m->q.uri);
 	}
 	if (r == 0) {
-		r = ipc__trust_check(&m->trust, m->uri,
-		                     "the channel's creator", &m->cred);
+		r = ipc__trust_check(&m->q.trust, m->q.uri,
+		                     "the channel's creator", &m->q.cred);
 	}
 	if (r == 0) {
-		r = ipc__trust_check(&m->trust, m->uri,
+		r = ipc__trust_check(&m->q.trust, m->q.uri,
 		                     "the channel's creator", &ct);
 	}
 	if (r < 0) {
 		return r;
 	}
 	if (lock_gone(m->tx)) {
-		return ipc__err(-ECONNREFUSED, m->uri,
+		return ipc__err(-ECONNREFUSED, m->q.uri,
 		                "the creator of this channel is gone (stale "
 		                "queues: the next IPC_CREATE reclaims them)");
 	}
@@ -730,29 +560,29 @@ open_opener(struct mq_chan *m)
 		return r;
 	}
 	do {
-		n = mq_receive(m->rx, (char *)m->rbuf, m->rx_unit, NULL);
+		n = mq_receive(m->rx, (char *)m->q.rbuf, m->q.rx_unit, NULL);
 	} while (n < 0 && errno == EINTR);
 	if (n < 0) {
 		if (errno == EAGAIN) {
-			return ipc__err(-ENOENT, m->uri,
+			return ipc__err(-ENOENT, m->q.uri,
 			                "channel is still being created");
 		}
-		return ipc__errno(-errno, m->uri, "mq_receive");
+		return ipc__errno(-errno, m->q.uri, "mq_receive");
 	}
-	r = ipc__frag_rx_feed(&m->fr, m->rbuf, (size_t)n, MQ_MAXMSG, &pid,
-	                      m->uri);
+	r = ipc__frag_rx_feed(&m->q.fr, m->q.rbuf, (size_t)n, MQ_MAXMSG, &pid,
+	                      m->q.uri);
 	if (r != IPC_FRAG_HELLO || pid == 0 || pid > INT_MAX) {
-		return ipc__err(-EPROTO, m->uri,
+		return ipc__err(-EPROTO, m->q.uri,
 		                "the queue did not start with the creator's "
 		                "hello");
 	}
 	r = send_ctl(m, IPC_FRAG_HELLO, (uint32_t)getpid());
 	if (r < 0) {
-		return ipc__errno(r == -EAGAIN ? -ECONNREFUSED : r, m->uri,
+		return ipc__errno(r == -EAGAIN ? -ECONNREFUSED : r, m->q.uri,
 		                  "cannot greet the creator");
 	}
-	m->cred.pid = (pid_t)pid;
-	peer_up(m, (pid_t)pid);
+	m->q.cred.pid = (pid_t)pid;
+	ipc__queue_peer_up(&m->q, (pid_t)pid, m->epfd);
 	unlink_if_same(m->rx_name, m->rx, 0);
 	unlink_if_same(m->tx_name, m->tx, 0);
 	return 0;
@@ -766,7 +596,7 @@ mq_drv_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 
 	chan_init(m, ch);
 	m->creator = (flags & IPC_CREATE) != 0;
-	r = ipc__trust_parse(&m->trust, u, !m->creator);
+	r = ipc__trust_parse(&m->q.trust, u, !m->creator);
 	if (r < 0) {
 		goto fail;
 	}
@@ -776,7 +606,7 @@ mq_drv_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	         u->name, m->creator ? 0 : 1);
 	m->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (m->epfd < 0) {
-		r = ipc__errno(-errno, m->uri, "epoll_create1");
+		r = ipc__errno(-errno, m->q.uri, "epoll_create1");
 		goto fail;
 	}
 	if (m->creator) {
@@ -787,7 +617,7 @@ mq_drv_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 		if (r == 0) {
 			r = send_ctl(m, IPC_FRAG_HELLO, (uint32_t)getpid());
 			if (r < 0) {
-				r = ipc__errno(r, m->uri, "mq_send hello");
+				r = ipc__errno(r, m->q.uri, "mq_send hello");
 			}
 		}
 		if (r == 0) {
@@ -805,7 +635,7 @@ mq_drv_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 	}
 	struct epoll_event ev = {.events = EPOLLIN};
 	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->rx, &ev) < 0) {
-		r = ipc__errno(-errno, m->uri, "epoll_ctl");
+		r = ipc__errno(-errno, m->q.uri, "epoll_ctl");
 		if (m->creator) {
 			unlink_if_same(m->rx_name, m->rx, 1);
 			unlink_if_same(m->tx_name, m->tx, 1);
@@ -827,46 +657,29 @@ mq_drv_send(ipc_channel *ch, const void *buf, size_t len)
 	struct mq_chan *m = ipc__priv(ch);
 	ssize_t r;
 
-	if (atomic_load(&m->peer) == PEER_NONE) {
+	if (atomic_load(&m->q.peer) == IPC_Q_NONE) {
 		discover(m);
-		if (atomic_load(&m->peer) == PEER_NONE) {
+		if (atomic_load(&m->q.peer) == IPC_Q_NONE) {
 			return -EAGAIN; /* the opener has not arrived */
 		}
 	}
-	pthread_mutex_lock(&m->tx_mu);
-	r = tx_locked(m, buf, len);
-	pthread_mutex_unlock(&m->tx_mu);
+	pthread_mutex_lock(&m->q.tx_mu);
+	r = ipc__queue_tx_locked(&m->q, buf, len);
+	pthread_mutex_unlock(&m->q.tx_mu);
 	return r;
 }
 
 static int
 mq_drv_detach(ipc_channel *ch)
 {
-	struct mq_chan *m = ipc__priv(ch);
-	int r;
-
-	pthread_mutex_lock(&m->tx_mu);
-	r = ipc__frag_tx_detach(&m->ft);
-	if (r == 0 && m->ft.active) {
-		atomic_store(&m->tx_detached, 1);
-	}
-	pthread_mutex_unlock(&m->tx_mu);
-	return r;
+	return ipc__queue_detach(&((struct mq_chan *)ipc__priv(ch))->q);
 }
 
 static ssize_t
 mq_drv_recv(ipc_channel *ch, void *buf, size_t cap)
 {
-	struct mq_chan *m = ipc__priv(ch);
-	ssize_t r;
-
-	pthread_mutex_lock(&m->rx_mu);
-	r = rx_locked(m, buf, cap);
-	pthread_mutex_unlock(&m->rx_mu);
-	if (r == -EAGAIN) {
-		kick(m);
-	}
-	return r;
+	return ipc__queue_recv(&((struct mq_chan *)ipc__priv(ch))->q, buf,
+	                       cap);
 }
 
 static int
@@ -874,24 +687,24 @@ mq_drv_pollfds(ipc_channel *ch, short events, struct pollfd *pfd,
                int *retry_ms)
 {
 	struct mq_chan *m = ipc__priv(ch);
-	int peer = atomic_load(&m->peer);
+	int peer = atomic_load(&m->q.peer);
 	int n = 0;
 
-	if ((events & IPC_POLLIN) || peer == PEER_NONE) {
+	if ((events & IPC_POLLIN) || peer == IPC_Q_NONE) {
 		pfd[n++] = (struct pollfd){.fd = m->rx, .events = POLLIN};
 	}
-	if (peer == PEER_NONE && (events & IPC_POLLOUT)) {
+	if (peer == IPC_Q_NONE && (events & IPC_POLLOUT)) {
 		/* The opener's hello wakes us, unless another thread of
 		 * ours reads it first: look again now and then. */
 		*retry_ms = NOPEER_RETRY;
 	}
-	if (peer != PEER_NONE &&
-	    ((events & IPC_POLLOUT) || atomic_load(&m->tx_detached))) {
+	if (peer != IPC_Q_NONE &&
+	    ((events & IPC_POLLOUT) || atomic_load(&m->q.tx_detached))) {
 		pfd[n++] = (struct pollfd){.fd = m->tx, .events = POLLOUT};
 	}
-	if (peer == PEER_UP) {
-		if (m->pidfd >= 0) {
-			pfd[n++] = (struct pollfd){.fd = m->pidfd,
+	if (peer == IPC_Q_UP) {
+		if (m->q.pidfd >= 0) {
+			pfd[n++] = (struct pollfd){.fd = m->q.pidfd,
 			                           .events = POLLIN};
 		} else {
 			*retry_ms = LIVE_RETRY;
@@ -904,48 +717,43 @@ static short
 mq_drv_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 {
 	struct mq_chan *m = ipc__priv(ch);
+	struct ipc_queue *q = &m->q;
 	short out = 0;
 	int died = 0;
 
 	if (pfd != NULL) {
-		int pidfd = atomic_load(&m->peer) == PEER_NONE ? -1 : m->pidfd;
+		int pidfd =
+		        atomic_load(&q->peer) == IPC_Q_NONE ? -1 : q->pidfd;
 		for (int i = 0; i < npfd; i++) {
 			if (pidfd >= 0 && pfd[i].fd == pidfd &&
 			    (pfd[i].revents & POLLIN)) {
 				died = 1;
 			}
 		}
-		kick(m);
+		ipc__queue_kick(q);
 	}
-	if (atomic_load(&m->peer) == PEER_NONE && pfd != NULL) {
+	if (atomic_load(&q->peer) == IPC_Q_NONE && pfd != NULL) {
 		discover(m);
 	}
 	if (events & IPC_POLLIN) {
-		pthread_mutex_lock(&m->rx_mu);
-		if (!m->fr.ready && !m->reof && m->rerr == 0 && pfd != NULL) {
-			int r = pump(m);
-			if (r == -EAGAIN && (died || peer_gone(m))) {
-				r = pump(m);
-				if (r == -EAGAIN) {
-					ipc__frag_rx_drop(&m->fr);
-					m->reof = 1;
-				}
-			}
+		pthread_mutex_lock(&q->rx_mu);
+		if (!q->fr.ready && !q->reof && q->rerr == 0 && pfd != NULL) {
+			(void)ipc__queue_rx_step(q, died);
 		}
-		if (m->fr.ready || m->reof) {
+		if (q->fr.ready || q->reof) {
 			out |= IPC_POLLIN;
 		}
-		if (m->rerr != 0) {
+		if (q->rerr != 0) {
 			out |= IPC_POLLIN | IPC_POLLERR;
 		}
-		pthread_mutex_unlock(&m->rx_mu);
+		pthread_mutex_unlock(&q->rx_mu);
 	}
 	if (events & IPC_POLLOUT) {
-		int p = atomic_load(&m->peer);
-		if (p == PEER_GONE || m->werr != 0) {
+		int p = atomic_load(&q->peer);
+		if (p == IPC_Q_GONE || q->werr != 0) {
 			out |= IPC_POLLOUT;
-		} else if (p == PEER_UP && pfd != NULL &&
-		           !atomic_load(&m->tx_detached)) {
+		} else if (p == IPC_Q_UP && pfd != NULL &&
+		           !atomic_load(&q->tx_detached)) {
 			for (int i = 0; i < npfd; i++) {
 				if (pfd[i].fd == m->tx &&
 				    (pfd[i].revents & POLLOUT)) {
@@ -954,7 +762,7 @@ mq_drv_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 			}
 		}
 	}
-	if (died || atomic_load(&m->peer) == PEER_GONE) {
+	if (died || atomic_load(&q->peer) == IPC_Q_GONE) {
 		out |= IPC_POLLHUP;
 	}
 	return out;
@@ -968,67 +776,24 @@ mq_drv_fd(const ipc_channel *ch)
 	return m->epfd;
 }
 
-/* Push a detached message out before closing, as long as the peer lives,
- * up to the channel's timeout (forever by default). */
-static int
-flush_on_close(ipc_channel *ch, struct mq_chan *m)
-{
-	struct timespec dl;
-	int r = 0;
-
-	if (ch->timeout_ms >= 0) {
-		ipc__deadline(&dl, ch->timeout_ms);
-	}
-	pthread_mutex_lock(&m->tx_mu);
-	while (m->ft.active && m->werr == 0) {
-		r = push(m);
-		if (r != -EAGAIN) {
-			break;
-		}
-		if (peer_gone(m)) {
-			r = tx_epipe(m);
-			break;
-		}
-		int rem = ch->timeout_ms >= 0 ? ipc__remaining_ms(&dl) : -1;
-		if (rem == 0) {
-			r = ipc__err(-EIO, m->uri,
-			             "closed before a message could be sent "
-			             "whole");
-			break;
-		}
-		struct pollfd p[2] = {{.fd = m->tx, .events = POLLOUT},
-		                      {.fd = m->pidfd, .events = POLLIN}};
-		int t = rem < 0 || rem > LIVE_RETRY ? LIVE_RETRY : rem;
-		pthread_mutex_unlock(&m->tx_mu);
-		(void)poll(p, m->pidfd >= 0 ? 2 : 1, t);
-		pthread_mutex_lock(&m->tx_mu);
-	}
-	pthread_mutex_unlock(&m->tx_mu);
-	return r == -EPIPE ? 0 : r;
-}
-
 static int
 mq_drv_close(ipc_channel *ch)
 {
 	struct mq_chan *m = ipc__priv(ch);
-	int r = 0;
+	int r;
 
-	if (m->owner != getpid()) {
+	if (m->q.owner != getpid()) {
 		/* A forked child drops its copy: the channel is not its. */
 		chan_release(m);
 		return 0;
 	}
-	if (atomic_load(&m->peer) == PEER_UP) {
-		r = flush_on_close(ch, m);
-	}
-	/* From here the peer sees us gone ... */
+	/* The rest of a detached message, then the close record: a peer
+	 * that finds our flock gone without it knows that we died. */
+	r = ipc__queue_flush(&m->q, ch->timeout_ms);
+	ipc__queue_close_record(&m->q);
 	(void)flock(m->rx, LOCK_UN);
-	/* ... and a peer waiting for a message wakes on CLOSE. */
-	if (atomic_load(&m->peer) == PEER_UP && !peer_gone(m)) {
-		(void)send_ctl(m, IPC_FRAG_CLOSE, 0);
-	}
 	/* A peer waiting for room in our queue wakes too. */
-	while (mq_receive(m->rx, (char *)m->rbuf, m->rx_unit, NULL) >= 0) {
+	while (mq_receive(m->rx, (char *)m->q.rbuf, m->q.rx_unit, NULL) >= 0) {
 	}
 	/* No peer ever came: the names are still ours. */
 	unlink_if_same(m->rx_name, m->rx, 0);
@@ -1043,8 +808,8 @@ mq_drv_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
 	const struct mq_chan *m = ipc__cpriv(ch);
 	struct ipc_cred c = {0};
 
-	if (atomic_load(&m->peer) != PEER_NONE) {
-		c = m->cred;
+	if (atomic_load(&m->q.peer) != IPC_Q_NONE) {
+		c = m->q.cred;
 		if (!c.known) {
 			return ipc__err(
 			        -ESRCH, ch->uri,

@@ -31,6 +31,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,6 +44,7 @@
 #include "backends/sysv_sem.h"
 #include "core/driver.h"
 #include "core/frag.h"
+#include "core/queue.h"
 
 #define KIND         "sysvmq"
 #define SMQ_MAXMSG   ((size_t)16 << 20)
@@ -57,42 +59,23 @@
 #define MSGMAX_PATH  "/proc/sys/kernel/msgmax"
 #define MSGMNB_PATH  "/proc/sys/kernel/msgmnb"
 
-enum { PEER_NONE, PEER_UP, PEER_GONE };
-
 struct smq_buf {
 	long mtype;
 	unsigned char text[];
 };
 
 struct smq_chan {
-	const char *uri;
-	int side;    /* SV_CREATOR or SV_OPENER */
-	pid_t owner; /* the process that opened the channel */
+	struct ipc_queue q; /* first: the ops get &m->q */
+	int side;           /* SV_CREATOR or SV_OPENER */
 	struct sv_ids ids;
 	int msqid;
 	size_t unit; /* bytes per queue message, fragment header included */
 
-	_Atomic int peer;
-	int pidfd; /* set before peer becomes PEER_UP */
-	struct ipc_trust trust;
-	struct ipc_cred cred; /* the peer's: set before PEER_UP */
-	_Atomic int refused;  /* creator: the peer failed allow_uid= */
+	_Atomic int refused; /* creator: the peer failed allow_uid= */
 	pthread_mutex_t peer_mu;
 	_Atomic int backoff; /* ms, for ipc_poll */
 	_Atomic int idle;    /* wake-ups that found nothing */
-
-	pthread_mutex_t rx_mu;
-	struct smq_buf *rbuf;
-	struct ipc_frag_rx fr;
-	int reof, rerr;
-	enum ipc_peer_end rdied; /* gone without a close record */
-
-	pthread_mutex_t tx_mu;
-	struct smq_buf *tbuf;
-	struct ipc_frag_tx ft;
-	_Atomic int tx_detached;
 	_Atomic int tx_need; /* credit units the blocked send waits for */
-	int werr;
 };
 
 static const struct ipc_optspec smq_opts[] = {
@@ -134,20 +117,19 @@ static void
 set_peer_up(struct smq_chan *m, pid_t pid)
 {
 	pthread_mutex_lock(&m->peer_mu);
-	if (atomic_load(&m->peer) == PEER_NONE) {
+	if (atomic_load(&m->q.peer) == IPC_Q_NONE) {
 		if (m->side == SV_CREATOR) {
 			/* The opener: who the kernel says claimed its slot. */
-			(void)sv_opener_cred(m->ids.semid, &m->cred);
-			if (ipc__trust_check(&m->trust, m->uri, "the peer",
-			                     &m->cred) < 0) {
+			(void)sv_opener_cred(m->ids.semid, &m->q.cred);
+			if (ipc__trust_check(&m->q.trust, m->q.uri, "the peer",
+			                     &m->q.cred) < 0) {
 				atomic_store(&m->refused, 1);
-				atomic_store(&m->peer, PEER_GONE);
+				atomic_store(&m->q.peer, IPC_Q_GONE);
 				pthread_mutex_unlock(&m->peer_mu);
 				return;
 			}
 		}
-		m->pidfd = ipc__pidfd_open(pid);
-		atomic_store(&m->peer, PEER_UP);
+		ipc__queue_peer_up(&m->q, pid, -1);
 	}
 	pthread_mutex_unlock(&m->peer_mu);
 }
@@ -158,34 +140,34 @@ peer_check(struct smq_chan *m)
 {
 	unsigned short v[SV_NSEMS];
 	int peer = 1 - m->side;
-	int p = atomic_load(&m->peer);
+	int p = atomic_load(&m->q.peer);
 
-	if (p == PEER_GONE) {
+	if (p == IPC_Q_GONE) {
 		return p;
 	}
-	if (p == PEER_UP) {
+	if (p == IPC_Q_UP) {
 		if (sv_peer_held(m->ids.semid, m->side)) {
-			return PEER_UP;
+			return IPC_Q_UP;
 		}
-		atomic_store(&m->peer, PEER_GONE);
-		return PEER_GONE;
+		atomic_store(&m->q.peer, IPC_Q_GONE);
+		return IPC_Q_GONE;
 	}
 	if (sv_getall(m->ids.semid, v) < 0) {
-		atomic_store(&m->peer, PEER_GONE); /* removed */
-		return PEER_GONE;
+		atomic_store(&m->q.peer, IPC_Q_GONE); /* removed */
+		return IPC_Q_GONE;
 	}
 	pid_t pid = sv_pid(v, peer);
 	if (pid == 0) {
-		return PEER_NONE;
+		return IPC_Q_NONE;
 	}
-	if (p == PEER_NONE) {
+	if (p == IPC_Q_NONE) {
 		set_peer_up(m, pid);
 	}
 	if (v[SV_SLOT + peer] != 0) {
-		atomic_store(&m->peer, PEER_GONE);
-		return PEER_GONE;
+		atomic_store(&m->q.peer, IPC_Q_GONE);
+		return IPC_Q_GONE;
 	}
-	return PEER_UP;
+	return IPC_Q_UP;
 }
 
 /* ------------------------------------------------------------- receive -- */
@@ -206,16 +188,21 @@ give_credit(struct smq_chan *m, unsigned u)
 	}
 }
 
-/* Read units until a message is whole.  rx_mu held. */
-static int
-pump(struct smq_chan *m)
+static struct smq_chan *
+smq_of(struct ipc_queue *q)
 {
+	return (struct smq_chan *)q; /* q is the first member */
+}
+
+static ssize_t
+q_recv_unit(struct ipc_queue *q)
+{
+	struct smq_chan *m = smq_of(q);
 	long type = 2 - m->side;
 
 	for (;;) {
-		uint32_t arg;
 		ssize_t n =
-		        msgrcv(m->msqid, m->rbuf, m->unit, type, IPC_NOWAIT);
+		        msgrcv(m->msqid, q->rbase, m->unit, type, IPC_NOWAIT);
 		if (n < 0) {
 			if (errno == EINTR) {
 				continue;
@@ -224,73 +211,36 @@ pump(struct smq_chan *m)
 				return -EAGAIN;
 			}
 			if (errno == EIDRM || errno == EINVAL) {
-				m->reof = 1;
-				atomic_store(&m->peer, PEER_GONE);
-				return -EPIPE;
+				return -EPIPE; /* removed by the peer's close
+				                */
 			}
-			m->rerr = ipc__errno(errno == E2BIG ? -EPROTO : -errno,
-			                     m->uri, "msgrcv");
-			return m->rerr;
+			return ipc__errno(errno == E2BIG ? -EPROTO : -errno,
+			                  q->uri, "recv: msgrcv");
 		}
 		give_credit(m, units((size_t)n));
 		atomic_store(&m->idle, 0);
 		atomic_store(&m->backoff, 0); /* progress: look again soon */
-		int k = ipc__frag_rx_feed(&m->fr, m->rbuf->text, (size_t)n,
-		                          SMQ_MAXMSG, &arg, m->uri);
-		switch (k) {
-		case IPC_FRAG_NEED:
-			continue;
-		case IPC_FRAG_WHOLE:
-			return k;
-		case IPC_FRAG_CLOSE:
-			m->reof = 1;
-			atomic_store(&m->peer, PEER_GONE);
-			return -EPIPE;
-		case IPC_FRAG_HELLO:
-			m->rerr = ipc__err(-EPROTO, m->uri,
-			                   "unexpected hello from the peer");
-			return m->rerr;
-		default:
-			m->rerr = k;
-			return k;
-		}
+		return n;
 	}
 }
 
-/* rx_mu held: a whole message, -EAGAIN, or -EPIPE once drained. */
 static int
-rx_step(struct smq_chan *m)
+q_gone(struct ipc_queue *q, int thorough)
 {
-	if (m->fr.ready) {
-		return IPC_FRAG_WHOLE;
+	if (!thorough) {
+		return atomic_load(&q->peer) == IPC_Q_GONE;
 	}
-	if (m->rerr != 0) {
-		return m->rerr;
-	}
-	if (m->reof) {
-		return -EPIPE;
-	}
-	int r = pump(m);
-	if (r == -EAGAIN && peer_check(m) == PEER_GONE) {
-		/* What it sent before leaving is queued, and a peer that
-		 * closed sent its close record last. */
-		r = pump(m);
-		if (r == -EAGAIN) {
-			ipc__frag_rx_drop(&m->fr);
-			m->reof = 1;
-			m->rdied = IPC_PEER_DIED;
-			r = -EPIPE;
-		}
-	}
-	return r;
+	return peer_check(smq_of(q)) == IPC_Q_GONE;
 }
 
 /* ---------------------------------------------------------------- send -- */
 
 /* Send the unit of n bytes in tbuf.  tx_mu held.  0, -EAGAIN, -EPIPE. */
 static int
-send_unit(struct smq_chan *m, size_t n)
+q_send_unit(struct ipc_queue *q, size_t n)
 {
+	struct smq_chan *m = smq_of(q);
+	struct smq_buf *tbuf = (struct smq_buf *)q->tbase;
 	int peer = 1 - m->side;
 	unsigned u = units(n);
 	struct sembuf ops[3] = {
@@ -302,21 +252,21 @@ send_unit(struct smq_chan *m, size_t n)
 
 	if (r == -EAGAIN || r == -ERANGE) {
 		int p = peer_check(m);
-		if (p == PEER_GONE) {
+		if (p == IPC_Q_GONE) {
 			return -EPIPE;
 		}
-		atomic_store(&m->tx_need, p == PEER_NONE ? 0 : (int)u);
+		atomic_store(&m->tx_need, p == IPC_Q_NONE ? 0 : (int)u);
 		return -EAGAIN;
 	}
 	if (r < 0) {
-		atomic_store(&m->peer, PEER_GONE);
+		atomic_store(&m->q.peer, IPC_Q_GONE);
 		return -EPIPE; /* the set was removed */
 	}
-	if (atomic_load(&m->peer) == PEER_NONE) {
+	if (atomic_load(&m->q.peer) == IPC_Q_NONE) {
 		(void)peer_check(m);
 	}
-	m->tbuf->mtype = 1 + m->side;
-	while (msgsnd(m->msqid, m->tbuf, n, IPC_NOWAIT) < 0) {
+	tbuf->mtype = 1 + m->side;
+	while (msgsnd(m->msqid, tbuf, n, IPC_NOWAIT) < 0) {
 		if (errno == EINTR) {
 			continue;
 		}
@@ -330,116 +280,33 @@ send_unit(struct smq_chan *m, size_t n)
 			atomic_store(&m->tx_need, 0);
 			return -EAGAIN;
 		}
-		atomic_store(&m->peer, PEER_GONE);
+		atomic_store(&m->q.peer, IPC_Q_GONE);
 		return -EPIPE;
 	}
 	return 0;
 }
 
-static void
-tx_stop(struct smq_chan *m)
-{
-	ipc__frag_tx_done(&m->ft);
-	atomic_store(&m->tx_detached, 0);
-}
-
-/* Push units of the message in progress.  tx_mu held. */
-static int
-push(struct smq_chan *m)
-{
-	while (m->ft.active) {
-		size_t n = ipc__frag_tx_next(&m->ft, m->tbuf->text, m->unit);
-		int r = send_unit(m, n);
-		if (r == -EAGAIN) {
-			return r;
-		}
-		if (r < 0) {
-			tx_stop(m);
-			m->werr = -EPIPE;
-			return ipc__err_peer(m->uri, "send", IPC_PEER_CLOSED);
-		}
-		if (ipc__frag_tx_sent(&m->ft, n)) {
-			tx_stop(m);
-		}
-	}
-	return 0;
-}
-
-static ssize_t
-tx_locked(struct smq_chan *m, const void *buf, size_t len)
-{
-	int r;
-
-	if (m->werr != 0) {
-		return ipc__err_peer(m->uri, "send", IPC_PEER_CLOSED);
-	}
-	if (m->ft.active) {
-		int same = ipc__frag_tx_same(&m->ft, buf, len);
-		r = push(m);
-		if (r == -EAGAIN) {
-			return same ? -EINPROGRESS : -EAGAIN;
-		}
-		if (r < 0 || same) {
-			return r < 0 ? r : (ssize_t)len;
-		}
-	}
-	ipc__frag_tx_start(&m->ft, buf, len);
-	r = push(m);
-	if (r == -EAGAIN) {
-		if (m->ft.off == 0) {
-			ipc__frag_tx_done(&m->ft);
-			return -EAGAIN;
-		}
-		return -EINPROGRESS;
-	}
-	return r < 0 ? r : (ssize_t)len;
-}
-
-static void
-kick(struct smq_chan *m)
-{
-	if (atomic_load_explicit(&m->tx_detached, memory_order_relaxed)) {
-		pthread_mutex_lock(&m->tx_mu);
-		if (m->ft.active && m->ft.detached) {
-			(void)push(m);
-		}
-		pthread_mutex_unlock(&m->tx_mu);
-	}
-}
-
 /* ---------------------------------------------------------------- open -- */
+
+static const struct ipc_queue_ops smq_qops;
 
 static void
 chan_init(struct smq_chan *m, ipc_channel *ch)
 {
-	m->uri = ch->uri;
-	m->owner = getpid();
+	ipc__queue_init(&m->q, &smq_qops, ch->uri, SMQ_MAXMSG);
 	m->ids.semid = -1;
 	m->msqid = -1;
-	m->pidfd = -1;
-	atomic_init(&m->peer, PEER_NONE);
 	atomic_init(&m->backoff, 1);
 	atomic_init(&m->idle, 0);
-	atomic_init(&m->tx_detached, 0);
 	atomic_init(&m->tx_need, 0);
 	pthread_mutex_init(&m->peer_mu, NULL);
-	pthread_mutex_init(&m->rx_mu, NULL);
-	pthread_mutex_init(&m->tx_mu, NULL);
 }
 
 static void
 chan_free(struct smq_chan *m)
 {
-	if (m->pidfd >= 0) {
-		close(m->pidfd);
-	}
-	free(m->rbuf);
-	free(m->tbuf);
-	ipc__frag_rx_fini(&m->fr);
-	ipc__frag_tx_fini(&m->ft);
+	ipc__queue_fini(&m->q);
 	pthread_mutex_destroy(&m->peer_mu);
-	pthread_mutex_destroy(&m->rx_mu);
-	pthread_mutex_destroy(&m->tx_mu);
 }
 
 static void
@@ -456,12 +323,8 @@ remove_objects(struct smq_chan *m)
 static int
 alloc_bufs(struct smq_chan *m)
 {
-	m->rbuf = malloc(sizeof(struct smq_buf) + m->unit);
-	m->tbuf = malloc(sizeof(struct smq_buf) + m->unit);
-	if (m->rbuf == NULL || m->tbuf == NULL) {
-		return ipc__err(-ENOMEM, m->uri, "out of memory");
-	}
-	return 0;
+	return ipc__queue_bufs(&m->q, m->unit, m->unit,
+	                       offsetof(struct smq_buf, text));
 }
 
 /* Size the queue and the units; fill and claim the new set. */
@@ -472,14 +335,14 @@ configure(struct smq_chan *m, const struct ipc_uri *u)
 	long msgmax = read_long(MSGMAX_PATH, 8192);
 
 	if (msgctl(m->msqid, IPC_STAT, &ds) < 0) {
-		return ipc__errno(-errno, m->uri, "msgctl IPC_STAT");
+		return ipc__errno(-errno, m->q.uri, "msgctl IPC_STAT");
 	}
 	if (ipc__opt_isset(u, "qbytes")) {
 		ds.msg_qbytes = (msglen_t)ipc__opt_num(u, "qbytes", 0);
 		if (msgctl(m->msqid, IPC_SET, &ds) < 0) {
 			if (errno == EPERM) {
 				return ipc__err(
-				        -EINVAL, m->uri,
+				        -EINVAL, m->q.uri,
 				        "qbytes %lu exceeds " MSGMNB_PATH
 				        " (%ld) and this process may "
 				        "not raise it "
@@ -487,7 +350,7 @@ configure(struct smq_chan *m, const struct ipc_uri *u)
 				        (unsigned long)ds.msg_qbytes,
 				        read_long(MSGMNB_PATH, 16384));
 			}
-			return ipc__errno(-errno, m->uri, "msgctl IPC_SET");
+			return ipc__errno(-errno, m->q.uri, "msgctl IPC_SET");
 		}
 	}
 	size_t cred = ds.msg_qbytes / 2 / CU;
@@ -501,7 +364,7 @@ configure(struct smq_chan *m, const struct ipc_uri *u)
 	if (ipc__opt_isset(u, "msgsize")) {
 		unit = (size_t)ipc__opt_num(u, "msgsize", 0);
 		if (unit > (size_t)msgmax) {
-			return ipc__err(-EINVAL, m->uri,
+			return ipc__err(-EINVAL, m->q.uri,
 			                "msgsize %zu exceeds " MSGMAX_PATH
 			                " (%ld)",
 			                unit, msgmax);
@@ -512,7 +375,7 @@ configure(struct smq_chan *m, const struct ipc_uri *u)
 	}
 	unit &= ~(size_t)15;
 	if (unit < UNIT_MIN || units(unit) > cred) {
-		return ipc__err(-EINVAL, m->uri,
+		return ipc__err(-EINVAL, m->q.uri,
 		                "msgsize %zu does not fit half of the queue's "
 		                "%lu bytes (qbytes=) or is below %u",
 		                unit, (unsigned long)ds.msg_qbytes, UNIT_MIN);
@@ -521,11 +384,11 @@ configure(struct smq_chan *m, const struct ipc_uri *u)
 	int r = sv_setall(&m->ids, (unsigned short)(unit / 16), 0,
 	                  (unsigned short)cred);
 	if (r < 0) {
-		return ipc__errno(r, m->uri, "semctl SETALL");
+		return ipc__errno(r, m->q.uri, "semctl SETALL");
 	}
 	r = sv_claim(m->ids.semid, SV_CREATOR, 1, DEATH_TX);
 	if (r < 0) {
-		return ipc__errno(r, m->uri, "semop (claim)");
+		return ipc__errno(r, m->q.uri, "semop (claim)");
 	}
 	return alloc_bufs(m);
 }
@@ -550,7 +413,7 @@ open_creator(struct smq_chan *m, const struct ipc_uri *u)
 {
 	int mode = (int)ipc__opt_num(u, "mode", 0600);
 	int retries = 0;
-	int tr = ipc__trust_parse(&m->trust, u, 0);
+	int tr = ipc__trust_parse(&m->q.trust, u, 0);
 
 	if (tr < 0) {
 		return tr;
@@ -561,7 +424,7 @@ open_creator(struct smq_chan *m, const struct ipc_uri *u)
 		sv_tag_key(m->ids.tag, KIND, key);
 		int id = semget(key, SV_NSEMS, IPC_CREAT | IPC_EXCL | mode);
 		if (id < 0 && errno != EEXIST) {
-			return sysv_create_error(errno, m->uri, "semget");
+			return sysv_create_error(errno, m->q.uri, "semget");
 		}
 		if (id < 0) {
 			id = semget(key, 0, 0);
@@ -571,7 +434,7 @@ open_creator(struct smq_chan *m, const struct ipc_uri *u)
 			               : sv_inspect(id, m->ids.tag);
 			if (f == SV_INUSE) {
 				return ipc__err(
-				        -EEXIST, m->uri,
+				        -EEXIST, m->q.uri,
 				        "channel exists and is in use");
 			}
 			if (f == SV_STALE) {
@@ -596,7 +459,7 @@ open_creator(struct smq_chan *m, const struct ipc_uri *u)
 			if (e == EEXIST) {
 				continue; /* a foreign queue holds the key */
 			}
-			return sysv_create_error(e, m->uri, "msgget");
+			return sysv_create_error(e, m->q.uri, "msgget");
 		}
 		int r = configure(m, u);
 		if (r < 0) {
@@ -605,7 +468,7 @@ open_creator(struct smq_chan *m, const struct ipc_uri *u)
 		}
 		return r;
 	}
-	return ipc__err(-EEXIST, m->uri,
+	return ipc__err(-EEXIST, m->q.uri,
 	                "all %d System V keys of this name are taken by "
 	                "other objects",
 	                SV_PROBES);
@@ -615,57 +478,58 @@ static int
 open_opener(struct smq_chan *m, const struct ipc_uri *u)
 {
 	unsigned short v[SV_NSEMS];
-	int r = ipc__trust_parse(&m->trust, u, 1);
+	int r = ipc__trust_parse(&m->q.trust, u, 1);
 
 	if (r < 0) {
 		return r;
 	}
-	r = sv_find(&m->ids, KIND, u->name, &m->trust, m->uri, &m->cred);
+	r = sv_find(&m->ids, KIND, u->name, &m->q.trust, m->q.uri, &m->q.cred);
 	if (r < 0) {
 		return r;
 	}
-	r = sv_check_open(m->ids.semid, v, m->uri);
+	r = sv_check_open(m->ids.semid, v, m->q.uri);
 	if (r < 0) {
 		return r;
 	}
 	m->msqid = msgget(m->ids.key, 0);
 	if (m->msqid < 0) {
 		if (errno == EACCES) {
-			return ipc__err(-EACCES, m->uri, "permission denied");
+			return ipc__err(-EACCES, m->q.uri,
+			                "permission denied");
 		}
-		return ipc__err(-ENOENT, m->uri,
+		return ipc__err(-ENOENT, m->q.uri,
 		                "channel is still being created");
 	}
 	/* The queue on the key is foreign until its owner is trusted. */
 	struct msqid_ds qd;
 	struct ipc_cred qc;
 	if (msgctl(m->msqid, IPC_STAT, &qd) < 0) {
-		return ipc__errno(-errno, m->uri, "msgctl IPC_STAT");
+		return ipc__errno(-errno, m->q.uri, "msgctl IPC_STAT");
 	}
-	r = sv_trust(&qd.msg_perm, &m->trust, m->uri, &qc);
+	r = sv_trust(&qd.msg_perm, &m->q.trust, m->q.uri, &qc);
 	if (r < 0) {
 		return r;
 	}
 	m->unit = (size_t)v[SV_CONF] * 16;
 	if (m->unit < UNIT_MIN || m->unit > UNIT_MAX) {
-		return ipc__err(-EPROTO, m->uri,
+		return ipc__err(-EPROTO, m->q.uri,
 		                "the semaphore set holds no valid unit size");
 	}
 	r = sv_claim(m->ids.semid, SV_OPENER, 1, DEATH_TX);
 	if (r == -EAGAIN) {
 		if (sv_getall(m->ids.semid, v) == 0 &&
 		    sv_pid(v, SV_OPENER) != 0) {
-			return ipc__err(-ECONNREFUSED, m->uri,
+			return ipc__err(-ECONNREFUSED, m->q.uri,
 			                "channel already has its peer");
 		}
-		return ipc__err(-ECONNREFUSED, m->uri,
+		return ipc__err(-ECONNREFUSED, m->q.uri,
 		                "the creator of this channel is gone");
 	}
 	if (r == -EIDRM || r == -EINVAL) {
-		return ipc__err(-ENOENT, m->uri, "channel was just removed");
+		return ipc__err(-ENOENT, m->q.uri, "channel was just removed");
 	}
 	if (r < 0) {
-		return ipc__errno(r, m->uri, "semop (claim)");
+		return ipc__errno(r, m->q.uri, "semop (claim)");
 	}
 	set_peer_up(m, sv_pid(v, SV_CREATOR));
 	r = alloc_bufs(m);
@@ -700,12 +564,12 @@ static ssize_t
 refusal(struct smq_chan *m, ssize_t r)
 {
 	if (r == 0 && m->side == SV_CREATOR &&
-	    atomic_load(&m->peer) == PEER_NONE) {
+	    atomic_load(&m->q.peer) == IPC_Q_NONE) {
 		(void)peer_check(m);
 	}
 	if ((r == 0 || r == -EPIPE) && atomic_load(&m->refused)) {
-		return ipc__trust_check(&m->trust, m->uri, "the peer",
-		                        &m->cred);
+		return ipc__trust_check(&m->q.trust, m->q.uri, "the peer",
+		                        &m->q.cred);
 	}
 	return r;
 }
@@ -716,12 +580,12 @@ smq_send(ipc_channel *ch, const void *buf, size_t len)
 	struct smq_chan *m = ipc__priv(ch);
 	ssize_t r;
 
-	pthread_mutex_lock(&m->tx_mu);
+	pthread_mutex_lock(&m->q.tx_mu);
 	r = refusal(m, 0);
 	if (r == 0) {
-		r = refusal(m, tx_locked(m, buf, len));
+		r = refusal(m, ipc__queue_tx_locked(&m->q, buf, len));
 	}
-	pthread_mutex_unlock(&m->tx_mu);
+	pthread_mutex_unlock(&m->q.tx_mu);
 	if (r >= 0 || r == -EINPROGRESS) {
 		atomic_store(&m->backoff, 0);
 	}
@@ -731,38 +595,30 @@ smq_send(ipc_channel *ch, const void *buf, size_t len)
 static int
 smq_detach(ipc_channel *ch)
 {
-	struct smq_chan *m = ipc__priv(ch);
-	int r;
-
-	pthread_mutex_lock(&m->tx_mu);
-	r = ipc__frag_tx_detach(&m->ft);
-	if (r == 0 && m->ft.active) {
-		atomic_store(&m->tx_detached, 1);
-	}
-	pthread_mutex_unlock(&m->tx_mu);
-	return r;
+	return ipc__queue_detach(&((struct smq_chan *)ipc__priv(ch))->q);
 }
 
 static ssize_t
 smq_recv(ipc_channel *ch, void *buf, size_t cap)
 {
 	struct smq_chan *m = ipc__priv(ch);
+	struct ipc_queue *q = &m->q;
 	ssize_t r;
 
-	pthread_mutex_lock(&m->rx_mu);
+	pthread_mutex_lock(&q->rx_mu);
 	r = refusal(m, 0);
 	if (r == 0) {
-		r = rx_step(m);
+		r = ipc__queue_rx_step(q, 0);
 	}
 	if (r == IPC_FRAG_WHOLE) {
-		r = ipc__frag_rx_take(&m->fr, buf, cap, m->uri);
+		r = ipc__frag_rx_take(&q->fr, buf, cap, q->uri);
 	} else if (r == -EPIPE) {
-		r = refusal(m, ipc__err_peer(m->uri, "recv", m->rdied));
+		r = refusal(m, ipc__err_peer(q->uri, "recv", q->rdied));
 	}
-	pthread_mutex_unlock(&m->rx_mu);
+	pthread_mutex_unlock(&q->rx_mu);
 	if (r == -EAGAIN) {
 		atomic_fetch_add(&m->idle, 1);
-		kick(m);
+		ipc__queue_kick(q);
 	} else {
 		atomic_store(&m->idle, 0);
 		atomic_store(&m->backoff, 0);
@@ -778,18 +634,18 @@ smq_pollfds(ipc_channel *ch, short events, struct pollfd *pfd, int *retry_ms)
 	int bo = atomic_load(&m->backoff);
 
 	(void)events;
-	if (atomic_load(&m->peer) == PEER_UP && m->pidfd >= 0) {
-		pfd[n++] = (struct pollfd){.fd = m->pidfd, .events = POLLIN};
+	if (atomic_load(&m->q.peer) == IPC_Q_UP && m->q.pidfd >= 0) {
+		pfd[n++] = (struct pollfd){.fd = m->q.pidfd, .events = POLLIN};
 	}
 	/* While a message is half way across (fragments waiting for credit
 	 * or for the rest to arrive), the next step comes within the peer's
 	 * next system calls: look again often.  Idle, back off to 50 ms. */
-	pthread_mutex_lock(&m->tx_mu);
-	int busy = m->ft.active;
-	pthread_mutex_unlock(&m->tx_mu);
-	pthread_mutex_lock(&m->rx_mu);
-	busy |= m->fr.partial;
-	pthread_mutex_unlock(&m->rx_mu);
+	pthread_mutex_lock(&m->q.tx_mu);
+	int busy = m->q.ft.active;
+	pthread_mutex_unlock(&m->q.tx_mu);
+	pthread_mutex_lock(&m->q.rx_mu);
+	busy |= m->q.fr.partial;
+	pthread_mutex_unlock(&m->q.rx_mu);
 	int cap = busy ? POLL_BUSY_MS : POLL_MAX_MS;
 	*retry_ms = bo > cap ? cap : bo;
 	bo = bo == 0 ? 1 : bo * 2;
@@ -801,15 +657,16 @@ static short
 smq_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 {
 	struct smq_chan *m = ipc__priv(ch);
+	struct ipc_queue *q = &m->q;
 	short out = 0;
 
 	(void)npfd;
 	if (pfd != NULL) {
-		kick(m);
+		ipc__queue_kick(q);
 	}
 	if (events & IPC_POLLIN) {
-		pthread_mutex_lock(&m->rx_mu);
-		int r = rx_step(m);
+		pthread_mutex_lock(&q->rx_mu);
+		int r = q->rerr != 0 ? q->rerr : ipc__queue_rx_step(q, 0);
 		if (r != -EAGAIN) {
 			out |= IPC_POLLIN;
 		}
@@ -818,14 +675,14 @@ smq_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 		} else if (r < 0 && r != -EAGAIN) {
 			out |= IPC_POLLERR;
 		}
-		pthread_mutex_unlock(&m->rx_mu);
+		pthread_mutex_unlock(&q->rx_mu);
 	}
 	if (events & IPC_POLLOUT) {
 		int p = peer_check(m);
 		int v = semctl(m->ids.semid, SV_TXW + m->side, GETVAL);
-		if (p == PEER_GONE || m->werr != 0) {
+		if (p == IPC_Q_GONE || q->werr != 0) {
 			out |= IPC_POLLOUT | IPC_POLLHUP;
-		} else if (p == PEER_UP && !atomic_load(&m->tx_detached) &&
+		} else if (p == IPC_Q_UP && !atomic_load(&q->tx_detached) &&
 		           v >= (int)units(IPC_FRAG_HDR + 64)) {
 			out |= IPC_POLLOUT;
 		}
@@ -837,9 +694,8 @@ smq_ready(ipc_channel *ch, short events, const struct pollfd *pfd, int npfd)
 }
 
 static int
-smq_wait(ipc_channel *ch, short events, const struct timespec *dl)
+wait_m(struct smq_chan *m, short events, const struct timespec *dl)
 {
-	struct smq_chan *m = ipc__priv(ch);
 	unsigned short me = (unsigned short)m->side;
 	unsigned short peer = (unsigned short)(1 - m->side);
 	struct sembuf ops[2];
@@ -862,7 +718,7 @@ smq_wait(ipc_channel *ch, short events, const struct timespec *dl)
 		ops[0] = (struct sembuf){SV_RXW + me, -1, 0};
 		ops[1] = (struct sembuf){SV_RXW + me, 1, 0};
 		n = 2;
-	} else if (atomic_load(&m->peer) == PEER_NONE) {
+	} else if (atomic_load(&m->q.peer) == IPC_Q_NONE) {
 		ops[0] = (struct sembuf){SV_SLOT + peer, 0, 0};
 		n = 1;
 	} else {
@@ -880,64 +736,45 @@ smq_wait(ipc_channel *ch, short events, const struct timespec *dl)
 	 * only this side's next calls can use: wake up often to push it
 	 * (the core calls recv again, which pushes) rather than sleep on
 	 * the receive semaphore while the peer waits for that message. */
-	int cap = atomic_load(&m->tx_detached) ? POLL_BUSY_MS : WAIT_CAP_MS;
+	int cap = atomic_load(&m->q.tx_detached) ? POLL_BUSY_MS : WAIT_CAP_MS;
 	int r = sv_timedwait(m->ids.semid, ops, n, dl, cap);
 	return r == -ETIMEDOUT ? r : 0;
 }
 
-/* Push a detached message out before closing: as long as the peer lives,
- * up to the channel's timeout (forever by default). */
 static int
-flush_on_close(ipc_channel *ch, struct smq_chan *m)
+smq_wait(ipc_channel *ch, short events, const struct timespec *dl)
 {
-	struct timespec dl;
-	int r = 0;
-
-	if (ch->timeout_ms >= 0) {
-		ipc__deadline(&dl, ch->timeout_ms);
-	}
-	pthread_mutex_lock(&m->tx_mu);
-	while (m->ft.active && m->werr == 0) {
-		r = push(m);
-		if (r != -EAGAIN) {
-			break;
-		}
-		pthread_mutex_unlock(&m->tx_mu);
-		r = smq_wait(ch, IPC_POLLOUT,
-		             ch->timeout_ms >= 0 ? &dl : NULL);
-		pthread_mutex_lock(&m->tx_mu);
-		if (r == -ETIMEDOUT) {
-			r = ipc__err(-EIO, m->uri,
-			             "closed before a message could be sent "
-			             "whole");
-			tx_stop(m);
-			break;
-		}
-	}
-	pthread_mutex_unlock(&m->tx_mu);
-	return r == -EPIPE || r == -EAGAIN ? 0 : r;
+	return wait_m(ipc__priv(ch), events, dl);
 }
+
+static int
+q_wait_room(struct ipc_queue *q, const struct timespec *dl)
+{
+	return wait_m(smq_of(q), IPC_POLLOUT, dl);
+}
+
+static const struct ipc_queue_ops smq_qops = {
+        .recv_unit = q_recv_unit,
+        .send_unit = q_send_unit,
+        .gone = q_gone,
+        .wait_room = q_wait_room,
+};
 
 static int
 smq_close(ipc_channel *ch)
 {
 	struct smq_chan *m = ipc__priv(ch);
-	int r = 0;
+	int r;
 
-	if (m->owner != getpid()) {
+	if (m->q.owner != getpid()) {
 		/* A forked child drops its copy: the channel is not its,
 		 * and its semaphore undo values are not either. */
 		chan_free(m);
 		return 0;
 	}
-	if (atomic_load(&m->peer) == PEER_UP) {
-		r = flush_on_close(ch, m);
-		if (m->werr == 0 && !m->ft.active) {
-			size_t n = ipc__frag_ctl(m->tbuf->text, IPC_FRAG_CLOSE,
-			                         0);
-			(void)send_unit(m, n);
-		}
-	}
+	/* The rest of a detached message, then the close record. */
+	r = ipc__queue_flush(&m->q, ch->timeout_ms);
+	ipc__queue_close_record(&m->q);
 	sv_release(m->ids.semid, m->side, 1, DEATH_TX);
 	if (sv_peer_free(m->ids.semid, m->side)) {
 		remove_objects(m);
@@ -951,8 +788,8 @@ smq_peer_cred(const ipc_channel *ch, pid_t *pid, uid_t *uid, gid_t *gid)
 {
 	const struct smq_chan *m = ipc__cpriv(ch);
 
-	return sv_peer_cred(atomic_load(&m->peer) != PEER_NONE,
-	                    atomic_load(&m->refused), &m->cred, ch->uri, pid,
+	return sv_peer_cred(atomic_load(&m->q.peer) != IPC_Q_NONE,
+	                    atomic_load(&m->refused), &m->q.cred, ch->uri, pid,
 	                    uid, gid);
 }
 

@@ -175,7 +175,7 @@ ipc_fan_admit(struct ipc_fan_pub *p, int drop, uint64_t history)
 	uint64_t c = p->head - back;
 	unsigned char *e = entry_of(p->mem, i);
 	atomic_store(U64(e, IPC_FAN_E_CURSOR), c);
-	atomic_store(U64(e, IPC_FAN_E_HOLD), 0);
+	atomic_store(U64(e, IPC_FAN_E_HOLD), c << 1);
 	atomic_store(U64(e, IPC_FAN_E_DROPPED), 0);
 	atomic_store(U32(e, IPC_FAN_E_NOTIFY), 0);
 	atomic_store(U32(e, IPC_FAN_E_SLEEP), 0);
@@ -216,6 +216,48 @@ ipc_fan_evict(struct ipc_fan_pub *p, long i)
 	}
 }
 
+/* The slow=drop entries before writing over message old: an entry that
+ * has not taken old yet is pushed past it (its word goes from old << 1
+ * to (old + 1) << 1 with one compare-and-swap, and the loss is counted
+ * here, once); one that holds it keeps the slot.  The subscriber takes a
+ * message with a compare-and-swap on the same word, so for each entry
+ * and message exactly one side wins: the count is exact.  1 when no entry
+ * holds old, 0 when one does, -EPROTO with *bad = an entry whose word
+ * makes no sense. */
+static int
+push_drop(struct ipc_fan_pub *p, uint64_t old, long *bad)
+{
+	int ok = 1;
+	for (uint64_t i = 0; i < p->hiwater; i++) {
+		if (p->live[i] != 2) {
+			continue;
+		}
+		_Atomic uint64_t *w = U64(entry_of(p->mem, i), IPC_FAN_E_HOLD);
+		uint64_t v = atomic_load(w);
+		for (;;) {
+			uint64_t c = v >> 1;
+			if (c > p->head || c < old) {
+				*bad = (long)i;
+				return -EPROTO;
+			}
+			if (c > old) {
+				break; /* read old, or was pushed past it */
+			}
+			if (v & 1) {
+				ok = 0; /* holds old */
+				break;
+			}
+			if (atomic_compare_exchange_strong(w, &v,
+			                                   (old + 1) << 1)) {
+				p->dropped++;
+				break;
+			}
+			/* It took old or moved on meanwhile: look again. */
+		}
+	}
+	return ok;
+}
+
 /* May message s be written now (its slot's old message let go)?  1 yes,
  * 0 not yet, -EPROTO with *bad = an entry that makes no sense. */
 static int
@@ -227,23 +269,9 @@ slot_free(struct ipc_fan_pub *p, long *bad)
 	}
 	uint64_t old = s - n;
 	if (p->ndrop > 0) {
-		/* slow=drop entries: only a held message keeps its slot. */
-		atomic_store(U64(p->mem, IPC_FAN_OFF_CLAIM), s);
-		uint64_t lost = 0;
-		for (uint64_t i = 0; i < p->hiwater; i++) {
-			if (p->live[i] != 2) {
-				continue;
-			}
-			unsigned char *e = entry_of(p->mem, i);
-			if (atomic_load(U64(e, IPC_FAN_E_HOLD)) == old + 1) {
-				return 0;
-			}
-			/* Not read yet: this subscriber loses it (counted
-			 * for ipc_dropped() of the publisher). */
-			lost += atomic_load(U64(e, IPC_FAN_E_CURSOR)) <= old;
-		}
-		if (!p->reserved) {
-			p->lost_pending = lost;
+		int r = push_drop(p, old, bad);
+		if (r <= 0) {
+			return r;
 		}
 	}
 	if (p->gate > old) {
@@ -296,8 +324,6 @@ ipc_fan_commit(struct ipc_fan_pub *p, size_t len)
 	atomic_store_explicit(U32(sl, 0), (uint32_t)len, memory_order_relaxed);
 	atomic_store_explicit(U64(sl, 8), p->head, memory_order_relaxed);
 	p->reserved = 0;
-	p->dropped += p->lost_pending;
-	p->lost_pending = 0;
 	p->head++;
 	atomic_store(U64(p->mem, IPC_FAN_OFF_HEAD), p->head);
 	if (p->nlive == 0 && p->history == 0) {
@@ -419,38 +445,49 @@ ipc_fan_closed(const struct ipc_fan_sub *s)
 	return atomic_load(U32(s->mem, IPC_FAN_OFF_CLOSED)) != 0;
 }
 
-/* Under slow=drop: hold message cursor, or skip what was overwritten.
- * Returns 1 when held, 0 when nothing is left, -EPROTO. */
+/* Under slow=drop: take message s->cursor (set the held bit of the
+ * entry's word with a compare-and-swap), or learn that the publisher
+ * pushed this subscriber past messages it overwrote (the word's cursor
+ * moved on; what it skipped is counted as dropped).  *h is the head read
+ * before.  Returns 1 when held, 0 when nothing is left, -EPROTO. */
 static int
 hold_next(struct ipc_fan_sub *s, uint64_t *h)
 {
-	_Atomic uint64_t *hold = U64(s->entry, IPC_FAN_E_HOLD);
+	_Atomic uint64_t *w = U64(s->entry, IPC_FAN_E_HOLD);
+	uint64_t v = atomic_load(w);
 	for (;;) {
-		if (*h == s->cursor) {
-			atomic_store(hold, 0);
-			return 0;
+		uint64_t c = v >> 1;
+		if (c > *h) {
+			/* Pushed after we read head: read it again. */
+			*h = atomic_load(U64(s->mem, IPC_FAN_OFF_HEAD));
 		}
-		atomic_store(hold, s->cursor + 1);
-		uint64_t w = atomic_load(U64(s->mem, IPC_FAN_OFF_CLAIM));
-		if (s->cursor + s->g.nslots > w) {
-			return 1;
-		}
-		/* Lapped: the oldest message still safe is w - nslots + 1. */
-		uint64_t next = w - s->g.nslots + 1;
-		*h = atomic_load(U64(s->mem, IPC_FAN_OFF_HEAD));
-		if (next > *h || *h < s->cursor) {
-			atomic_store(hold, 0);
+		if (c < s->cursor || c > *h) {
 			return sub_fail(s);
 		}
-		if (s->seen) {
-			/* Before its first message a subscriber counts
-			 * nothing lost (as on every driver). */
-			s->dropped += next - s->cursor;
+		if (v & 1) {
+			/* Still held since ipc_fan_unacquire. */
+			return c == s->cursor ? 1 : sub_fail(s);
 		}
-		atomic_store_explicit(U64(s->entry, IPC_FAN_E_DROPPED),
-		                      s->dropped, memory_order_relaxed);
-		s->cursor = next;
-		atomic_store(U64(s->entry, IPC_FAN_E_CURSOR), s->cursor);
+		if (c > s->cursor) {
+			if (s->seen) {
+				/* Before its first message a subscriber
+				 * counts nothing lost (as on every
+				 * driver). */
+				s->dropped += c - s->cursor;
+			}
+			atomic_store_explicit(U64(s->entry, IPC_FAN_E_DROPPED),
+			                      s->dropped,
+			                      memory_order_relaxed);
+			s->cursor = c;
+			atomic_store(U64(s->entry, IPC_FAN_E_CURSOR), c);
+		}
+		if (*h == s->cursor) {
+			return 0;
+		}
+		if (atomic_compare_exchange_strong(w, &v, v | 1)) {
+			return 1;
+		}
+		/* The publisher pushed us meanwhile: v is the new word. */
 	}
 }
 
@@ -489,7 +526,8 @@ ipc_fan_acquire(struct ipc_fan_sub *s, const void **buf, size_t *len)
 	uint64_t seq = atomic_load_explicit(U64(sl, 8), memory_order_relaxed);
 	if (seq != s->cursor || n > s->g.slot_size) {
 		if (s->drop) {
-			atomic_store(U64(s->entry, IPC_FAN_E_HOLD), 0);
+			atomic_store(U64(s->entry, IPC_FAN_E_HOLD),
+			             s->cursor << 1);
 		}
 		return sub_fail(s);
 	}
@@ -510,7 +548,8 @@ ipc_fan_release(struct ipc_fan_sub *s)
 	s->cursor++;
 	atomic_store(U64(s->entry, IPC_FAN_E_CURSOR), s->cursor);
 	if (s->drop) {
-		atomic_store(U64(s->entry, IPC_FAN_E_HOLD), 0);
+		/* The publisher never changes a held word: a store will do. */
+		atomic_store(U64(s->entry, IPC_FAN_E_HOLD), s->cursor << 1);
 	}
 	_Atomic uint32_t *w = U32(s->mem, IPC_FAN_OFF_PWAIT);
 	uint32_t v = atomic_load(w);

@@ -24,12 +24,17 @@
  * the entries again only when that cache says the slot might be held.
  * Each subscriber chooses its policy when it is admitted.
  * Under slow=drop the publisher overwrites messages a subscriber has not
- * read yet, but never one it holds: before writing s it stores claim = s,
- * then looks for an entry whose hold names s - nslots; a subscriber stores
- * hold = c + 1 before reading message c, then loads claim, and takes c
- * only if c + nslots > claim (otherwise it was lapped: it skips to the
- * oldest message still safe and counts the rest as dropped).  Both sides
- * store then load with seq_cst, so at least one of them sees the other.
+ * read yet, but never one it holds.  Such an entry's word (hold) is its
+ * cursor shifted left by one, with bit 0 set while it holds the message
+ * at its cursor.  The subscriber takes message c by a compare-and-swap
+ * from c << 1 to c << 1 | 1 and lets go by storing (c + 1) << 1.  Before
+ * writing message s the publisher looks at each slow=drop word: one that
+ * holds s - nslots keeps the slot (-EAGAIN); one still at s - nslots, not
+ * held, is pushed to s - nslots + 1 by a compare-and-swap, and the
+ * publisher counts that loss.  Whichever compare-and-swap wins decides,
+ * so a message is either read or counted lost by both sides, never one
+ * only; the subscriber learns of its loss from its word having moved on
+ * when it next acquires.
  *
  * Joining.  Only the publisher admits subscribers (ipc_fan_admit), between
  * its own calls, so a new entry's cursor (head minus history) is set while
@@ -50,7 +55,7 @@
  * subscriber.  Each side keeps its own truth in private memory; every
  * index, length and count read from the region is checked before use: a
  * subscriber's cursor outside [head - nslots, head] makes the publisher
- * evict it (ipc_fan_reserve reports it through *bad); a head, claim, slot
+ * evict it (ipc_fan_reserve reports it through *bad); a head, word, slot
  * length or slot number that makes no sense makes a subscriber fail with
  * -EPROTO.  Counts (sleepers, notifiers) only ever cost a system call.
  *
@@ -84,7 +89,6 @@
 #define IPC_FAN_OFF_MAXSUBS   24u
 #define IPC_FAN_OFF_CLOSED    32u          /* u32: the publisher closed */
 #define IPC_FAN_OFF_HEAD      IPC_FAN_LINE /* u64 */
-#define IPC_FAN_OFF_CLAIM     (2u * IPC_FAN_LINE)      /* u64 */
 #define IPC_FAN_OFF_DWAIT     (3u * IPC_FAN_LINE)      /* u32 futex word */
 #define IPC_FAN_OFF_SLEEPERS  (3u * IPC_FAN_LINE + 4u) /* u32 */
 #define IPC_FAN_OFF_NOTIFIERS (3u * IPC_FAN_LINE + 8u) /* u32 */
@@ -93,7 +97,7 @@
 #define IPC_FAN_E_STATE   0u  /* u32, publisher-written: 1 live */
 #define IPC_FAN_E_NOTIFY  4u  /* u32 */
 #define IPC_FAN_E_CURSOR  8u  /* u64 */
-#define IPC_FAN_E_HOLD    16u /* u64: held message + 1, 0 none (drop) */
+#define IPC_FAN_E_HOLD    16u /* u64: cursor << 1 | held (drop) */
 #define IPC_FAN_E_DROPPED 24u /* u64: what the subscriber skipped */
 
 struct ipc_fan_ops {
@@ -121,8 +125,7 @@ struct ipc_fan_pub {
 	uint64_t nlive, hiwater; /* live entries; none at or above hiwater */
 	uint64_t ndrop;          /* live entries under slow=drop */
 	int reserved;
-	uint64_t dropped;      /* sent to nobody; missed by slow=drop ones */
-	uint64_t lost_pending; /* missed by the message being written */
+	uint64_t dropped; /* sent to nobody; missed by slow=drop ones */
 };
 
 /* A subscriber's private view. */

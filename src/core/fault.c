@@ -285,7 +285,7 @@ open_fault(void *ra, const char *fn, int d, const char *p, int fl)
 
 #define OPEN_MODE(fl, m)                                                      \
 	do {                                                                  \
-		if ((fl) & (O_CREAT | __O_TMPFILE)) {                         \
+		if (((fl)&O_CREAT) || ((fl)&O_TMPFILE) == O_TMPFILE) {        \
 			va_list ap;                                           \
 			va_start(ap, fl);                                     \
 			m = (mode_t)va_arg(ap, int);                          \
