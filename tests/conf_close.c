@@ -198,8 +198,8 @@ case_self_close(void *unused)
  * flags): their -EPIPE after a SIGKILL says the peer died (issue 14), on
  * recv at least.  Every driver's -EPIPE after a clean close says it
  * closed, never that it died. */
-static const char *const tells_death[] = {"sysvmq", "sysvshm", "shm",
-                                          "mmap",   "signal",  "nats"};
+static const char *const tells_death[] = {"mq",   "sysvmq", "sysvshm", "shm",
+                                          "mmap", "signal", "nats"};
 
 static void
 check_death_text(int op)

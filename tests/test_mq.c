@@ -506,6 +506,16 @@ test_send_timeout_whole(void **state)
 	free(buf);
 }
 
+/* A SIGKILLed peer is reported as death, an ipc_close as a close (also
+ * when the queue towards us was too full for the close record). */
+static void
+test_death_vs_close(void **state)
+{
+	(void)state;
+	fresh("mqend", "?msgsize=64&maxmsg=4");
+	tu_check_peer_end(g_uri);
+}
+
 int
 main(void)
 {
@@ -516,6 +526,7 @@ main(void)
 	        cmocka_unit_test(test_mode),
 	        cmocka_unit_test(test_fragments),
 	        cmocka_unit_test(test_send_timeout_whole),
+	        cmocka_unit_test(test_death_vs_close),
 	};
 
 	signal(SIGPIPE, SIG_DFL);

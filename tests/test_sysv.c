@@ -493,6 +493,24 @@ test_mode(void **state)
 	mode_check("sysvshm");
 }
 
+/* A SIGKILLed peer is reported as death, an ipc_close as a close (also
+ * when the queue towards us was too full for the close record). */
+static void
+test_death_vs_close_sysvmq(void **state)
+{
+	(void)state;
+	fresh("sysvmq", "?qbytes=4096&msgsize=256");
+	tu_check_peer_end(g_uri);
+}
+
+static void
+test_death_vs_close_sysvshm(void **state)
+{
+	(void)state;
+	fresh("sysvshm", NULL);
+	tu_check_peer_end(g_uri);
+}
+
 int
 main(void)
 {
@@ -506,6 +524,8 @@ main(void)
 	        cmocka_unit_test(test_planted_big_set),
 	        cmocka_unit_test(test_limits),
 	        cmocka_unit_test(test_mode),
+	        cmocka_unit_test(test_death_vs_close_sysvmq),
+	        cmocka_unit_test(test_death_vs_close_sysvshm),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

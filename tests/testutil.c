@@ -782,3 +782,97 @@ tu_count_dir(const char *path)
 	closedir(d);
 	return n;
 }
+
+/* ------------------------------------------------- death and close -- */
+
+enum { END_KILL, END_CLOSE_LIVE, END_CLOSE_EXIT, END_FULL_CLOSE_LIVE };
+
+struct end_arg {
+	const char *uri;
+	int how;
+	int note; /* pipe: a byte once the peer closed */
+};
+
+static int
+end_peer(void *p)
+{
+	struct end_arg *a = p;
+	ipc_channel *ch = tu_open_retry(a->uri, 0, 5000);
+
+	if (ch == NULL || ipc_send(ch, "hi", 2, 0) != 2) {
+		return 3;
+	}
+	if (a->how == END_FULL_CLOSE_LIVE) {
+		/* Fill the direction towards the creator. */
+		while (ipc_send(ch, "fill", 4, IPC_NONBLOCK) == 4) {
+		}
+	}
+	if (a->how != END_KILL && ipc_close(ch) != 0) {
+		return 4;
+	}
+	if (a->how == END_CLOSE_EXIT) {
+		return 0;
+	}
+	if (write(a->note, "c", 1) != 1) {
+		return 5;
+	}
+	for (;;) {
+		pause(); /* until the test kills us */
+	}
+}
+
+void
+tu_check_peer_end(const char *uri)
+{
+	static const char *const what[] = {
+	        "killed", "closed and alive", "closed and exited",
+	        "closed with a full queue and alive"};
+
+	for (int how = END_KILL; how <= END_FULL_CLOSE_LIVE; how++) {
+		ipc_channel *ch;
+		int note[2];
+		char buf[16];
+		ssize_t r;
+
+		TU_OK(ipc_open(&ch, uri, IPC_CREATE));
+		TU_OK(ipc_set_timeout(ch, (int)(5000 * tu_time_factor())));
+		TU_CHECK(pipe(note) == 0);
+		struct end_arg a = {uri, how, note[1]};
+		pid_t pid = tu_fork(end_peer, &a, 30);
+		TU_CHECK(pid > 0);
+		close(note[1]);
+		TU_CHECK_EQ(ipc_recv(ch, buf, sizeof buf, 0), 2);
+		if (how == END_KILL) {
+			kill(pid, SIGKILL);
+		} else if (how != END_CLOSE_EXIT) {
+			TU_CHECK_EQ(read(note[0], buf, 1), 1);
+		}
+		if (how == END_KILL || how == END_CLOSE_EXIT) {
+			int st;
+			TU_OK(tu_wait(pid, 10000, &st));
+		}
+		while ((r = ipc_recv(ch, buf, sizeof buf, 0)) >= 0) {
+		}
+		const char *t = ipc_last_error();
+		printf("%s: peer %s: %s: %s\n", uri, what[how],
+		       tu_errname((int)r), t);
+		TU_ERR(r, -EPIPE);
+		if (how == END_KILL) {
+			TU_CHECK_MSG(strstr(t, "died") != NULL,
+			             "peer killed: \"%s\" does not say died",
+			             t);
+		} else {
+			TU_CHECK_MSG(strstr(t, "closed") != NULL &&
+			                     strstr(t, "died") == NULL,
+			             "peer %s: \"%s\" does not say closed",
+			             what[how], t);
+		}
+		if (how != END_KILL && how != END_CLOSE_EXIT) {
+			kill(pid, SIGKILL);
+			int st;
+			TU_OK(tu_wait(pid, 10000, &st));
+		}
+		close(note[0]);
+		TU_OK(ipc_close(ch));
+	}
+}

@@ -196,6 +196,12 @@ int tu_wait_ok(pid_t pid, int timeout_ms);
  * (-ECONNREFUSED, -ENOENT), for up to timeout_ms (scaled).  NULL (the
  * error printed) on any other failure or at the limit. */
 ipc_channel *tu_open_retry(const char *uri, int flags, int timeout_ms);
+/* Death against close on a channel of uri (opened with IPC_CREATE here,
+ * without it by a forked peer): a peer killed by SIGKILL must end recv
+ * with -EPIPE and a text that says "died"; a peer that calls ipc_close
+ * (and lives on, or exits at once, or closes with its queue towards us
+ * full) with -EPIPE and a text that says "closed", never "died". */
+void tu_check_peer_end(const char *uri);
 /* Entries of a directory (with . and ..), 0 when it cannot be read. */
 int tu_count_dir(const char *path);
 

@@ -18,9 +18,11 @@
  * is alive and open; the other side probes it with a non-blocking shared
  * flock on its own descriptor of that queue (before each new message, and
  * whenever a queue is empty or full).  A pidfd of the peer, polled beside
- * the queues, wakes a waiter when the peer dies; a CLOSE unit wakes it when
- * the peer closes.  Closing also drains the queue we read, so a peer
- * blocked on a full queue wakes and sees the close.
+ * the queues, wakes a waiter when the peer dies; a CLOSE unit, sent before
+ * the flock is let go, wakes it when the peer closes, so a flock gone
+ * without a CLOSE is a death (core/queue.c).  Closing also drains the
+ * queue we read, so a peer blocked on a full queue wakes and sees the
+ * close.
  *
  * Reclaim.  An IPC_CREATE that finds the names taken probes both flocks:
  * if nobody holds either, the queues are left from processes that died
@@ -785,11 +787,11 @@ mq_drv_close(ipc_channel *ch)
 		chan_release(m);
 		return 0;
 	}
+	/* The rest of a detached message, then the close record: a peer
+	 * that finds our flock gone without it knows that we died. */
 	r = ipc__queue_flush(&m->q, ch->timeout_ms);
-	/* From here the peer sees us gone ... */
-	(void)flock(m->rx, LOCK_UN);
-	/* ... and a peer waiting for a message wakes on CLOSE. */
 	ipc__queue_close_record(&m->q);
+	(void)flock(m->rx, LOCK_UN);
 	/* A peer waiting for room in our queue wakes too. */
 	while (mq_receive(m->rx, (char *)m->q.rbuf, m->q.rx_unit, NULL) >= 0) {
 	}

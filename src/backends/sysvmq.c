@@ -758,7 +758,6 @@ static const struct ipc_queue_ops smq_qops = {
         .send_unit = q_send_unit,
         .gone = q_gone,
         .wait_room = q_wait_room,
-        .tells_death = 1,
 };
 
 static int

@@ -13,6 +13,8 @@
 #include "proc.h"
 #include "queue.h"
 
+#define PF_EXITING_ 0x4u /* linux/sched.h: the task is in do_exit() */
+
 void
 ipc__queue_init(struct ipc_queue *q, const struct ipc_queue_ops *ops,
                 const char *uri, size_t max_msg)
@@ -70,6 +72,35 @@ ipc__queue_peer_up(struct ipc_queue *q, pid_t pid, int epfd)
 		(void)epoll_ctl(epfd, EPOLL_CTL_ADD, q->pidfd, &ev);
 	}
 	atomic_store(&q->peer, IPC_Q_UP);
+}
+
+/* Is the peer's process still running, not exiting?  Its exit releases
+ * its locks and semaphores before its pidfd turns readable, so the
+ * exiting flag in /proc/PID/stat is asked too. */
+static int
+peer_alive(const struct ipc_queue *q)
+{
+	char path[64], line[512];
+	unsigned long flags = 0;
+	char state = 0;
+	FILE *f;
+
+	if (q->pidfd < 0 || q->peer_pid <= 0 || ipc__pidfd_dead(q->pidfd)) {
+		return 0;
+	}
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)q->peer_pid);
+	f = fopen(path, "re");
+	if (f == NULL) {
+		return 0;
+	}
+	char *p = fgets(line, sizeof(line), f);
+	fclose(f);
+	p = p != NULL ? strrchr(line, ')') : NULL;
+	if (p == NULL || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %lu", &state,
+	                        &flags) != 2) {
+		return 0;
+	}
+	return state != 'Z' && state != 'X' && !(flags & PF_EXITING_);
 }
 
 enum ipc_peer_end
@@ -149,10 +180,12 @@ ipc__queue_rx_step(struct ipc_queue *q, int gone_hint)
 		 * that closed sent its close record last. */
 		r = ipc__queue_pump(q);
 		if (r == -EAGAIN) {
+			/* No close record: it died, unless it lives on (its
+			 * close found no room for the record). */
 			ipc__frag_rx_drop(&q->fr);
 			q->reof = 1;
-			q->rdied = q->ops->tells_death ? IPC_PEER_DIED
-			                               : IPC_PEER_CLOSED;
+			q->rdied = peer_alive(q) ? IPC_PEER_CLOSED
+			                         : IPC_PEER_DIED;
 			r = -EPIPE;
 		}
 	}

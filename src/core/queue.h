@@ -48,8 +48,6 @@ struct ipc_queue_ops {
 	/* At close: wait for room for the next unit, up to dl (NULL: a
 	 * driver-chosen slice).  Returns 0 or -ETIMEDOUT. */
 	int (*wait_room)(struct ipc_queue *q, const struct timespec *dl);
-	/* 1: a peer gone without a close record died; 0: say closed. */
-	int tells_death;
 };
 
 struct ipc_queue {
