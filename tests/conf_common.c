@@ -5,11 +5,13 @@
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <glob.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -100,6 +102,53 @@ uri_created_by(char *out, size_t n, pid_t creator)
 	int rc = expand(out, n, G.tmpl, "");
 	creator_pid = 0;
 	TU_CHECK_MSG(rc == 0, "cannot expand %s", G.tmpl);
+}
+
+/* ------------------------------------------- peers in another netns -- */
+
+/* CONF_NETNS=PATH (a network namespace, /run/netns/NAME): a forked peer
+ * enters it right after fork(), so that the two ends of a channel are in
+ * different network namespaces (tests/test_netns.sh starts the runner
+ * itself in another one). */
+static void
+netns_enter(void)
+{
+	const char *ns = getenv("CONF_NETNS");
+
+	if (ns == NULL || *ns == '\0') {
+		return;
+	}
+	int fd = open(ns, O_RDONLY | O_CLOEXEC);
+	TU_CHECK_MSG(fd >= 0, "CONF_NETNS=%s: %s", ns, strerror(errno));
+	int rc = setns(fd, CLONE_NEWNET);
+	int e = errno;
+	close(fd);
+	TU_CHECK_MSG(rc == 0, "CONF_NETNS=%s: setns: %s", ns, strerror(e));
+}
+
+/* CONF_NETNS_HOSTS=OURS,PEERS: the addresses of the runner's namespace
+ * and of the peer's.  A channel the peer creates must live at the peer's
+ * address: in its URI, on both sides, "//OURS" becomes "//PEERS". */
+void
+netns_peer_uri(char *uri, size_t n)
+{
+	const char *h = getenv("CONF_NETNS_HOSTS");
+	const char *comma = h != NULL ? strchr(h, ',') : NULL;
+	char from[80], out[sizeof C.uri];
+
+	if (comma == NULL || (size_t)(comma - h) + 3 > sizeof from) {
+		return;
+	}
+	snprintf(from, sizeof from, "//%.*s", (int)(comma - h), h);
+	const char *at = strstr(uri, from);
+	if (at == NULL) {
+		return;
+	}
+	int len = snprintf(out, sizeof out, "%.*s//%s%s", (int)(at - uri), uri,
+	                   comma + 1, at + strlen(from));
+	TU_CHECK_MSG(len > 0 && (size_t)len < n && (size_t)len < sizeof out,
+	             "CONF_NETNS_HOSTS: %s is too long", uri);
+	memcpy(uri, out, (size_t)len + 1);
 }
 
 /* A fresh token, directory and URI for one case (or for the probe). */
@@ -421,6 +470,7 @@ peer_body(struct boot *b)
 		}
 		if (b->opts & S_PEER_CREATES) {
 			uri_created_by(b->uri, sizeof b->uri, getpid());
+			netns_peer_uri(b->uri, sizeof b->uri);
 			TU_OK(ipc_open(&sd.ch, b->uri, IPC_CREATE));
 			sd.creator = 1;
 			ctl_put(b->ctl, CTL_READY);
@@ -455,6 +505,7 @@ peer_body(struct boot *b)
 static int
 peer_proc(void *arg)
 {
+	netns_enter();
 	return peer_body(arg);
 }
 
@@ -529,6 +580,7 @@ sess_start(struct sess *s, peer_fn fn, void *arg, unsigned opts)
 			tu_allow_present();
 		}
 		uri_created_by(pu, sizeof pu, s->pid);
+		netns_peer_uri(pu, sizeof pu);
 		TU_OK(ipc_open(&s->ch, pu, flags));
 	} else {
 		if (adopted != NULL) {

@@ -28,6 +28,9 @@
  * CASE-PATTERN selects cases by name (cmocka's filter: "*", "stream",
  * "kill*"); SKIP-PATTERN leaves matching cases out.
  * CONF_SEED=N sets the seed of the random sizes (printed at the start).
+ * CONF_NETNS=/run/netns/NAME: every forked peer enters that network
+ * namespace right after fork(); CONF_NETNS_HOSTS=OURS,PEERS: a channel
+ * the peer creates is at PEERS instead of OURS (tests/test_netns.sh).
  *
  * How a case runs.  Every case runs in its own forked process that leads
  * its own process group (tu_run_isolated in testutil.c), with alarm(60) in
@@ -428,6 +431,13 @@ main(int argc, char **argv)
 	       iso ? "private IPC namespace" : "shared IPC namespace",
 	       why[0] ? ": " : "", why,
 	       tu_mq_dir() ? "counted" : "not countable (no mqueue mount)");
+	if (getenv("CONF_NETNS") != NULL) {
+		printf("forked peers run in the network namespace %s%s%s\n",
+		       getenv("CONF_NETNS"),
+		       getenv("CONF_NETNS_HOSTS") ? ", addresses " : "",
+		       getenv("CONF_NETNS_HOSTS") ? getenv("CONF_NETNS_HOSTS")
+		                                  : "");
+	}
 	if (G.skip_all != NULL) {
 		/* Not 27 skipped cases that pass: the whole run is skipped,
 		 * and tests/skips.sh lists it (CI fails unless expected). */

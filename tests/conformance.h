@@ -148,6 +148,9 @@ extern const char hello[];
 
 int expand(char *out, size_t n, const char *tmpl, const char *tag);
 void uri_created_by(char *out, size_t n, pid_t creator);
+/* CONF_NETNS_HOSTS=OURS,PEERS: the URI of a channel the peer creates (in
+ * the namespace of CONF_NETNS) has "//OURS" replaced by "//PEERS". */
+void netns_peer_uri(char *uri, size_t n);
 int prepare_case(void);
 size_t min_sz(size_t a, size_t b);
 uint32_t xorshift(uint32_t *s);

@@ -1,10 +1,12 @@
 /*
  * ipc-cat --list and --gc against real leftovers: both sides of a
- * sysvmq:// channel killed with SIGKILL mid-conversation, an mq:// and a
- * fifo:// creator killed before their peer came, and a live process
- * holding one channel of each kind.  --list must show the dead ones stale
- * (with their creator's uid and pid) and the live ones alive; --gc must
- * remove exactly the stale ones; the live channels must still open.
+ * sysvmq:// channel killed with SIGKILL mid-conversation, an mq://, a
+ * fifo:// and a unix:// creator killed before their peer came, and a live
+ * process holding one channel of each kind.  A dead unix:// creator's
+ * socket file handed to another uid is listed but left alone by --gc.  --list
+ * must show the dead ones stale (with their creator's uid and pid) and the
+ * live ones alive; --gc must remove exactly the stale ones; the live channels
+ * must still open.
  *
  * Runs in a private IPC namespace (root), so that other tests' System V
  * objects and queues are neither seen nor removed.  argv[1]: ipc-cat.
@@ -159,8 +161,9 @@ static void
 test_list_and_gc(void **state)
 {
 	char u_smq[128], u_mq[128], u_fifo[256], l_smq[128], l_mq[128],
-	        l_fifo[256], out[16384], w[64];
-	int r1, r2, r3, r4, r5, r6;
+	        l_fifo[256], u_unix[256], l_unix[256], o_unix[256], out[16384],
+	        w[64];
+	int r1, r2, r3, r4, r5, r6, r7, r8, r9;
 	const char *why;
 
 	(void)state;
@@ -182,6 +185,9 @@ test_list_and_gc(void **state)
 	snprintf(l_smq, sizeof l_smq, "sysvmq://gc-%d-live", id);
 	snprintf(l_mq, sizeof l_mq, "mq://gc-%d-live", id);
 	snprintf(l_fifo, sizeof l_fifo, "fifo://%s/live", dir);
+	snprintf(u_unix, sizeof u_unix, "unix://%s/dead.sock", dir);
+	snprintf(l_unix, sizeof l_unix, "unix://%s/live.sock", dir);
+	snprintf(o_unix, sizeof o_unix, "unix://%s/other.sock", dir);
 
 	/* Both sides of a sysvmq:// channel die mid-conversation. */
 	pid_t sc = creator(u_smq, &r1);
@@ -193,10 +199,17 @@ test_list_and_gc(void **state)
 	kill9(mc);
 	pid_t fc = creator(u_fifo, &r3);
 	kill9(fc);
+	pid_t uc = creator(u_unix, &r7);
+	kill9(uc);
+	/* Another user's dead socket file: listed, never removed. */
+	pid_t oc = creator(o_unix, &r9);
+	kill9(oc);
+	assert_int_equal(chown(o_unix + strlen("unix://"), 65534, 65534), 0);
 	/* One live channel of each. */
 	pid_t ls = creator(l_smq, &r4);
 	pid_t lm = creator(l_mq, &r5);
 	pid_t lf = creator(l_fifo, &r6);
+	pid_t lu = creator(l_unix, &r8);
 
 	assert_int_equal(run_cat("--list", out, sizeof out), 0);
 	char cpid[32], opid[32];
@@ -211,22 +224,32 @@ test_list_and_gc(void **state)
 	expect(out, "mq       alive", l_mq, w, 1);
 	snprintf(w, sizeof w, " %d ", (int)lf);
 	expect(out, "fifo     alive", l_fifo, w, 1);
+	expect(out, "unix     stale", u_unix, NULL, 1);
+	expect(out, "unix     stale", o_unix, " 65534 ", 1);
+	expect(out, "unix     alive", l_unix, NULL, 1);
 
 	assert_int_equal(run_cat("--gc", out, sizeof out), 0);
 	expect(out, "removed sysvmq", NULL, NULL, 1);
 	expect(out, "removed", u_mq, NULL, 1);
 	expect(out, "removed", u_fifo, NULL, 1);
-	expect(out, "3 removed, 0 not", NULL, NULL, 1);
+	expect(out, "removed", u_unix, NULL, 1);
+	expect(out, "removed", o_unix, NULL, 0);
+	expect(out, "4 removed, 0 not, 1 of other users left alone", NULL,
+	       NULL, 1);
+	struct stat st;
+	assert_int_equal(lstat(o_unix + strlen("unix://"), &st), 0);
+	assert_int_equal(unlink(o_unix + strlen("unix://")), 0);
 
 	assert_int_equal(run_cat("--list", out, sizeof out), 0);
 	expect(out, "stale", NULL, NULL, 0);
 	expect(out, "sysvmq   alive", NULL, NULL, 1);
 	expect(out, "mq       alive", l_mq, NULL, 1);
 	expect(out, "fifo     alive", l_fifo, NULL, 1);
+	expect(out, "unix     alive", l_unix, NULL, 1);
 
 	/* The live channels are untouched: they still take a peer. */
-	const char *live[] = {l_smq, l_mq, l_fifo};
-	for (int i = 0; i < 3; i++) {
+	const char *live[] = {l_smq, l_mq, l_fifo, l_unix};
+	for (int i = 0; i < 4; i++) {
 		ipc_channel *c;
 		int r = ipc_open(&c, live[i], 0);
 		if (r != 0) {
@@ -239,13 +262,14 @@ test_list_and_gc(void **state)
 	kill9(ls);
 	kill9(lm);
 	kill9(lf);
+	kill9(lu);
 	/* What the kills left goes too; then nothing of ours is there. */
 	assert_int_equal(run_cat("--gc", out, sizeof out), 0);
 	assert_int_equal(run_cat("--list", out, sizeof out), 0);
 	expect(out, "gc-", NULL, NULL, 0);
 	expect(out, dir, NULL, NULL, 0);
-	int fds[] = {r1, r2, r3, r4, r5, r6};
-	for (int i = 0; i < 6; i++) {
+	int fds[] = {r1, r2, r3, r4, r5, r6, r7, r8, r9};
+	for (int i = 0; i < 9; i++) {
 		close(fds[i]);
 	}
 	tu_rmtree(dir);

@@ -8,6 +8,25 @@
 # then nft); the one used is printed.  tcp, tls+tcp and nats must deliver
 # everything, with the same checksum on both sides; udp's loss is counted.
 #
+# The conformance suite (tests/conformance) runs across the link too: the
+# runner in A, every peer it forks in B (CONF_NETNS; a channel the peer
+# creates is at B's address, CONF_NETNS_HOSTS), for tcp://, udp://,
+# tls+tcp:// (a certificate for both addresses, signed by the CA of
+# tests/tls_certs.sh) and nats:// (JetStream and js=0, the server in A).
+# On the clean link every case runs.  On the lossy link:
+#   - tcp, tls+tcp and nats run every case but pubsub*: the pub/sub cases
+#     fork their subscribers themselves, in A beside the publisher, so
+#     they never cross the link (they ran on the clean link, and loopback
+#     covers them); leaving them out keeps the lossy phase near a minute.
+#   - udp's conformance run is left out: its cases exchange one datagram
+#     at a time without resending, so loss fails them by design (udp is
+#     not IPC_CAP_RELIABLE); its loss is counted with ipc-cat instead.
+#   - nats gets dead=1500 (default 500): a heartbeat may stall behind TCP
+#     retransmissions (200, 400, 800 ms); a death must still be reported
+#     within the suite's 2.5 s, so not the 5000 of the examples above.
+# The packets that crossed the veth during each run are printed, so that
+# a run which stayed on one side would show.
+#
 # usage: test_netns.sh BUILD_DIR TLS_CERTS_SH
 # Exit 77 (meson's "skipped") with the reason when this is not root, when
 # ip is missing or when the kernel refuses network namespaces or veth.
@@ -89,12 +108,83 @@ have_tls=0
 if [ -x "$build/tests/test_tls" ] && command -v openssl >/dev/null 2>&1; then
 	mkdir "$tmp/pki" && sh "$certs_sh" "$tmp/pki" && have_tls=1
 fi
+# For the conformance suite: one certificate for both namespaces'
+# addresses (either end may serve), signed by that CA.
+if [ $have_tls = 1 ]; then
+	(
+		cd "$tmp/pki" &&
+			openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+				-keyout xhost.key -out xhost.csr -subj /CN=xhost >/dev/null 2>&1 &&
+			printf 'subjectAltName=IP:10.77.0.1,IP:10.77.0.2\nbasicConstraints=CA:FALSE\n' >xhost.ext &&
+			openssl x509 -req -in xhost.csr -CA ca.pem -CAkey ca.key \
+				-CAcreateserial -out xhost.pem -days 2 -extfile xhost.ext >/dev/null 2>&1
+	) || fail "openssl could not make the certificate for 10.77.0.1 and 10.77.0.2"
+fi
+
+# The conformance suite, its peers in B.  Prints the cases passed,
+# skipped and failed, and the packets that crossed the link.
+conf=$build/tests/conformance
+have_conf=0
+[ -x "$conf" ] && have_conf=1
+confrun() { # label template [case-pattern [skip-pattern]]
+	label=$1
+	shift
+	rx0=$(inA cat "/sys/class/net/$VA/statistics/rx_packets")
+	tx0=$(inA cat "/sys/class/net/$VA/statistics/tx_packets")
+	t0=$(date +%s)
+	hosts=10.77.0.1,10.77.0.2
+	case $1 in nats://*) hosts= ;; esac
+	CONF_NETNS=/run/netns/$B CONF_NETNS_HOSTS=$hosts inA "$conf" "$@" \
+		>"$tmp/conf.out" 2>&1
+	rc=$?
+	rx=$(($(inA cat "/sys/class/net/$VA/statistics/rx_packets") - rx0))
+	tx=$(($(inA cat "/sys/class/net/$VA/statistics/tx_packets") - tx0))
+	ok=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$tmp/conf.out")
+	sk=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$tmp/conf.out")
+	fl=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$tmp/conf.out")
+	echo "  conformance $label: ${ok:-0} passed, ${sk:-0} skipped, ${fl:-0} failed; $tx packets A->B, $rx B->A; $(($(date +%s) - t0)) s"
+	if [ $rc != 0 ] || [ -n "$fl" ] || [ -z "$ok" ]; then
+		cat "$tmp/conf.out"
+		fail "conformance $label across the namespaces (exit $rc)"
+	fi
+	if [ "$tx" -lt 100 ] || [ "$rx" -lt 100 ]; then
+		cat "$tmp/conf.out"
+		fail "conformance $label: hardly any packets crossed the link"
+	fi
+}
+confphase() { # lossy (0 or 1)
+	if [ $have_conf = 0 ]; then
+		echo "  conformance: skipped (tests/conformance is not built)"
+		return
+	fi
+	skip=
+	[ "$1" = 1 ] && skip='pubsub*'
+	confrun "tcp://" "tcp://10.77.0.1:%p" "*" $skip
+	if [ "$1" = 1 ]; then
+		echo "  conformance udp://: left out on a lossy link (unreliable by its caps: see the header)"
+	else
+		confrun "udp://" "udp://10.77.0.1:%p"
+	fi
+	if [ $have_tls = 1 ]; then
+		confrun "tls+tcp://" "tls+tcp://10.77.0.1:%p?cert=$tmp/pki/xhost.pem&key=$tmp/pki/xhost.key&ca=$tmp/pki/ca.pem" "*" $skip
+	else
+		echo "  conformance tls+tcp://: skipped (no tls+tcp:// driver or no openssl command)"
+	fi
+	if [ $have_nats = 1 ]; then
+		o=
+		[ "$1" = 1 ] && o='&dead=1500'
+		confrun "nats:// (JetStream)" "nats://10.77.0.1:4222/%s?storage=memory$o" "*" $skip
+		confrun "nats:// (js=0)" "nats://10.77.0.1:4222/%s?js=0$o" "*" $skip
+	else
+		echo "  conformance nats://: skipped (no nats:// driver or no nats-server)"
+	fi
+}
 have_nats=0
 if [ -x "$build/tests/test_nats" ] && command -v nats-server >/dev/null 2>&1; then
 	cat >"$tmp/nats.conf" <<EOF
 listen: 10.77.0.1:4222
 max_payload: 4MB
-jetstream { store_dir: "$tmp/js" }
+jetstream { store_dir: "$tmp/js", max_memory_store: 256MB, max_file_store: 1GB }
 EOF
 	ip netns exec "$A" nats-server -c "$tmp/nats.conf" -l "$tmp/nats.log" &
 	natspid=$!
@@ -133,6 +223,7 @@ phase() { # label nats-options
 }
 
 phase "a clean link" ""
+confphase 0
 
 # Loss and delay on both ends of the link.
 how=
@@ -144,9 +235,9 @@ elif inA iptables -A INPUT -i "$VA" -m statistic --mode random --probability 0.0
 	how="iptables random drop: 3% each way (no netem in this kernel; no delay)"
 elif inA nft add table inet ipct 2>/dev/null &&
 	inA nft add chain inet ipct in '{ type filter hook input priority 0; }' &&
-	inA nft add rule inet ipct in iifname "$VA" numgen random mod 100 '<' 3 drop &&
+	inA nft add rule inet ipct in iifname "$VA" numgen random mod 100 '<' 3 counter drop &&
 	inB nft add table inet ipct && inB nft add chain inet ipct in '{ type filter hook input priority 0; }' &&
-	inB nft add rule inet ipct in iifname "$VB" numgen random mod 100 '<' 3 drop; then
+	inB nft add rule inet ipct in iifname "$VB" numgen random mod 100 '<' 3 counter drop; then
 	how="nftables random drop: 3% each way (no netem, no iptables; no delay)"
 else
 	echo "no netem, iptables or nft in these namespaces: the lossy phase is skipped"
@@ -156,4 +247,9 @@ fi
 echo "lossy link, $how"
 # Heartbeats may stall behind TCP retransmissions: a longer dead=.
 phase "a lossy link" "?dead=5000"
+confphase 1
+case $how in
+nft*) echo "dropped by the rules: A $(inA nft list table inet ipct | sed -n 's/.*counter packets \([0-9]*\).*/\1/p') packets, B $(inB nft list table inet ipct | sed -n 's/.*counter packets \([0-9]*\).*/\1/p') packets" ;;
+iptables*) echo "dropped by the rules: A $(inA iptables -nvxL INPUT | awk '/statistic/ {print $1}') packets, B $(inB iptables -nvxL INPUT | awk '/statistic/ {print $1}') packets" ;;
+esac
 echo "PASS"

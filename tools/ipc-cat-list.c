@@ -2,10 +2,12 @@
  * ipc-cat --list [DIR...] and ipc-cat --gc [DIR...]: the libipc channels
  * on this machine (src/core/objects.h says which and how), and removal of
  * those whose processes are all dead.  DIR: where to look for FIFO pairs
- * (default /tmp).
+ * and socket files (default /tmp).  --gc leaves another user's socket
+ * file alone (saying so), which is not a failure.
  *
  * SPDX-License-Identifier: MIT
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,7 +16,7 @@
 
 struct listing {
 	int gc;
-	int n, stale, removed, failed;
+	int n, stale, removed, failed, left;
 };
 
 static void
@@ -57,6 +59,9 @@ one(void *arg, const struct ipc_obj *o)
 	if (r == 0) {
 		l->removed++;
 		printf("removed %s\n", o->name);
+	} else if (r == -EPERM && o->sock) {
+		l->left++;
+		fprintf(stderr, "ipc-cat: %s: %s\n", o->name, why);
 	} else {
 		l->failed++;
 		fprintf(stderr, "ipc-cat: %s: not removed: %s\n", o->name,
@@ -91,7 +96,11 @@ ipc_cat_objects(int argc, char **argv)
 	ipc__objects_scan(dirs, ndirs, one, note, &l);
 	ipc__objects_done();
 	if (l.gc) {
-		printf("%d removed, %d not\n", l.removed, l.failed);
+		printf("%d removed, %d not", l.removed, l.failed);
+		if (l.left > 0) {
+			printf(", %d of other users left alone", l.left);
+		}
+		printf("\n");
 	}
 	return l.failed ? 1 : 0;
 }

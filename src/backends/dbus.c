@@ -144,7 +144,8 @@ static void
 sync_fds(struct dbus_ch *p)
 {
 	ipc__efd_level(p->rx_efd, &p->rx_on,
-	               p->head != NULL || p->gone || p->backlog);
+	               p->head != NULL || p->gone || p->backlog ||
+	                       p->tx_err == -ENOMEM);
 	ipc__efd_level(p->tx_efd, &p->tx_on, send_ready(p) || p->backlog);
 	if (p->bus == NULL || p->gone) {
 		return;
@@ -331,6 +332,25 @@ reject(sd_bus_message *m, struct dbus_ch *p)
 	        p->peer != NULL ? p->peer : "not known yet");
 }
 
+/* A Send of the peer cannot be queued (out of memory): it is refused
+ * with NoMemory, which the sender reports as -ENOMEM, and the channel
+ * ends here after the messages queued before it (a later one would
+ * arrive after a gap).  Never a silent drop. */
+static int
+refuse_nomem(sd_bus_message *m, struct dbus_ch *p)
+{
+	const char *s = sd_bus_message_get_sender(m);
+
+	set_why(p,
+	        "a message from %s could not be queued (out of memory): it "
+	        "was refused, the sender was told, and the channel ends here",
+	        s ? s : "the peer");
+	p->tx_err = -ENOMEM;
+	return sd_bus_reply_method_errorf(
+	        m, SD_BUS_ERROR_NO_MEMORY,
+	        "out of memory: the message was not taken");
+}
+
 /* ------------------------------------------------- the exported object */
 
 static int
@@ -357,10 +377,17 @@ method_send(sd_bus_message *m, void *userdata, sd_bus_error *e)
 	int r = adopt(p, sd_bus_message_get_sender(m));
 
 	if (r < 0) {
-		return r;
+		return refuse_nomem(m, p);
 	}
 	if (r == 0) {
 		return reject(m, p);
+	}
+	if (p->tx_err == -ENOMEM) {
+		/* An earlier message was lost: nothing after the gap. */
+		return sd_bus_reply_method_errorf(
+		        m, SD_BUS_ERROR_NO_MEMORY,
+		        "an earlier message was refused: the channel has "
+		        "ended");
 	}
 	r = sd_bus_message_read_array(m, 'y', &data, &len);
 	if (r < 0) {
@@ -380,7 +407,7 @@ method_send(sd_bus_message *m, void *userdata, sd_bus_error *e)
 	}
 	struct rxmsg *x = malloc(sizeof(*x));
 	if (x == NULL) {
-		return -ENOMEM;
+		return refuse_nomem(m, p);
 	}
 	x->next = NULL;
 	x->m = sd_bus_message_ref(m);
@@ -416,12 +443,26 @@ on_send_reply(sd_bus_message *m, void *userdata, sd_bus_error *e)
 	 * well have been taken, so it only opens the window. */
 	if (err != NULL &&
 	    !sd_bus_error_has_name(err, SD_BUS_ERROR_NO_REPLY)) {
+		if (sd_bus_error_has_name(err, SD_BUS_ERROR_NO_MEMORY)) {
+			/* Not delivered: this end reports -ENOMEM from
+			 * now on (recv after what is queued), as the
+			 * peer does. */
+			set_why(p,
+			        "peer %s could not queue a message (out of "
+			        "memory): it was not delivered, and the "
+			        "channel ends here",
+			        p->peer);
+			p->tx_err = -ENOMEM;
+			return 0;
+		}
 		if (!p->gone) {
 			set_why(p, "peer %s answered Send with %s: %s",
 			        p->peer, err->name,
 			        err->message ? err->message : "");
 		}
-		p->tx_err = -EPIPE;
+		if (p->tx_err != -ENOMEM) {
+			p->tx_err = -EPIPE;
+		}
 	}
 	return 0;
 }
@@ -609,7 +650,9 @@ dbus_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 static int
 ended(struct dbus_ch *p, const char *what)
 {
-	int err = p->tx_err == -ECONNREFUSED ? -ECONNREFUSED : -EPIPE;
+	int err = p->tx_err == -ECONNREFUSED || p->tx_err == -ENOMEM
+	                  ? p->tx_err
+	                  : -EPIPE;
 
 	return ipc__err(err, p->uri, "%s: %s", what,
 	                p->why[0] ? p->why : "the peer is gone");
@@ -735,7 +778,7 @@ recv_locked(struct dbus_ch *p, void *buf, size_t cap)
 	}
 	x = p->head;
 	if (x == NULL) {
-		if (p->gone) {
+		if (p->gone || p->tx_err == -ENOMEM) {
 			return ended(p, "recv");
 		}
 		return ipc__err_eagain();

@@ -244,6 +244,19 @@ open_group(ipc_channel *ch, const struct ipc_uri *u)
 		                "open: publish/subscribe over udp needs a "
 		                "multicast group (224.0.0.0/4 or ff00::/8)");
 	}
+	if (ifindex == 0 && v[0].ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)&v[0].ss;
+		if (in6->sin6_scope_id == 0 &&
+		    (IN6_IS_ADDR_MC_LINKLOCAL(&in6->sin6_addr) ||
+		     IN6_IS_ADDR_MC_NODELOCAL(&in6->sin6_addr))) {
+			free(v);
+			return ipc__err(
+			        -EINVAL, u->text,
+			        "open: an interface-local or link-local "
+			        "group (ff01::/16, ff02::/16) needs "
+			        "iface=");
+		}
+	}
 	r = ipc__sock_new(v[0].ss.ss_family, SOCK_DGRAM, u->text);
 	if (r >= 0) {
 		p->m.fd = r;

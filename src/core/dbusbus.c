@@ -232,14 +232,18 @@ ipc__dbus_owner(sd_bus *bus, const struct ipc_uri *u, const char *name,
 	if (r >= 0 && owner[0] != ':') {
 		r = -EPROTO;
 	}
-	if (r >= 0) {
-		*owner_out = strdup(owner);
-		r = *owner_out ? 0 : -ENOMEM;
+	if (r < 0) {
+		sd_bus_message_unref(reply);
+		return ipc__err(r, u->text, "GetNameOwner(%s): bad reply",
+		                name);
 	}
+	*owner_out = strdup(owner);
 	sd_bus_message_unref(reply);
-	return r < 0 ? ipc__err(r, u->text, "GetNameOwner(%s): bad reply",
-	                        name)
-	             : 0;
+	if (*owner_out == NULL) {
+		return ipc__err(-ENOMEM, u->text,
+		                "out of memory keeping the owner of %s", name);
+	}
+	return 0;
 }
 
 void

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,9 @@
 #include <sys/mount.h>
 #include <sys/msg.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "backends/sysv_sem.h"
@@ -517,6 +520,184 @@ remove_fifo(const struct ipc_obj *o, char *why, size_t n)
 	return 0;
 }
 
+/* ---------------------------------------------------- socket files -- */
+
+/* A socket file records nothing of who made it, so these are the socket
+ * files of the directories given: unix://, unix+seqpacket:// and
+ * unix+dgram:// creators and listeners bind there (their file goes once
+ * the peer has come, or at close), and kill -9 leaves it.  Alive: a
+ * socket is bound to it; stale: connecting is refused.  The probe
+ * connects from the abstract name the driver's own stale check uses
+ * (core/sock.c), which a libipc creator or listener drops instead of
+ * taking it for its peer; nothing is ever sent. */
+#define PROBE_PREFIX "libipc-probe-"
+
+static int
+probe_one(const struct sockaddr_un *a, socklen_t len, int type)
+{
+	static unsigned seq;
+	struct sockaddr_un me;
+	int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		return -errno;
+	}
+	memset(&me, 0, sizeof(me));
+	me.sun_family = AF_UNIX;
+	int n = snprintf(me.sun_path + 1, sizeof(me.sun_path) - 1,
+	                 PROBE_PREFIX "%ld-gc%u", (long)getpid(), seq++);
+	(void)bind(fd, (struct sockaddr *)&me,
+	           (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+	                       (size_t)n));
+	int r = connect(fd, (const struct sockaddr *)a, len);
+	int e = errno;
+	close(fd);
+	if (r == 0 || e == EAGAIN || e == EINPROGRESS || e == EPERM) {
+		return 1;
+	}
+	if (e == ECONNREFUSED || e == ENOENT) {
+		return 0;
+	}
+	return -e;
+}
+
+/* The socket at path: 1 alive (*type its socket type), 0 stale, <0. */
+static int
+sock_live(const char *path, int *type)
+{
+	static const int types[] = {SOCK_STREAM, SOCK_SEQPACKET, SOCK_DGRAM};
+	struct sockaddr_un a;
+	size_t n = strlen(path);
+
+	if (n + 1 > sizeof(a.sun_path)) {
+		return -ENAMETOOLONG;
+	}
+	memset(&a, 0, sizeof(a));
+	a.sun_family = AF_UNIX;
+	memcpy(a.sun_path, path, n);
+	socklen_t len =
+	        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	int r = -EPROTOTYPE;
+	for (int i = 0; i < 3 && r == -EPROTOTYPE; i++) {
+		r = probe_one(&a, len, types[i]);
+		*type = types[i];
+	}
+	return r == -EPROTOTYPE ? 1 : r;
+}
+
+/* name in the directory open as dfd (dir: its path): 0 with o filled
+ * when it is a socket file, -1 otherwise. */
+static int
+sock_examine(int dfd, const char *dir, const char *name, struct ipc_obj *o)
+{
+	struct stat st;
+	char path[PATH_MAX];
+	int type = SOCK_STREAM;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISSOCK(st.st_mode) ||
+	    snprintf(path, sizeof(path), "%s/%s",
+	             strcmp(dir, "/") == 0 ? "" : dir,
+	             name) >= (int)sizeof(path)) {
+		return -1;
+	}
+	int live = sock_live(path, &type);
+	if (live < 0) {
+		return -1; /* not one a unix:// URI can name */
+	}
+	memset(o, 0, sizeof(*o));
+	o->scheme = !live                    ? "unix"
+	            : type == SOCK_SEQPACKET ? "unix+seqpacket"
+	            : type == SOCK_DGRAM     ? "unix+dgram"
+	                                     : "unix";
+	snprintf(o->name, sizeof(o->name), "%s://%s", o->scheme, path);
+	snprintf(o->where, sizeof(o->where), "%s", path);
+	o->uid = st.st_uid;
+	o->stale = !live;
+	o->dev = st.st_dev;
+	o->ino = st.st_ino;
+	o->sock = 1;
+	return 0;
+}
+
+static int
+scan_socks(const struct scan *s, const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+
+	if (d == NULL) {
+		if (dfd >= 0) {
+			close(dfd);
+		}
+		say(s, "unix: cannot read %s: %s", dir, strerror(errno));
+		return 0;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		struct ipc_obj o;
+		if (e->d_type != DT_SOCK && e->d_type != DT_UNKNOWN) {
+			continue;
+		}
+		if (sock_examine(dirfd(d), dir, e->d_name, &o) == 0 &&
+		    s->fn(s->arg, &o) != 0) {
+			break;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Only the caller's own stale socket files go, and only the file that
+ * was listed: checked by owner, type and inode through the directory's
+ * descriptor (the directory is opened without following a symlink in
+ * its last component), probed again, then unlinked in that directory. */
+static int
+remove_sock(const struct ipc_obj *o, char *why, size_t n)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(o->where, '/');
+	struct stat st;
+	int type;
+
+	if (slash == NULL || slash[1] == '\0') {
+		snprintf(why, n, "not a path");
+		return -EINVAL;
+	}
+	snprintf(dir, sizeof(dir), "%.*s",
+	         slash == o->where ? 1 : (int)(slash - o->where), o->where);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		int e = errno;
+		snprintf(why, n, "opening %s: %s", dir, strerror(e));
+		return -e;
+	}
+	int r = 0;
+	if (fstatat(dfd, slash + 1, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISSOCK(st.st_mode) || st.st_dev != o->dev ||
+	    st.st_ino != o->ino) {
+		snprintf(why, n, "gone already (or no longer the same file)");
+		r = -ENOENT;
+	} else if (st.st_uid != geteuid()) {
+		snprintf(why, n,
+		         "owned by uid %u, not by this user: left alone",
+		         (unsigned)st.st_uid);
+		r = -EPERM;
+	} else if (sock_live(o->where, &type) != 0) {
+		snprintf(why, n, "in use again");
+		r = -EBUSY;
+	} else if (fstatat(dfd, slash + 1, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	           st.st_ino != o->ino || st.st_dev != o->dev) {
+		snprintf(why, n, "replaced while probing");
+		r = -EBUSY;
+	} else if (unlinkat(dfd, slash + 1, 0) < 0 && errno != ENOENT) {
+		r = -errno;
+		snprintf(why, n, "unlink: %s", strerror(-r));
+	}
+	close(dfd);
+	return r;
+}
+
 /* -------------------------------------------------------------- all -- */
 
 int
@@ -530,6 +711,7 @@ ipc__objects_scan(const char *const *dirs, int ndirs,
 	scan_mq(&s);
 	for (int i = 0; i < ndirs; i++) {
 		scan_fifos(&s, dirs[i]);
+		scan_socks(&s, dirs[i]);
 	}
 	return 0;
 }
@@ -548,6 +730,9 @@ ipc__objects_remove(const struct ipc_obj *o, char *why, size_t n)
 	}
 	if (strcmp(o->scheme, "fifo") == 0) {
 		return remove_fifo(o, why, n);
+	}
+	if (o->sock) {
+		return remove_sock(o, why, n);
 	}
 	return remove_sysv(o, why, n);
 }

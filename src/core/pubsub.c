@@ -289,14 +289,30 @@ sub_free(struct ps_pub *p, size_t i)
 	struct ps_sub *s = p->subs[i];
 
 	sub_unregister(p, s);
+	/* The channel first: it may point into the message at the head
+	 * of the backlog (sent in part). */
+	ipc_set_timeout(s->c, 0); /* a failed subscriber: no waiting */
+	ipc_close(s->c);
 	for (size_t k = 0; k < s->qlen; k++) {
 		msg_unref(s->q[(s->qhead + k) % s->qcap]);
 	}
 	free(s->q);
-	ipc_set_timeout(s->c, 0); /* a failed subscriber: no waiting */
-	ipc_close(s->c);
 	free(s);
 	p->subs[i] = p->subs[--p->nsubs];
+}
+
+/* One message to one subscriber's channel, without waiting: its length
+ * when all of it went, -EAGAIN when none did, -EINPROGRESS when part did
+ * (the rest goes out from m at the next call with m, so m must stay in
+ * the backlog), another negative errno when the subscriber is gone.  The
+ * driver's send rather than ipc_send, which would copy the rest into the
+ * channel, where nothing pushes it while the publisher is idle (a 1 MiB
+ * message over unix:// stayed cut until the next send). */
+static ssize_t
+sub_send(struct ps_sub *s, struct ps_msg *m)
+{
+	s->c->send_nowait = 1;
+	return s->c->drv->send(s->c, m->data, m->len);
 }
 
 /* Push s's backlog: 0 when it is out, -EAGAIN when some stays, another
@@ -306,9 +322,9 @@ sub_flush(struct ps_sub *s)
 {
 	while (s->qlen > 0) {
 		struct ps_msg *m = s->q[s->qhead];
-		ssize_t r = ipc_send(s->c, m->data, m->len, IPC_NONBLOCK);
+		ssize_t r = sub_send(s, m);
 		if (r < 0) {
-			return (int)r;
+			return r == -EINPROGRESS ? -EAGAIN : (int)r;
 		}
 		s->qhead = (s->qhead + 1) % s->qcap;
 		s->qlen--;
@@ -463,9 +479,18 @@ pub_fanout(struct ps_pub *p, struct ps_msg *m)
 		struct ps_sub *s = p->subs[i];
 		ssize_t r = -EAGAIN;
 		if (s->qlen == 0) {
-			r = ipc_send(s->c, m->data, m->len, IPC_NONBLOCK);
+			r = sub_send(s, m);
 		}
-		if (r == -EAGAIN && !p->drop && sub_push(s, m) == 0) {
+		if (r == -EINPROGRESS) {
+			/* Part is out: the rest must follow, also under
+			 * slow=drop. */
+			if (sub_push(s, m) < 0) {
+				sub_free(p, i);
+				continue;
+			}
+			sub_register(p, s);
+			backlog = 1;
+		} else if (r == -EAGAIN && !p->drop && sub_push(s, m) == 0) {
 			sub_register(p, s);
 			backlog = 1;
 		} else if (r == -EAGAIN) {
