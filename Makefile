@@ -28,7 +28,7 @@ BUILD_PKGS := gcc meson ninja-build pkg-config scdoc
 # Optional drivers (meson features): installed so that make test covers them.
 OPT_PKGS   := libnats-dev libssl-dev libsystemd-dev
 TEST_PKGS  := libcmocka-dev socat python3-cffi python3-pytest nats-server \
-              dbus-daemon dbus-bin
+              dbus-daemon dbus-bin iproute2 nftables
 BENCH_PKGS := libsystemd-dev dbus-daemon nats-server libzmq3-dev libnng-dev libiceoryx-binding-c-dev iceoryx
 SAN_PKGS   := clang libclang-rt-14-dev
 MUSL_PKGS  := musl-tools linux-libc-dev dpkg-dev xz-utils

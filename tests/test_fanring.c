@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "core/fanring.h"
+#include "core/ring.h"
 #include "testutil.h"
 
 struct region {
@@ -417,6 +418,51 @@ t_notify(void **state)
 	free(r.mem);
 }
 
+/* One wake-up per sleep, both ways.  A subscriber asleep (its flag set
+ * and counted, as ipc_fan_sub_wait leaves them before the futex wait) is
+ * woken by the first of 50 commits only: the publisher takes the flag, so
+ * the 49 others make no system call.  The publisher asleep on its word is
+ * woken by the first of two releases only. */
+static void
+t_one_wake_per_sleep(void **state)
+{
+	(void)state;
+	struct region r = region_new(64, 64, 2);
+	struct ipc_fan_pub p;
+	struct ipc_fan_sub s;
+	assert_int_equal(ipc_fan_pub_init(&p, r.mem, &r.g, 0, &ops, NULL), 0);
+	sub_join(&p, &r, &s, 0);
+	unsigned char *e = r.mem + IPC_FAN_HDR + 0 * IPC_FAN_ENTRY;
+	_Atomic uint32_t *sleep =
+	        (_Atomic uint32_t *)(void *)(e + IPC_FAN_E_SLEEP);
+	_Atomic uint32_t *sleepers =
+	        (_Atomic uint32_t *)(void *)(r.mem + IPC_FAN_OFF_SLEEPERS);
+	_Atomic uint32_t *dwait =
+	        (_Atomic uint32_t *)(void *)(r.mem + IPC_FAN_OFF_DWAIT);
+	_Atomic uint32_t *pwait =
+	        (_Atomic uint32_t *)(void *)(r.mem + IPC_FAN_OFF_PWAIT);
+	atomic_store(sleep, 1);
+	atomic_store(sleepers, 1);
+	uint32_t d0 = atomic_load(dwait);
+	for (uint32_t i = 0; i < 50; i++) {
+		publish(&p, i, 8);
+	}
+	assert_int_equal(atomic_load(dwait) - d0, 1);
+	assert_int_equal(atomic_load(sleepers), 0);
+	assert_int_equal(atomic_load(sleep), 0);
+	atomic_fetch_or(pwait, IPC_RING_SLEEP);
+	uint32_t w0 = atomic_load(pwait);
+	assert_int_equal(take(&s), 0);
+	assert_int_equal(take(&s), 1);
+	assert_int_equal((atomic_load(pwait) - (w0 & ~IPC_RING_SLEEP)) /
+	                         IPC_RING_WAKE1,
+	                 1);
+	assert_int_equal(atomic_load(pwait) & IPC_RING_SLEEP, 0);
+	ipc_fan_pub_close(&p);
+	ipc_fan_pub_free(&p);
+	free(r.mem);
+}
+
 /* ---- threads ---- */
 
 #define NSUB 4
@@ -588,6 +634,7 @@ main(void)
 	        cmocka_unit_test(t_evict_holder),
 	        cmocka_unit_test(t_hostile),
 	        cmocka_unit_test(t_notify),
+	        cmocka_unit_test(t_one_wake_per_sleep),
 	        cmocka_unit_test(t_threads_block),
 	        cmocka_unit_test(t_threads_drop),
 	};

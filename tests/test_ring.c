@@ -802,6 +802,54 @@ test_wake_in_window(void **state)
 	free(g.mem);
 }
 
+/*
+ * One wake-up per sleep: while the consumer wakes up (its flag is set, it
+ * is not running yet), the producer publishes 50 messages.  Only the first
+ * may call ops->wake; the others find the flag taken.  A wake per message
+ * costs a system call each on a stream that outruns the sleeper's wake-up.
+ */
+static int
+burst_wait(void *ctx, enum ipc_ring_role role, _Atomic uint32_t *word,
+           uint32_t val, const struct timespec *until)
+{
+	struct race *x = ctx;
+	void *buf;
+	(void)role;
+	(void)word;
+	(void)val;
+	(void)until;
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(ipc_ring_reserve(&x->p, 8, &buf), 0);
+		memset(buf, i, 8);
+		assert_int_equal(ipc_ring_commit(&x->p, 8), 0);
+	}
+	return 0;
+}
+
+static void
+test_one_wake_per_sleep(void **state)
+{
+	static const struct ipc_ring_ops ops = {
+	        .wait = burst_wait, .wake = race_wake, .notify = NULL};
+	struct region g = region_new(4096);
+	struct race x = {0};
+	const void *b;
+	size_t n;
+	(void)state;
+	pair_attach(&g, &x.p, &x.c, &ops, &x);
+	assert_int_equal(ipc_ring_wait(&x.c, 0, 0, NULL), 0);
+	assert_int_equal(x.wakes, 1);
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(ipc_ring_acquire(&x.c, &b, &n), 0);
+		assert_int_equal(n, 8);
+		ipc_ring_release(&x.c);
+	}
+	/* Asleep again: the next message wakes it again, once. */
+	assert_int_equal(ipc_ring_wait(&x.c, 0, 0, NULL), 0);
+	assert_int_equal(x.wakes, 2);
+	free(g.mem);
+}
+
 int
 main(void)
 {
@@ -817,6 +865,7 @@ main(void)
 	        cmocka_unit_test(test_notify),
 	        cmocka_unit_test(test_wait_timeout),
 	        cmocka_unit_test(test_wake_in_window),
+	        cmocka_unit_test(test_one_wake_per_sleep),
 	        cmocka_unit_test(test_stream_sleepy),
 	        cmocka_unit_test(test_stream_spin),
 	        cmocka_unit_test(test_stream_large),

@@ -174,9 +174,14 @@ shm_uri_open(struct bench_ps_env *e, int pub, void **ep, const char *extra,
              char *why)
 {
 	char uri[200];
-	/* Slots enough to keep a stream going, memory within reason. */
+	/* As much payload in flight as the one-to-one shm:// ring holds by
+	 * default (4 MiB), and at least 16 messages. */
+	unsigned slots = 16;
+	while ((size_t)slots * 2 * e->size <= ((size_t)4 << 20)) {
+		slots *= 2;
+	}
 	snprintf(uri, sizeof(uri), "shm://%s?slots=%u&maxmsg=%zu%s", e->token,
-	         e->size > 65536 ? 16u : 256u, e->size, extra);
+	         slots, e->size, extra);
 	return l_open(e, pub, ep, uri, 1, why);
 }
 

@@ -18,9 +18,6 @@
 
 #define FAN_MAGIC 0x316e6166636d6873ull /* "shmcfan1" */
 
-/* An entry's flag "asleep in ipc_fan_sub_wait" (counted in sleepers). */
-#define IPC_FAN_E_SLEEP 32u
-
 #define U64(base, off) ((_Atomic uint64_t *)(void *)((base) + (off)))
 #define U32(base, off) ((_Atomic uint32_t *)(void *)((base) + (off)))
 
@@ -314,6 +311,27 @@ ipc_fan_reserve(struct ipc_fan_pub *p, size_t len, void **buf, long *bad)
 	return 0;
 }
 
+/* Wake the subscribers asleep in ipc_fan_sub_wait, each once: their flags
+ * are taken here, so the commits that follow while they wake up make no
+ * system call (a sleeper whose flag is gone is awake or about to be). */
+static void
+wake_sleepers(struct ipc_fan_pub *p)
+{
+	int any = 0;
+	for (uint64_t i = 0; i < p->hiwater; i++) {
+		if (p->live[i] &&
+		    atomic_exchange(U32(entry_of(p->mem, i), IPC_FAN_E_SLEEP),
+		                    0) != 0) {
+			atomic_fetch_sub(U32(p->mem, IPC_FAN_OFF_SLEEPERS), 1);
+			any = 1;
+		}
+	}
+	if (any) {
+		atomic_fetch_add(U32(p->mem, IPC_FAN_OFF_DWAIT), 1);
+		wake_all(U32(p->mem, IPC_FAN_OFF_DWAIT));
+	}
+}
+
 int
 ipc_fan_commit(struct ipc_fan_pub *p, size_t len)
 {
@@ -330,8 +348,7 @@ ipc_fan_commit(struct ipc_fan_pub *p, size_t len)
 		p->dropped++; /* sent to nobody, and not kept */
 	}
 	if (atomic_load(U32(p->mem, IPC_FAN_OFF_SLEEPERS)) != 0) {
-		atomic_fetch_add(U32(p->mem, IPC_FAN_OFF_DWAIT), 1);
-		wake_all(U32(p->mem, IPC_FAN_OFF_DWAIT));
+		wake_sleepers(p);
 	}
 	if (atomic_load(U32(p->mem, IPC_FAN_OFF_NOTIFIERS)) != 0) {
 		for (uint64_t i = 0; i < p->hiwater; i++) {
@@ -553,7 +570,10 @@ ipc_fan_release(struct ipc_fan_sub *s)
 	}
 	_Atomic uint32_t *w = U32(s->mem, IPC_FAN_OFF_PWAIT);
 	uint32_t v = atomic_load(w);
-	if (v & IPC_RING_SLEEP) {
+	/* The first release to see the publisher asleep takes its flag and
+	 * wakes it; the next ones (it is waking up) make no system call. */
+	if ((v & IPC_RING_SLEEP) &&
+	    (atomic_fetch_and(w, ~IPC_RING_SLEEP) & IPC_RING_SLEEP)) {
 		atomic_fetch_add(w, IPC_RING_WAKE1);
 		ipc__ring_futex_wake(NULL, IPC_RING_PRODUCER, w);
 	}

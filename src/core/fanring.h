@@ -42,14 +42,17 @@
  * copied.  The driver evicts an entry when its subscriber goes (a socket
  * hang-up); entries are reused.
  *
- * Waiting.  Subscribers sleep on one futex word (dwait) after raising the
- * shared sleeper count; the publisher bumps dwait and wakes them all only
- * while that count is non-zero, so a busy stream makes no system call.  A
+ * Waiting.  Subscribers sleep on one futex word (dwait) after setting
+ * their entry's sleep flag and raising the shared sleeper count; while
+ * that count is non-zero the publisher takes every set flag (lowering the
+ * count), bumps dwait and wakes them all once, so a busy stream makes no
+ * system call, and neither do the messages published while they wake.  A
  * subscriber that polls a descriptor sets its entry's notify flag and
  * raises the notifier count; the publisher then clears each set flag and
  * calls ops->notify(ctx, index).  The publisher sleeps on its own word
  * (pwait, the IPC_RING_SLEEP / IPC_RING_NOTIFY / IPC_RING_WAKE1 protocol of
- * ring.h), which a subscriber looks at after each release.
+ * ring.h), which a subscriber looks at after each release: the first
+ * release to see IPC_RING_SLEEP takes it and wakes the publisher.
  *
  * Trust.  The subscribers may be hostile, and so may the publisher be to a
  * subscriber.  Each side keeps its own truth in private memory; every
@@ -99,6 +102,7 @@
 #define IPC_FAN_E_CURSOR  8u  /* u64 */
 #define IPC_FAN_E_HOLD    16u /* u64: cursor << 1 | held (drop) */
 #define IPC_FAN_E_DROPPED 24u /* u64: what the subscriber skipped */
+#define IPC_FAN_E_SLEEP   32u /* u32: asleep in ipc_fan_sub_wait (counted) */
 
 struct ipc_fan_ops {
 	/* Make a descriptor readable: subscriber `who`'s (who >= 0, called

@@ -106,7 +106,10 @@ static void
 signal_side(struct ipc_ring *r, _Atomic uint32_t *word, uint32_t w,
             enum ipc_ring_role role)
 {
-	if (w & IPC_RING_SLEEP) {
+	/* The first waker takes the sleeper's flag: while it wakes up, the
+	 * next messages make no system call. */
+	if ((w & IPC_RING_SLEEP) &&
+	    (atomic_fetch_and(word, ~IPC_RING_SLEEP) & IPC_RING_SLEEP)) {
 		atomic_fetch_add(word, IPC_RING_WAKE1);
 		r->ops->wake(r->ctx, role, word);
 	}

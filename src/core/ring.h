@@ -42,13 +42,14 @@
  * tail with a seq_cst store, then load the producer's wait flags.  A side
  * about to sleep sets its own flag with a seq_cst read-modify-write and
  * re-checks the ring before sleeping, so either it sees the new index or
- * the other side sees its flag.  The sleeper owns its flag: only it sets
- * and clears IPC_RING_SLEEP.  A waker that sees the flag first bumps the
- * wake count in the same word (IPC_RING_WAKE1), then wakes: a sleeper
- * that has not entered ops->wait yet then finds the word changed and looks
- * again instead of sleeping through a wake-up that came too early (no lost
- * wake-up either way).  A busy stream therefore
- * costs no system call: the wake hook runs only while the flag is set.
+ * the other side sees its flag.  The sleeper sets IPC_RING_SLEEP (and
+ * clears it when it wakes); the first waker to see it takes it with a
+ * read-modify-write, bumps the wake count in the same word
+ * (IPC_RING_WAKE1), then wakes: a sleeper that has not entered ops->wait
+ * yet then finds the word changed and looks again instead of sleeping
+ * through a wake-up that came too early (no lost wake-up either way).  A
+ * busy stream therefore costs no system call: the wake hook runs once per
+ * sleep, not once per message sent while the sleeper is waking up.
  * The remote index is cached and re-read only when the cached value says
  * the ring is empty (consumer) or full (producer).
  *
