@@ -780,6 +780,7 @@ peer_cmd(struct side *sd)
 			TU_OK(ipc_set_timeout(sd->ch, 5000));
 			ssize_t r = ipc_recv(sd->ch, buf, cap, 0);
 			if (r == -ETIMEDOUT && !(G.caps & IPC_CAP_PEERCLOSE)) {
+				free(buf); /* tu_skip() exits */
 				tu_skip("without IPC_CAP_PEERCLOSE the close "
 				        "was not reported in 5 s");
 			}

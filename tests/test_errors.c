@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -46,9 +48,7 @@ static const struct {
         {"udp", "udp://127.0.0.1:0", NULL},
         {"mmap", "mmap://%d/ring", NULL},
         {"file", "file://%d/log", NULL},
-        {"signal", NULL,
-         "a process has one signal:// channel per "
-         "signal: the peer must be another process"},
+        {"signal", "fork:signal://", NULL},
         {"dbus", NULL,
          "needs a bus: run as errors-dbus (test_errors "
          "TEMPLATE under tests/dbus_run)"},
@@ -58,10 +58,13 @@ static const struct {
 
 static char dir[64];
 
+static int g_bad; /* texts out of form: all are listed, then it fails */
+
 static void
 form_fail(const char *what, const char *uri, const char *text, const char *why)
 {
-	fail_msg("%s on %s: \"%s\": %s", what, uri, text, why);
+	printf("BAD %s on %s: \"%s\": %s\n", what, uri, text, why);
+	g_bad++;
 }
 
 /* The form every text keeps; uri NULL: a call without a channel. */
@@ -72,11 +75,14 @@ check_form(const char *what, const char *uri, int parts)
 	const char *rest = t;
 
 	if (uri != NULL) {
+		/* "URI: ", or "pipe: " after a URI that ends in a colon. */
 		size_t n = strlen(uri);
-		if (strncmp(t, uri, n) != 0 || strncmp(t + n, ": ", 2) != 0) {
+		const char *sp = n > 0 && uri[n - 1] == ':' ? " " : ": ";
+		if (strncmp(t, uri, n) != 0 ||
+		    strncmp(t + n, sp, strlen(sp)) != 0) {
 			form_fail(what, uri, t, "does not start with the URI");
 		}
-		rest = t + n + 2;
+		rest = t + n + strlen(sp);
 	}
 	if (!islower((unsigned char)rest[0])) {
 		form_fail(what, uri, t, "not lower case after the URI");
@@ -98,6 +104,22 @@ check_form(const char *what, const char *uri, int parts)
 		form_fail(what, uri, t, "want \"what failed: why\"");
 	}
 	printf("  %-10s %s\n", what, t);
+}
+
+/* The form, and that the text names the call that failed: "URI: OP: ". */
+static void
+check_op(const char *what, const char *uri, const char *op, int parts)
+{
+	char want[320];
+
+	check_form(what, uri, parts);
+	size_t n = strlen(uri);
+	snprintf(want, sizeof want, "%s%s%s: ", uri,
+	         n > 0 && uri[n - 1] == ':' ? " " : ": ", op);
+	if (strncmp(ipc_last_error(), want, strlen(want)) != 0) {
+		form_fail(what, uri, ipc_last_error(),
+		          "does not name the call that failed");
+	}
 }
 
 static void
@@ -182,7 +204,17 @@ walk(const char *scheme, const char *tmpl)
 
 	/* -EAGAIN names the URI. */
 	assert_int_equal(ipc_recv(a, buf, sizeof buf, IPC_NONBLOCK), -EAGAIN);
-	check_form("eagain", au, 2);
+	check_op("eagain", au, "recv", 2);
+
+	/* -ETIMEDOUT names the call and the time. */
+	assert_int_equal(ipc_set_timeout(a, 20), 0);
+	assert_int_equal(ipc_recv(a, buf, sizeof buf, 0), -ETIMEDOUT);
+	check_op("timeout", au, "recv", 2);
+	if (strstr(ipc_last_error(), "20 ms") == NULL) {
+		fail_msg("-ETIMEDOUT on %s: \"%s\" does not say \"20 ms\"",
+		         tmpl, ipc_last_error());
+	}
+	assert_int_equal(ipc_set_timeout(a, -1), 0);
 
 	/* -EMSGSIZE on receive: the URI and the size needed. */
 	assert_int_equal(ipc_send(b, "0123456789", 10, 0), 10);
@@ -193,7 +225,7 @@ walk(const char *scheme, const char *tmpl)
 		         "bytes\"",
 		         tmpl, t);
 	}
-	check_form("emsgsize", au, 3);
+	check_op("emsgsize", au, "recv", 3);
 	assert_int_equal(ipc_recv(a, buf, sizeof buf, 0), 10);
 
 	/* -EMSGSIZE on send. */
@@ -205,7 +237,7 @@ walk(const char *scheme, const char *tmpl)
 	/* b was opened by the URI a peer uses to reach a. */
 	const char *bu =
 	        strncmp(tmpl, "pair:", 5) == 0 ? au : ipc_local_uri(a);
-	check_form("send-size", bu, 3);
+	check_op("send-size", bu, "send", 3);
 
 	/* -EINVAL of a misuse. */
 	assert_int_equal(ipc_commit(a, 0), -EINVAL);
@@ -222,14 +254,152 @@ walk(const char *scheme, const char *tmpl)
 	}
 	assert_int_equal(ipc_set_timeout(a, 20000), 0);
 	assert_int_equal(ipc_recv(a, buf, sizeof buf, 0), -EPIPE);
-	check_form("closed", au, 2);
+	check_op("closed", au, "recv", 2);
 	t = ipc_last_error();
 	if (strstr(t, "recv: the peer closed the channel") == NULL) {
 		fail_msg("-EPIPE after the peer's close on %s: \"%s\" does "
 		         "not say \"recv: the peer closed the channel\"",
 		         tmpl, t);
 	}
+	/* -EPIPE on send to the closed peer, where the driver reports it. */
+	ssize_t sr = ipc_send(a, "x", 1, IPC_NONBLOCK);
+	if (sr == -EPIPE) {
+		check_op("send-closed", au, "send", 2);
+		if (strstr(ipc_last_error(), "died") != NULL) {
+			fail_msg("send after the peer's close on %s: \"%s\" "
+			         "says it died",
+			         tmpl, ipc_last_error());
+		}
+	} else {
+		printf("  send-closed (%s: not -EPIPE)\n",
+		       tu_errname((int)sr));
+	}
 	assert_int_equal(ipc_close(a), 0);
+}
+
+/* A name nobody created: -ENOENT or -ECONNREFUSED, in the form. */
+static void
+walk_missing(const char *tmpl)
+{
+	char uri[300];
+	ipc_channel *x = NULL;
+
+	if (strncmp(tmpl, "pair:", 5) == 0 || strstr(tmpl, ":0") != NULL) {
+		return; /* no name to miss; a port 0 cannot be connected */
+	}
+	expand(uri, sizeof uri, tmpl);
+	int r = ipc_open(&x, uri, 0);
+	if (r != -ENOENT && r != -ECONNREFUSED) {
+		fail_msg("open of %s nobody created: %s, not -ENOENT or "
+		         "-ECONNREFUSED",
+		         uri, tu_errname(r));
+	}
+	check_form("missing", uri, 2);
+}
+
+/* The peer of walk_fork, in another process: it connects and says hello,
+ * sends a message of 10 bytes, then waits for a command: 'c' to close
+ * (and live on until killed), 'k' to wait to be killed. */
+static int
+fork_peer(void *arg)
+{
+	char c = 0;
+	ipc_channel *ch = tu_open_retry(arg, 0, 10000);
+
+	if (ch == NULL || ipc_send(ch, "h", 1, 0) != 1 ||
+	    ipc_send(ch, "0123456789", 10, 0) != 10 ||
+	    ipc_recv(ch, &c, 1, 0) != 1) {
+		return 3;
+	}
+	if (c == 'c' && ipc_close(ch) != 0) {
+		return 4;
+	}
+	for (;;) {
+		pause();
+	}
+}
+
+/* Drivers whose peer must be another process (signal://: one channel
+ * per signal in a process): the peer is forked. */
+static void
+walk_fork(const char *scheme, const char *tmpl)
+{
+	char uri[300], au[256], buf[64], peer[256];
+	ipc_channel *a, *x = NULL;
+
+	printf("%s (%s, peer forked)\n", scheme, tmpl);
+	snprintf(uri, sizeof uri, "%s%cbogus=1", tmpl,
+	         strchr(tmpl, '?') != NULL ? '&' : '?');
+	assert_int_equal(ipc_open(&x, uri, IPC_CREATE), -EINVAL);
+	check_form("option", uri, 2);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(ipc_open(&a, tmpl, IPC_CREATE), 0);
+		snprintf(au, sizeof au, "%s", tmpl);
+		/* signal://PID: this process (ipc_local_uri() where known). */
+		const char *lu = ipc_local_uri(a);
+		if (lu != NULL) {
+			snprintf(peer, sizeof peer, "%s", lu);
+		} else {
+			snprintf(peer, sizeof peer, "%s%d", tmpl,
+			         (int)getpid());
+		}
+		pid_t pid = tu_fork(fork_peer, peer, 60);
+		assert_true(pid > 0);
+		assert_int_equal(ipc_set_timeout(a, 20000), 0);
+		assert_int_equal(ipc_recv(a, buf, sizeof buf, 0), 1);
+		if (round == 0) {
+			assert_int_equal(ipc_recv(a, buf, 4, 0), -EMSGSIZE);
+			check_op("emsgsize", au, "recv", 3);
+			if (strstr(ipc_last_error(), "needs 10 bytes") ==
+			    NULL) {
+				fail_msg("-EMSGSIZE on %s: \"%s\"", au,
+				         ipc_last_error());
+			}
+			assert_int_equal(ipc_recv(a, buf, sizeof buf, 0), 10);
+			assert_int_equal(
+			        ipc_recv(a, buf, sizeof buf, IPC_NONBLOCK),
+			        -EAGAIN);
+			check_op("eagain", au, "recv", 2);
+			assert_int_equal(ipc_set_timeout(a, 20), 0);
+			assert_int_equal(ipc_recv(a, buf, sizeof buf, 0),
+			                 -ETIMEDOUT);
+			check_op("timeout", au, "recv", 2);
+			assert_int_equal(ipc_set_timeout(a, 20000), 0);
+			size_t big = ipc_max_msg(a) + 1;
+			void *p = calloc(1, big);
+			assert_non_null(p);
+			assert_int_equal(ipc_send(a, p, big, 0), -EMSGSIZE);
+			free(p);
+			check_op("send-size", au, "send", 3);
+			assert_int_equal(ipc_commit(a, 0), -EINVAL);
+			check_form("commit", au, 2);
+			assert_int_equal(ipc_send(a, "c", 1, 0), 1);
+			assert_int_equal(ipc_recv(a, buf, sizeof buf, 0),
+			                 -EPIPE);
+			check_op("closed", au, "recv", 2);
+			if (strstr(ipc_last_error(), "closed") == NULL ||
+			    strstr(ipc_last_error(), "died") != NULL) {
+				fail_msg("-EPIPE after the peer's close on "
+				         "%s: \"%s\"",
+				         au, ipc_last_error());
+			}
+			kill(pid, SIGKILL);
+			assert_int_equal(waitpid(pid, NULL, 0), pid);
+		} else {
+			assert_int_equal(ipc_recv(a, buf, sizeof buf, 0), 10);
+			kill(pid, SIGKILL);
+			assert_int_equal(waitpid(pid, NULL, 0), pid);
+			assert_int_equal(ipc_recv(a, buf, sizeof buf, 0),
+			                 -EPIPE);
+			check_op("died", au, "recv", 2);
+			if (strstr(ipc_last_error(), "died") == NULL) {
+				fail_msg("-EPIPE after SIGKILL of the peer on "
+				         "%s: \"%s\" does not say died",
+				         au, ipc_last_error());
+			}
+		}
+		assert_int_equal(ipc_close(a), 0);
+	}
 }
 
 static void
@@ -256,10 +426,16 @@ test_every_driver(void **state)
 			printf("%s: not covered: %s\n", sc, tmpls[k].why);
 			continue;
 		}
-		walk(sc, tmpls[k].tmpl);
+		if (strncmp(tmpls[k].tmpl, "fork:", 5) == 0) {
+			walk_fork(sc, tmpls[k].tmpl + 5);
+		} else {
+			walk_missing(tmpls[k].tmpl);
+			walk(sc, tmpls[k].tmpl);
+		}
 		covered++;
 	}
 	assert_true(covered >= 10);
+	assert_int_equal(g_bad, 0);
 }
 
 /* Calls without a channel name themselves. */

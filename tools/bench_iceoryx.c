@@ -46,30 +46,50 @@
 #include "bench_peers.h"
 #include "bench_pubsub.h"
 
-#define HDR           8
-#define QUEUE         256   /* subscriber queue: the most iceoryx 2.0 allows */
+#define HDR 8
+/* Subscriber queues.  Chunks in use at once are bounded by the queue: a
+ * publisher facing a full queue waits in publish (BLOCK_PRODUCER with
+ * WAIT_FOR_CONSUMER), so it can hold at most its one loan while the
+ * queue holds QUEUE chunks and the subscriber reads one more.  The
+ * mempools below are sized from these bounds, so a loan never finds its
+ * pool empty.  64 chunks keep the pipe full for 64 B messages as for
+ * 1 MiB ones. */
+#define QUEUE         64    /* one-to-one rows, per direction */
+#define PS_QUEUE      16    /* publish/subscribe rows, per subscriber */
 #define ROUDI_WAIT_MS 10000 /* for RouDi to be ready */
 #define MATCH_WAIT_MS 10000 /* for publishers to see their subscriber */
 #define LOAN_WAIT_MS  10000 /* for a free chunk */
 
-/* Mempools: the ping and stream sizes plus the 8-byte length, each with
- * room for two full queues and some loans. */
-static const char roudi_config[] = "[general]\n"
-                                   "version = 1\n"
-                                   "\n"
-                                   "[[segment]]\n"
-                                   "\n"
-                                   "[[segment.mempool]]\n"
-                                   "size = 256\n"
-                                   "count = 2048\n"
-                                   "\n"
-                                   "[[segment.mempool]]\n"
-                                   "size = 65600\n"
-                                   "count = 320\n"
-                                   "\n"
-                                   "[[segment.mempool]]\n"
-                                   "size = 1048640\n"
-                                   "count = 100\n";
+/* Chunks one size class needs.  Per publisher: a full subscriber queue,
+ * the chunk the subscriber has taken, the publisher's loan, and the last
+ * published chunk, which the publisher keeps (iceoryx lets it be loaned
+ * again).  The one-to-one row has a publisher each way; a
+ * publish/subscribe row one publisher whose chunks all subscribers share
+ * (a chunk returns to its pool when the last subscriber releases it), so
+ * the slowest subscriber's queue plus one taken chunk per subscriber
+ * bounds it.  Eight more for chunks on their way back. */
+#define PS_SUBS_MAX 16
+#define POOL_1TO1   (2 * (QUEUE + 3))
+#define POOL_PS     (PS_QUEUE + PS_SUBS_MAX + 2)
+#define POOL_COUNT  ((POOL_1TO1 > POOL_PS ? POOL_1TO1 : POOL_PS) + 8)
+
+/* Mempools: chunk payloads for up to 248 B, 64 KiB and 1 MiB messages
+ * plus the 8-byte length (the publish/subscribe rows' 64 B messages with
+ * their 24-byte header fit the first; other --sizes take the smallest
+ * pool that fits, up to 1 MiB, the row's limit). */
+static const size_t pool_size[] = {256, 65536 + HDR, 1048576 + HDR};
+
+static void
+roudi_config(char *buf, size_t n)
+{
+	int o = snprintf(buf, n, "[general]\nversion = 1\n\n[[segment]]\n");
+	for (size_t i = 0; i < sizeof(pool_size) / sizeof(pool_size[0]); i++) {
+		o += snprintf(buf + o, n - (size_t)o,
+		              "\n[[segment.mempool]]\nsize = %zu\n"
+		              "count = %d\n",
+		              pool_size[i], POOL_COUNT);
+	}
+}
 
 struct roudi {
 	pid_t pid;
@@ -160,7 +180,9 @@ iox_prepare(struct bench_env *e, const void *arg, char *why)
 	e->state = r;
 	snprintf(r->cfg, sizeof(r->cfg), "%s/%s.toml", e->dir, e->token);
 	snprintf(r->log, sizeof(r->log), "%s/%s.log", e->dir, e->token);
-	if (write_file(r->cfg, roudi_config) < 0) {
+	char cfg[512];
+	roudi_config(cfg, sizeof(cfg));
+	if (write_file(r->cfg, cfg) < 0) {
 		return bench_why(why, BENCH_FAIL, "cannot write %s", r->cfg);
 	}
 	int logfd =
@@ -396,7 +418,7 @@ static size_t
 iox_max_msg(void *ep)
 {
 	(void)ep;
-	return 1024 * 1024; /* the largest mempool holds it and HDR */
+	return pool_size[2] - HDR; /* the largest mempool */
 }
 
 static void
@@ -436,8 +458,6 @@ const struct bench_ops bench_iceoryx_ops = {
 /* ipc-bench --pubsub: one iceoryx publisher and N subscribers (one
  * process each), zero-copy both ways, the publisher waiting for a full
  * subscriber queue (as libipc's slow=block). */
-
-#define PS_QUEUE 16
 
 struct ips {
 	iox_pub_storage_t pub_st;

@@ -29,7 +29,8 @@
 #define NNG_NOTES "nng ipc:// pair1, nng_send/nng_recv"
 #define IOX_NOTES                                                             \
 	"iceoryx C binding, loan/publish + take/release (zero-copy), "        \
-	"waitset, payload untouched unless --touch; RouDi started by "        \
+	"waitset, queue 64, the publisher waits for a full queue, payload "   \
+	"untouched unless --touch; RouDi started by "                         \
 	"ipc-bench"
 
 const struct bench_row bench_peer_rows[] = {

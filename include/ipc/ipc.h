@@ -12,7 +12,15 @@
  *  - Every failure also records a sentence in this thread's
  *    ipc_last_error(), in one form: "URI: what failed: why", lower case
  *    after the URI (a call that has no channel names itself instead,
- *    "ipc_poll: item 2: ...").
+ *    "ipc_poll: item 2: ...").  What failed is the operation ("open",
+ *    "listen", "accept", "send", "recv", "reserve", "acquire") or, for a
+ *    misuse, the API call ("ipc_commit: nothing is reserved ...").
+ *    -EAGAIN reads "URI: recv: would block (non-blocking call)";
+ *    -ETIMEDOUT "URI: recv: timed out after N ms"; -EPIPE "URI: recv: the
+ *    peer closed the channel", "... the peer died without closing the
+ *    channel" where the driver can tell a crash (IPC_CAP_PEERCLOSE), or
+ *    "... the peer closed the channel or exited" where it cannot; a
+ *    receive's -EMSGSIZE ends in "needs N bytes" (see ipc_recv).
  *  - Blocking calls wait forever unless the channel was opened with
  *    IPC_NONBLOCK, the call passes IPC_NONBLOCK, or ipc_set_timeout() set a
  *    limit.  Interrupted system calls are retried with the deadline kept.
@@ -110,7 +118,11 @@ IPC_API ssize_t ipc_send(ipc_channel *ch, const void *buf, size_t len,
  *
  * Errors: -EMSGSIZE (cap is smaller than the message; the message stays
  * queued: ipc_last_error() ends in "needs N bytes", so a caller may grow
- * its buffer to N, at most ipc_max_msg(), and call again; ipc_acquire
+ * its buffer to N, at most ipc_max_msg(), and call again:
+ *     const char *t = strstr(ipc_last_error(), "needs ");
+ *     size_t need = t != NULL ? strtoull(t + 6, NULL, 10)
+ *                             : ipc_max_msg(ch);
+ * or simply receive into a buffer of ipc_max_msg() bytes; ipc_acquire
  * sizes its buffer itself), -EAGAIN, -ETIMEDOUT, -EPIPE (the peer closed or
  * died and every message it sent has been received), -EPROTO (the peer sent a
  * malformed frame or corrupted shared memory; the channel is failed), -EINVAL.

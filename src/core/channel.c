@@ -183,6 +183,7 @@ ipc_open(ipc_channel **out, const char *uri, int flags)
 	r = drv->open(ch, u, flags);
 	ipc__uri_free(u);
 	if (r < 0) {
+		ipc__err_what(uri, "open");
 		channel_free(ch);
 		return r;
 	}
@@ -281,7 +282,7 @@ call_wait(struct call *c, short events, const char *what)
 	ipc_channel *ch = c->ch;
 
 	if (c->nonblock) {
-		return ipc__err_wouldblock(ch->uri);
+		return ipc__err_wouldblock(ch->uri, what);
 	}
 	if (!c->started) {
 		c->started = 1;
@@ -293,7 +294,7 @@ call_wait(struct call *c, short events, const char *what)
 	int r = ipc__wait(ch, events, c->dlp);
 	if (r == -ETIMEDOUT) {
 		return ipc__err(-ETIMEDOUT, ch->uri,
-		                "%s timed out after %d ms", what,
+		                "%s: timed out after %d ms", what,
 		                ch->timeout_ms);
 	}
 	return r;
@@ -736,6 +737,7 @@ ipc_listen(ipc_listener **out, const char *uri, int flags)
 	l->parsed = u;
 	r = drv->listen(l, u, flags | IPC_CREATE);
 	if (r < 0) {
+		ipc__err_what(uri, "listen");
 		ipc__uri_free(u);
 		free(l->uri);
 		free(l);
@@ -772,7 +774,7 @@ ipc_accept(ipc_listener *l, ipc_channel **out, int flags)
 		}
 		if ((flags | l->flags) & IPC_NONBLOCK) {
 			channel_free(ch);
-			return ipc__err_wouldblock(l->uri);
+			return ipc__err_wouldblock(l->uri, "accept");
 		}
 		r = ipc__wait_fd(l->drv->listener_fd(l), POLLIN, NULL);
 		if (r < 0) {

@@ -15,13 +15,22 @@
 
 static _Thread_local char last_error[IPC_ERRMAX];
 
+/* What follows the URI: ": ", or " " after a URI that ends in a colon
+ * (the "pipe:" of ipc_pair), so that no text has "::". */
+static const char *
+sep(const char *uri, size_t n)
+{
+	return n > 0 && uri[n - 1] == ':' ? " " : ": ";
+}
+
 static void
 verr(int err, const char *uri, int with_errno, const char *fmt, va_list ap)
 {
 	size_t n = 0;
 
 	if (uri != NULL && *uri != '\0') {
-		int k = snprintf(last_error, sizeof(last_error), "%s: ", uri);
+		int k = snprintf(last_error, sizeof(last_error), "%s%s", uri,
+		                 sep(uri, strlen(uri)));
 		n = k < 0 ? 0 : (size_t)k;
 		if (n >= sizeof(last_error)) {
 			n = sizeof(last_error) - 1;
@@ -102,22 +111,51 @@ ipc_strerror(int err)
 }
 
 int
-ipc__err_wouldblock(const char *uri)
+ipc__err_wouldblock(const char *uri, const char *what)
 {
-	/* Cheap: event loops see -EAGAIN constantly (no printf). */
-	static const char msg[] = ": would block: the call is non-blocking";
+	/* Cheap: event loops see -EAGAIN constantly (no printf):
+	 * "URI: WHAT: would block (non-blocking call)". */
+	static const char msg[] = ": would block (non-blocking call)";
 	size_t n = uri != NULL ? strlen(uri) : 0;
+	size_t w = strlen(what);
 
-	if (n > IPC_ERRMAX - sizeof(msg)) {
-		n = IPC_ERRMAX - sizeof(msg);
+	if (n > IPC_ERRMAX - sizeof(msg) - w - 2) {
+		n = IPC_ERRMAX - sizeof(msg) - w - 2;
 	}
-	if (n == 0) {
-		memcpy(last_error, msg + 2, sizeof(msg) - 2);
-		return -EAGAIN;
+	if (n > 0) {
+		const char *s = sep(uri, n);
+		memcpy(last_error, uri, n);
+		memcpy(last_error + n, s, strlen(s));
+		n += strlen(s);
 	}
-	memcpy(last_error, uri, n);
-	memcpy(last_error + n, msg, sizeof(msg));
+	memcpy(last_error + n, what, w);
+	memcpy(last_error + n + w, msg, sizeof(msg));
 	return -EAGAIN;
+}
+
+void
+ipc__err_what(const char *uri, const char *what)
+{
+	size_t n = uri != NULL ? strlen(uri) : 0;
+	size_t w = strlen(what);
+	const char *s = sep(uri, n);
+	char *rest = last_error + n + strlen(s);
+
+	if (n == 0 || strncmp(last_error, uri, n) != 0 ||
+	    strncmp(last_error + n, s, strlen(s)) != 0 ||
+	    (strncmp(rest, what, w) == 0 &&
+	     (rest[w] == ':' || rest[w] == ' '))) {
+		return; /* not this URI's text, or it names the call */
+	}
+	size_t len = strlen(rest);
+	size_t at = (size_t)(rest - last_error);
+	if (at + w + 2 + len >= sizeof(last_error)) {
+		len = sizeof(last_error) - 1 - (at + w + 2);
+	}
+	memmove(rest + w + 2, rest, len);
+	rest[w + 2 + len] = '\0';
+	memcpy(rest, what, w);
+	memcpy(rest + w, ": ", 2);
 }
 
 int

@@ -267,8 +267,14 @@ sub_register(struct ps_pub *p, struct ps_sub *s)
 			n = 0;
 		}
 	}
-	if (n == s->nreg &&
-	    memcmp(pfd, s->reg, (size_t)n * sizeof(*pfd)) == 0) {
+	/* Descriptors and events only: a driver's pollfds leaves revents
+	 * as it found it (uninitialised here). */
+	int same = n == s->nreg;
+	for (int i = 0; same && i < n; i++) {
+		same = pfd[i].fd == s->reg[i].fd &&
+		       pfd[i].events == s->reg[i].events;
+	}
+	if (same) {
 		return;
 	}
 	sub_unregister(p, s);

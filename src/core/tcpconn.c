@@ -288,7 +288,7 @@ ipc__tcp_send(ipc_channel *ch, const void *buf, size_t len)
 	 * peer may only have shut down its sending side. */
 	if (p->framing == IPC_FRAMING_LENGTH &&
 	    atomic_load_explicit(&p->peer_eof, memory_order_relaxed)) {
-		return ipc__err(-EPIPE, ch->uri, "peer closed the channel");
+		return ipc__err_peer(ch->uri, "send", IPC_PEER_CLOSED);
 	}
 	p->st.nowait = ch->send_nowait;
 	return ipc__stream_send(&p->st, buf, len);

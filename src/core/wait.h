@@ -14,9 +14,14 @@ int ipc__wait_fd(int fd, short events, const struct timespec *dl);
 /* poll(2) revents of n descriptors as IPC_POLL* bits (what the core
  * does for a driver without a ready slot). */
 short ipc__map_revents(const struct pollfd *pfd, int n);
-/* Record "would block" cheaply and return -EAGAIN (the URI version is
- * what the core uses: "URI: would block: the call is non-blocking"). */
+/* Record "would block" cheaply and return -EAGAIN (a driver's answer,
+ * which the core replaces with the URI version below when it returns
+ * -EAGAIN to the caller). */
 int ipc__err_eagain(void);
-int ipc__err_wouldblock(const char *uri);
+/* -EAGAIN: "URI: WHAT: would block (non-blocking call)". */
+int ipc__err_wouldblock(const char *uri, const char *what);
+/* The last error of uri names the call that failed: "URI: WHAT: ..."
+ * (inserted unless it is there). */
+void ipc__err_what(const char *uri, const char *what);
 
 #endif
