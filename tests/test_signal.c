@@ -725,6 +725,59 @@ t_detached(void **state)
 	run(case_detached, "detached");
 }
 
+/* ---------------------------------------------------------- local URI -- */
+
+static char local_uri[128];
+
+/* Open what the creator's ipc_local_uri() said, and say hello. */
+static int
+local_peer(void *arg)
+{
+	ipc_channel *ch;
+
+	(void)arg;
+	TU_OK(ipc_open(&ch, local_uri, 0));
+	const char *mine = ipc_local_uri(ch);
+	TU_CHECK_MSG(mine != NULL && strcmp(mine, local_uri) == 0,
+	             "connector's ipc_local_uri: %s",
+	             mine != NULL ? mine : ipc_last_error());
+	TU_CHECK_EQ(ipc_send(ch, "hi", 2, 0), 2);
+	TU_CHECK_EQ(ipc_close(ch), 0);
+	return 0;
+}
+
+/* A creator's ipc_local_uri() is the pid form with its options, and a
+ * process that opens exactly that reaches it. */
+static int
+case_local_uri(void *arg)
+{
+	ipc_channel *ch;
+	char want[128], b[8];
+
+	(void)arg;
+	TU_OK(ipc_open(&ch, "signal://?window=32", IPC_CREATE));
+	TU_OK(ipc_set_timeout(ch, 10000));
+	const char *lu = ipc_local_uri(ch);
+	TU_CHECK_MSG(lu != NULL, "ipc_local_uri: %s", ipc_last_error());
+	peer_uri(want, sizeof want, getpid(), "?window=32");
+	TU_CHECK_MSG(strcmp(lu, want) == 0,
+	             "ipc_local_uri \"%s\", want \"%s\"", lu, want);
+	snprintf(local_uri, sizeof local_uri, "%s", lu);
+	pid_t peer = tu_fork(local_peer, NULL, LIMIT_S);
+	TU_CHECK(peer > 0);
+	TU_CHECK_EQ(ipc_recv(ch, b, sizeof b, 0), 2);
+	TU_CHECK_EQ(tu_wait_ok(peer, 10000), 0);
+	TU_CHECK_EQ(ipc_close(ch), 0);
+	return 0;
+}
+
+static void
+t_local_uri(void **state)
+{
+	(void)state;
+	run(case_local_uri, "local_uri");
+}
+
 /* ----------------------------------------------- process-wide state -- */
 
 static int
@@ -876,9 +929,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(t_process),  cmocka_unit_test(t_second),
-	        cmocka_unit_test(t_hostile),  cmocka_unit_test(t_kill),
-	        cmocka_unit_test(t_detached), cmocka_unit_test(t_flood),
+	        cmocka_unit_test(t_process),   cmocka_unit_test(t_second),
+	        cmocka_unit_test(t_hostile),   cmocka_unit_test(t_kill),
+	        cmocka_unit_test(t_detached),  cmocka_unit_test(t_flood),
+	        cmocka_unit_test(t_local_uri),
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);

@@ -685,6 +685,7 @@ sg_open(ipc_channel *ch, const struct ipc_uri *u, int flags)
 			        (int)s->self);
 		}
 		s->creator = 1;
+		ch->has_addr = 1; /* reached at its pid: ipc_local_uri() */
 	} else if (pid == 0) {
 		return ipc__err(
 		        -EINVAL, u->text,
@@ -1049,6 +1050,28 @@ sg_fd(const ipc_channel *ch)
 	return s->epfd;
 }
 
+/* The creator's end is reached at its pid ("signal://PID", the options
+ * kept); a connecting end names the process it reached, its own URI. */
+static char *
+sg_local_uri(const ipc_channel *ch)
+{
+	const struct sg_chan *s = ipc__cpriv(ch);
+	const char *q = strchr(ch->uri, '?');
+	char *out = NULL;
+
+	if (!s->creator) {
+		out = strdup(ch->uri);
+	} else if (asprintf(&out, "signal://%d%s", (int)s->self,
+	                    q != NULL ? q : "") < 0) {
+		out = NULL;
+	}
+	if (out == NULL) {
+		ipc__err(-ENOMEM, ch->uri, "local URI: out of memory");
+		return NULL;
+	}
+	return out;
+}
+
 /* Push a detached message out before closing, as long as the peer lives,
  * up to the channel's timeout (CLOSE_WAIT_MS without one). */
 static int
@@ -1139,5 +1162,6 @@ const struct ipc_driver ipc_driver_signal = {
         .ready = sg_ready,
         .wait = sg_wait,
         .fd = sg_fd,
+        .local_uri = sg_local_uri,
         .peer_cred = sg_peer_cred,
 };
