@@ -779,11 +779,12 @@ const struct bench_row bench_raw_rows[] = {
         {"raw-unix", "raw", "AF_UNIX stream, blocking, 4 B length, sendmsg",
          &raw_stream_ops, &arg_unix, 0, NULL},
         {"raw-unix+seqpacket", "raw",
-         "SOCK_SEQPACKET socketpair, send/recv, SO_SNDBUF for the largest "
-         "size",
+         "SOCK_SEQPACKET socketpair, blocking, default buffers, send/recvmsg; "
+         "above SO_SNDBUF/2 a memfd per message (SCM_RIGHTS), as libipc",
          &bench_raw_msg_ops, &arg_seqpacket, 0, NULL},
         {"raw-unix+dgram", "raw",
-         "SOCK_DGRAM socketpair, send/recv, SO_SNDBUF for the largest size",
+         "SOCK_DGRAM socketpair, blocking, default buffers, send/recvmsg; "
+         "above SO_SNDBUF/2 a memfd per message (SCM_RIGHTS), as libipc",
          &bench_raw_msg_ops, &arg_dgram, 0, NULL},
         {"raw-tcp", "raw",
          "127.0.0.1, TCP_NODELAY, blocking, 4 B length, sendmsg",

@@ -6,16 +6,20 @@
  *                       mq_receive;
  *   raw-sysvmq          one System V queue, message type per direction,
  *                       msgsnd and msgrcv;
- *   raw-unix+dgram      a SOCK_DGRAM socketpair, send and recv;
- *   raw-unix+seqpacket  a SOCK_SEQPACKET socketpair, send and recv;
+ *   raw-unix+dgram      a SOCK_DGRAM socketpair, send and recvmsg;
+ *   raw-unix+seqpacket  a SOCK_SEQPACKET socketpair, send and recvmsg;
  *   raw-udp             two loopback UDP sockets connected to each other.
  *
  * The queues carry at most one unit (msgsize, kernel.msgmax) per queue
  * message, so a message is its 4-byte length and payload cut into units,
  * the first unit starting with the length.  A socket row sends a message
- * as one datagram; the socketpair rows raise SO_SNDBUF (SO_SNDBUFFORCE
- * when allowed) so that the largest measured message fits in one.  The
- * objects are made before the fork, as raw-pipe's pipes are.
+ * as one datagram.  The Unix socket rows keep the default socket buffers,
+ * as libipc's unix+dgram and unix+seqpacket do, and carry a message
+ * larger than half of SO_SNDBUF the way those drivers do: written to a
+ * new memfd, which goes with an 8-byte length in one datagram
+ * (SCM_RIGHTS); the receiver preads it and closes it.  One send (sendmsg)
+ * and one recvmsg per message, blocking.  The objects are made before the
+ * fork, as raw-pipe's pipes are.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -32,6 +36,7 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -39,7 +44,8 @@
 #include "bench.h"
 #include "bench_raw.h"
 
-#define UDP_MAX 65507
+#define UDP_MAX  65507
+#define UNIX_MAX (16u << 20) /* libipc's default maxmsg */
 
 /* A System V queue message. */
 struct sv_unit {
@@ -62,6 +68,7 @@ struct rmsg {
 	long ttype, rtype;    /* raw-sysvmq: message types */
 	size_t unit;          /* queue rows: bytes per queue message */
 	size_t max;           /* largest message */
+	size_t inline_max;    /* Unix sockets: larger ones go in a memfd */
 	struct sv_unit *sbuf; /* raw-sysvmq: mtype + unit */
 	unsigned char *rbuf;  /* queue rows: one unit */
 };
@@ -78,29 +85,6 @@ proc_long(const char *path, long def)
 		fclose(f);
 	}
 	return v;
-}
-
-/* Room in both socket buffers for one message of the largest size. */
-static void
-grow_buffers(int fd, size_t msg)
-{
-	int want = (int)(msg + 65536);
-	int have = 0;
-	socklen_t l = sizeof(have);
-	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &have, &l) == 0 &&
-	    have / 2 >= want) {
-		return;
-	}
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) <
-	    0) {
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want,
-		                 sizeof(want));
-	}
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) <
-	    0) {
-		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want,
-		                 sizeof(want));
-	}
 }
 
 static int
@@ -174,8 +158,6 @@ rm_prepare(struct bench_env *e, const void *arg, char *why)
 			return bench_why(why, BENCH_FAIL, "socketpair: %s",
 			                 strerror(errno));
 		}
-		grow_buffers(st->fd[0], bench_max_size());
-		grow_buffers(st->fd[1], bench_max_size());
 		break;
 	case RAW_UDP:
 		rc = udp_pair(st->fd, why);
@@ -223,8 +205,10 @@ rm_open(struct bench_env *e, const void *arg, int server, void **ep, char *why)
 		m->fd = st->fd[server ? 0 : 1];
 		close(st->fd[server ? 1 : 0]);
 		(void)getsockopt(m->fd, SOL_SOCKET, SO_SNDBUF, &sb, &l);
-		/* A datagram's kernel overhead is charged to SO_SNDBUF too. */
-		m->max = m->kind == RAW_UDP ? UDP_MAX : (size_t)sb / 2 - 4096;
+		/* As libipc's ipc__msg_init: a datagram up to half of
+		 * SO_SNDBUF, so that another fits in flight. */
+		m->max = m->kind == RAW_UDP ? UDP_MAX : UNIX_MAX;
+		m->inline_max = m->kind == RAW_UDP ? UDP_MAX : (size_t)sb / 2;
 		break;
 	}
 	}
@@ -325,12 +309,132 @@ q_recv(struct rmsg *m, void *buf, size_t cap)
 	return (ssize_t)len;
 }
 
+union fdctl {
+	struct cmsghdr h;
+	char b[CMSG_SPACE(sizeof(int))];
+};
+
+/* A message above the socket's limit: a new memfd holding it, sent with
+ * its 8-byte length in one datagram, closed here once sent. */
+static ssize_t
+carrier_send(struct rmsg *m, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	int fd = memfd_create("raw-msg", MFD_CLOEXEC);
+	if (fd < 0) {
+		return -errno;
+	}
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, p + off, len - off);
+		if (w < 0 && errno == EINTR) {
+			continue;
+		}
+		if (w <= 0) {
+			int e = w < 0 ? -errno : -EIO;
+			close(fd);
+			return e;
+		}
+		off += (size_t)w;
+	}
+	uint64_t l = len;
+	struct iovec iov = {.iov_base = &l, .iov_len = sizeof(l)};
+	union fdctl ctl;
+	struct msghdr mh;
+	memset(&ctl, 0, sizeof(ctl));
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = ctl.b;
+	mh.msg_controllen = sizeof(ctl.b);
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(fd));
+	ssize_t n;
+	do {
+		n = sendmsg(m->fd, &mh, MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	int e = -errno;
+	close(fd);
+	return n < 0 ? e : (ssize_t)len;
+}
+
+/* One datagram; with a descriptor it is a carrier (the peer is hostile:
+ * any descriptor, any length). */
+static ssize_t
+unix_recv(struct rmsg *m, void *buf, size_t cap)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = cap};
+	union fdctl ctl;
+	struct msghdr mh;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = ctl.b;
+	mh.msg_controllen = sizeof(ctl.b);
+	ssize_t n;
+	do {
+		n = recvmsg(m->fd, &mh, MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		return errno == EAGAIN ? -ETIMEDOUT : -errno;
+	}
+	int fd = -1;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL;
+	     cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET &&
+		    cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+			memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+		}
+	}
+	if ((mh.msg_flags & MSG_TRUNC) != 0) {
+		if (fd >= 0) {
+			close(fd);
+		}
+		return -EMSGSIZE;
+	}
+	if (fd < 0) {
+		return (mh.msg_flags & MSG_CTRUNC) != 0 ? -EPROTO : n;
+	}
+	uint64_t len;
+	if (n != sizeof(len)) {
+		close(fd);
+		return -EPROTO;
+	}
+	memcpy(&len, buf, sizeof(len));
+	if (len > cap || len > m->max) {
+		close(fd);
+		return -EMSGSIZE;
+	}
+	unsigned char *out = buf;
+	for (size_t got = 0; got < len;) {
+		ssize_t r =
+		        pread(fd, out + got, (size_t)len - got, (off_t)got);
+		if (r < 0 && errno == EINTR) {
+			continue;
+		}
+		if (r <= 0) {
+			close(fd);
+			return -EPROTO;
+		}
+		got += (size_t)r;
+	}
+	close(fd);
+	return (ssize_t)len;
+}
+
 static ssize_t
 rm_send(void *ep, const void *buf, size_t len)
 {
 	struct rmsg *m = ep;
 	if (m->unit > 0) {
 		return q_send(m, buf, len);
+	}
+	if (len > m->inline_max) {
+		return m->kind == RAW_UDP ? -EMSGSIZE
+		                          : carrier_send(m, buf, len);
 	}
 	ssize_t n;
 	do {
@@ -345,6 +449,9 @@ rm_recv(void *ep, void *buf, size_t cap)
 	struct rmsg *m = ep;
 	if (m->unit > 0) {
 		return q_recv(m, buf, cap);
+	}
+	if (m->kind != RAW_UDP) {
+		return unix_recv(m, buf, cap);
 	}
 	ssize_t n;
 	do {

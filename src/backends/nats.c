@@ -63,6 +63,7 @@ struct nats_ch {
 	natsConnection *nc;
 	jsCtx *js;
 	natsSubscription *sub_data, *sub_ack, *sub_hb, *sub_echo, *sub_hello;
+	int subs_live; /* subscriptions whose handler may still run (mu) */
 	int creator, use_js;
 	char id[IDLEN + 1], peer_id[IDLEN + 1];
 	struct ipc_nats_names n; /* subjects, inboxes, stream, consumer */
@@ -429,6 +430,17 @@ pump_main(void *arg)
 
 /* ---------------------------------------------------- open, close -- */
 
+static void
+sub_done(void *arg)
+{
+	struct nats_ch *p = arg;
+
+	pthread_mutex_lock(&p->mu);
+	p->subs_live--;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
 static int
 subscribe(struct nats_ch *p, natsSubscription **sub, const char *subj,
           natsMsgHandler cb)
@@ -438,6 +450,13 @@ subscribe(struct nats_ch *p, natsSubscription **sub, const char *subj,
 		return ipc__nats_err(-EIO, p->uri, "subscribe", s);
 	}
 	natsSubscription_SetPendingLimits(*sub, -1, -1);
+	/* Told when its handler has returned for the last time: teardown
+	 * waits for that before it frees what the handlers use. */
+	if (natsSubscription_SetOnCompleteCB(*sub, sub_done, p) == NATS_OK) {
+		pthread_mutex_lock(&p->mu);
+		p->subs_live++;
+		pthread_mutex_unlock(&p->mu);
+	}
 	return 0;
 }
 
@@ -487,6 +506,23 @@ teardown(struct nats_ch *p)
 	}
 	if (p->nc != NULL) {
 		natsConnection_Close(p->nc);
+	}
+	/* A handler running on libnats' thread reads this channel: wait
+	 * until every one has returned (bounded: 5 s). */
+	if (p->have_sync) {
+		int64_t end = now_ms() + 5000;
+		pthread_mutex_lock(&p->mu);
+		while (p->subs_live > 0 && now_ms() < end) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += 20 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+		}
+		pthread_mutex_unlock(&p->mu);
 	}
 	for (size_t i = 0; i < 5; i++) {
 		natsSubscription_Destroy(subs[i]);
