@@ -234,7 +234,9 @@ $(MUSL_CMOCKA)/lib/libcmocka.a:
 	  > $(MUSL_CMOCKA)/native.ini
 	ar rcs $@ $(MUSL_CMOCKA)/lib/cmocka.o
 
-build-musl/build.ninja: $(MUSL_CMOCKA)/lib/libcmocka.a
+# Order-only: a rebuilt cmocka does not reconfigure a configured build-musl
+# (make clean starts over).
+build-musl/build.ninja: | $(MUSL_CMOCKA)/lib/libcmocka.a
 	CC=musl-gcc \
 	CFLAGS="-idirafter /usr/include -idirafter /usr/include/$$(gcc -dumpmachine)" \
 	  meson setup build-musl --native-file $(MUSL_CMOCKA)/native.ini \

@@ -1,7 +1,10 @@
 /*
- * ipc-bench --pubsub peer: nng pub0/sub0 over ipc:// (a Unix socket),
- * default options: a subscriber whose receive queue is full loses
- * messages, so what is delivered is counted.
+ * ipc-bench --pubsub peer: nng pub0/sub0 over ipc:// (a Unix socket).
+ * pub0 never waits: a subscriber whose queues are full loses messages
+ * (nng has no lossless pub0), so what is delivered is counted.  The
+ * queues are as deep as nng allows up to 16 MiB of messages (at least
+ * 16): NNG_OPT_SENDBUF on the publisher (per subscriber) and
+ * NNG_OPT_RECVBUF on the subscriber, each at most 8192 messages.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -22,6 +25,14 @@ struct nps {
 	unsigned char *buf;
 };
 
+/* Messages in 16 MiB, at least 16, at most nng's 8192. */
+static int
+qdepth(size_t size)
+{
+	size_t n = (16u << 20) / (size ? size : 1);
+	return n < 16 ? 16 : n > 8192 ? 8192 : (int)n;
+}
+
 static int
 nps_open(struct bench_ps_env *e, int pub, void **ep, char *why)
 {
@@ -34,6 +45,11 @@ nps_open(struct bench_ps_env *e, int pub, void **ep, char *why)
 	}
 	snprintf(url, sizeof(url), "ipc://%s/%s.nps", e->dir, e->token);
 	rv = pub ? nng_pub0_open(&n->sock) : nng_sub0_open(&n->sock);
+	if (rv == 0) {
+		rv = nng_socket_set_int(
+		        n->sock, pub ? NNG_OPT_SENDBUF : NNG_OPT_RECVBUF,
+		        qdepth(e->size));
+	}
 	if (rv == 0 && !pub) {
 		nng_socket_set_size(n->sock, NNG_OPT_RECVMAXSZ, 0);
 		rv = nng_socket_set(n->sock, NNG_OPT_SUB_SUBSCRIBE, "", 0);

@@ -54,12 +54,12 @@ const struct bench_row bench_peer_rows[] = {
 };
 
 #define ZMQ_PS_NOTES                                                          \
-	"ZeroMQ ipc:// PUB/SUB, zmq_send/zmq_msg_recv, default options (the " \
-	"publisher drops at the high-water mark: delivered counts)"
+	"ZeroMQ ipc:// PUB/SUB, zmq_send/zmq_msg_recv, ZMQ_XPUB_NODROP (the " \
+	"publisher waits for a full pipe: lossless), HWM 16 MiB of messages"
 #define NNG_PS_NOTES                                                          \
-	"nng ipc:// pub0/sub0, nng_send/nng_recvmsg, default options (a "     \
-	"full "                                                               \
-	"subscriber loses messages: delivered counts)"
+	"nng ipc:// pub0/sub0, nng_send/nng_recvmsg, SENDBUF/RECVBUF 16 MiB " \
+	"of messages (<= 8192); pub0 drops for a full subscriber: delivered " \
+	"counts"
 #define IOX_PS_NOTES                                                          \
 	"iceoryx C binding, loan/publish + take/release, subscriber queue "   \
 	"16, "                                                                \
