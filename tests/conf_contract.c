@@ -70,6 +70,30 @@ ep_now(int ep, int ms)
 		             (want) ? "readable" : "not readable");           \
 	} while (0)
 
+/* Not readable, as LEVEL(fd, ep, 0, when).  dbus:// alone may be woken by
+ * bus traffic that is no message for the channel (a late reply to one of
+ * its sends; docs/dbus.md): readable there, a non-blocking receive must
+ * say -EAGAIN and the descriptor must then be quiet again, as ipc.h
+ * promises; a few rounds, each printed. */
+static void
+level0(ipc_channel *ch, int fd, int ep, const char *when)
+{
+	for (int round = 0; strcmp(G.scheme, "dbus") == 0 && round < 5;
+	     round++) {
+		if (!fd_now(fd, 0) && !ep_now(ep, 0)) {
+			break;
+		}
+		char b[64];
+		ssize_t r = ipc_recv(ch, b, sizeof b, IPC_NONBLOCK);
+		TU_CHECK_MSG(r == -EAGAIN,
+		             "%s: ipc_fd() readable and a receive gave %s, "
+		             "want -EAGAIN",
+		             when, tu_errname((int)r));
+		printf("note: %s: a spurious wake-up (bus traffic)\n", when);
+	}
+	LEVEL(fd, ep, 0, when);
+}
+
 /* One non-blocking receive that must give the string s. */
 #define EXPECT_NB(ch, s)                                                      \
 	do {                                                                  \
@@ -113,7 +137,7 @@ case_fd_level(void *unused)
 	TU_CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
 
 	TU_ERR(ipc_recv(s.ch, buf, sizeof buf, IPC_NONBLOCK), -EAGAIN);
-	LEVEL(fd, ep, 0, "nothing queued, after a -EAGAIN receive");
+	level0(s.ch, fd, ep, "nothing queued, after a -EAGAIN receive");
 
 	ctl_put(s.ctl, CMD(CMD_SENDN, 2));
 	ctl_expect(s.ctl, CTL_SENT);
@@ -132,9 +156,9 @@ case_fd_level(void *unused)
 		       "messages were received\n");
 	}
 	TU_ERR(ipc_recv(s.ch, buf, sizeof buf, IPC_NONBLOCK), -EAGAIN);
-	LEVEL(fd, ep, 0, "both received, a receive said -EAGAIN");
+	level0(s.ch, fd, ep, "both received, a receive said -EAGAIN");
 	poll1(s.ch, IPC_POLLIN, 0, 0);
-	LEVEL(fd, ep, 0, "both received, after an empty ipc_poll");
+	level0(s.ch, fd, ep, "both received, after an empty ipc_poll");
 
 	/* Arrival while nobody calls the library. */
 	ctl_put(s.ctl, CMD(CMD_SENDN, 1));
@@ -154,7 +178,7 @@ case_fd_level(void *unused)
 	             "woken by ipc_fd(): expected \"m0\", got %s",
 	             tu_errname((int)got));
 	TU_ERR(ipc_recv(s.ch, buf, sizeof buf, IPC_NONBLOCK), -EAGAIN);
-	LEVEL(fd, ep, 0, "it was received, a receive said -EAGAIN");
+	level0(s.ch, fd, ep, "it was received, a receive said -EAGAIN");
 
 	if (G.caps & IPC_CAP_PEERCLOSE) {
 		ctl_put(s.ctl, CMD_CLOSE);
