@@ -62,12 +62,12 @@
 
 /* Chunks one size class needs.  Per publisher: a full subscriber queue,
  * the chunk the subscriber has taken, the publisher's loan, and the last
- * published chunk, which the publisher keeps (iceoryx lets it be loaned
- * again).  The one-to-one row has a publisher each way; a
- * publish/subscribe row one publisher whose chunks all subscribers share
- * (a chunk returns to its pool when the last subscriber releases it), so
- * the slowest subscriber's queue plus one taken chunk per subscriber
- * bounds it.  Eight more for chunks on their way back. */
+ * published chunk, which iceoryx's chunk sender keeps for its
+ * previous-chunk feature (not in the C binding).  The one-to-one row has a
+ * publisher each way; a publish/subscribe row one publisher whose chunks all
+ * subscribers share (a chunk returns to its pool when the last subscriber
+ * releases it), so the slowest subscriber's queue plus one taken chunk per
+ * subscriber bounds it.  Eight more for chunks on their way back. */
 #define PS_SUBS_MAX 16
 #define POOL_1TO1   (2 * (QUEUE + 3))
 #define POOL_PS     (PS_QUEUE + PS_SUBS_MAX + 2)
