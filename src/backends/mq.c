@@ -136,7 +136,20 @@ unlink_if_same(const char *name, mqd_t q, int held)
 	mq_close(o);
 }
 
-/* 0 when both names still name our queues, or a recorded error. */
+/* Has an opener already greeted us?  It removes the names once it has
+ * (after its hello), so a name gone with a message waiting in our receive
+ * queue is our opener's doing, not a racing creator's: only a process
+ * holding our queue can have put it there. */
+static int
+greeted(struct mq_chan *m)
+{
+	struct mq_attr at;
+
+	return mq_getattr(m->rx, &at) == 0 && at.mq_curmsgs > 0;
+}
+
+/* 0 when both names still name our queues (or our opener, already here,
+ * removed them), or a recorded error. */
 static int
 names_still_ours(struct mq_chan *m)
 {
@@ -151,8 +164,8 @@ names_still_ours(struct mq_chan *m)
 		ok = ipc__errno(-e, m->q.uri,
 		                "cannot check that the queues just created "
 		                "are still ours");
-	} else if (a != (mqd_t)-1 && b != (mqd_t)-1 && same_queue(a, m->rx) &&
-	           same_queue(b, m->tx)) {
+	} else if ((a != (mqd_t)-1 ? same_queue(a, m->rx) : greeted(m)) &&
+	           (b != (mqd_t)-1 ? same_queue(b, m->tx) : greeted(m))) {
 		ok = 0;
 	} else {
 		ok = ipc__err(-EEXIST, m->q.uri,
