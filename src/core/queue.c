@@ -85,7 +85,9 @@ peer_alive(const struct ipc_queue *q)
 	char state = 0;
 	FILE *f;
 
-	if (q->pidfd < 0 || q->peer_pid <= 0 || ipc__pidfd_dead(q->pidfd)) {
+	/* Without a pidfd (a kernel or a valgrind without pidfd_open), the
+	 * pid alone: a recycled one would read as a close, not a death. */
+	if (q->peer_pid <= 0 || ipc__pidfd_dead(q->pidfd)) {
 		return 0;
 	}
 	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)q->peer_pid);

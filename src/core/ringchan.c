@@ -228,8 +228,8 @@ rx_fail(ipc_channel *ch, struct ipc_rchan *c, int r)
 	switch (r) {
 	case -EAGAIN:
 		if (!ipc__rchan_alive_lazy(c)) {
-			/* Messages published before the death were seen
-			 * first: the ring is empty now. */
+			/* rx_next looked again after the death was seen:
+			 * the ring is empty for good. */
 			return c->ops->gone_err(c, ch->uri);
 		}
 		return -EAGAIN;
@@ -258,6 +258,12 @@ rx_next(struct ipc_rchan *c, const void **src, size_t *n)
 		if (arm_rx(c)) {
 			r = ipc_ring_acquire(&c->rx, src, n);
 		}
+	}
+	if (r == -EAGAIN && !ipc__rchan_alive_lazy(c)) {
+		/* Gone: what it published (and its close flag) came before
+		 * its end, which was seen after the empty look: look again,
+		 * so that nothing it sent is lost and a close reads as one. */
+		r = ipc_ring_acquire(&c->rx, src, n);
 	}
 	return r;
 }
