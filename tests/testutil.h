@@ -171,6 +171,19 @@ void tu_objs_free(struct tu_objs *o);
 
 /* ---------------------------------------------------------- processes -- */
 
+/* SANITIZED: 1 in an AddressSanitizer or ThreadSanitizer build (gcc or
+ * clang), for tests that scale their load down there. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
 typedef int (*tu_child_fn)(void *arg);
 
 /* fork(); the child sets alarm(limit_s) (0: none), runs fn(arg) and

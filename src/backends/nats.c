@@ -430,6 +430,21 @@ pump_main(void *arg)
 
 /* ---------------------------------------------------- open, close -- */
 
+/* Wait on cv (mu held) for a change, at most 20 ms. */
+static void
+cv_wait_slice(struct nats_ch *p)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += 20 * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+}
+
 static void
 sub_done(void *arg)
 {
@@ -513,14 +528,7 @@ teardown(struct nats_ch *p)
 		int64_t end = now_ms() + 5000;
 		pthread_mutex_lock(&p->mu);
 		while (p->subs_live > 0 && now_ms() < end) {
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_nsec += 20 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+			cv_wait_slice(p);
 		}
 		pthread_mutex_unlock(&p->mu);
 	}
@@ -906,14 +914,7 @@ flush_window(struct nats_ch *p, int timeout_ms)
 
 	pthread_mutex_lock(&p->mu);
 	while (p->tx.base < p->tx.next && p->fail == 0 && now_ms() < end) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 20 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+		cv_wait_slice(p);
 	}
 	pthread_mutex_unlock(&p->mu);
 }
